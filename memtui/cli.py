@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from memtui.errors import MemtuiError, UsageError
+from memtui import __version__
+from memtui.engine.report.writer import format_for, write_report
+from memtui.errors import MemtuiError, ReportError, UsageError
+
+if TYPE_CHECKING:
+    from memtui.engine.profiler import MemoryProfiler
+
+EXIT_LEAK = 3
+EXIT_TARGET_ENDED = 4
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,14 +41,280 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def _add_profile_flags(parser: argparse.ArgumentParser) -> None:
+    """The spec's command-line arguments (names and defaults as documented)."""
+    parser.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=3600.0,
+        help="profiling duration in seconds (default 3600)",
+    )
+    parser.add_argument(
+        "--snapshot-interval",
+        type=_positive_float,
+        default=60.0,
+        help="seconds between snapshots (default 60)",
+    )
+    parser.add_argument(
+        "--trace-limit",
+        type=_positive_int,
+        default=100,
+        help="number of top allocations to track (default 100)",
+    )
+    parser.add_argument(
+        "--alert-threshold",
+        type=_positive_float,
+        default=1000.0,
+        help="memory threshold in MB (default 1000)",
+    )
+    parser.add_argument(
+        "--growth-threshold",
+        type=_positive_float,
+        default=10.0,
+        help="growth rate threshold in MB/hour (default 10)",
+    )
+    parser.add_argument("--output", default="-", help="report file, .json ('-' or absent: stdout)")
+    parser.add_argument(
+        "--detailed-report",
+        action="store_true",
+        help="detailed HTML report (not available in this version)",
+    )
+    parser.add_argument(
+        "--monitor",
+        action="store_true",
+        help="run until interrupted (Ctrl+C / SIGTERM), then write the report",
+    )
+    parser.add_argument(
+        "--fail-on-leak",
+        action="store_true",
+        help=f"exit with status {EXIT_LEAK} when a leak is detected (for CI)",
+    )
+    parser.add_argument(
+        "--sample-interval",
+        type=_positive_float,
+        default=1.0,
+        help="seconds between memory samples (default 1)",
+    )
+    parser.add_argument(
+        "--no-tracemalloc",
+        action="store_true",
+        help="do not trace allocation sites (lowest overhead)",
+    )
+    parser.add_argument(
+        "--tracemalloc-frames",
+        type=_positive_int,
+        default=1,
+        help="traceback depth per allocation (default 1)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no summary line on stderr")
+
+
+EPILOG = f"""\
+subcommands:
+  memtui demo        profile the built-in leaky demo service
+  memtui analyze     leak verdict for a recorded series (CSV: timestamp,rss_bytes)
+
+exit status:
+  0  finished (and no leak, or --fail-on-leak not given)
+  1  error (unknown pid, unreadable file, report not writable...)
+  2  bad command-line usage
+  {EXIT_LEAK}  a leak was detected and --fail-on-leak was given
+  {EXIT_TARGET_ENDED}  the watched process exited before the end (the report of what was seen is written)
+  130  interrupted before the end (the report of what was seen is written)
+"""
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """Fail before profiling for an hour, not after, when the report could not be written."""
+    if args.detailed_report:
+        raise ReportError(
+            "--detailed-report (the HTML report) is not available in this version of memtui; "
+            "drop it to get the JSON report"
+        )
+    format_for(args.output)
+
+
+def _profiler_for(args: argparse.Namespace, pid: int | None) -> MemoryProfiler:
+    from memtui.engine.profiler import MemoryProfiler
+
+    return MemoryProfiler(
+        snapshot_interval=args.snapshot_interval,
+        trace_limit=args.trace_limit,
+        alert_threshold_mb=args.alert_threshold,
+        growth_threshold_mb_per_hour=args.growth_threshold,
+        enable_tracemalloc=not args.no_tracemalloc,
+        tracemalloc_frames=args.tracemalloc_frames,
+        sample_interval=args.sample_interval,
+        pid=pid,
+    )
+
+
+async def _profile(
+    profiler: MemoryProfiler,
+    duration_s: float | None,
+    work: Callable[[threading.Event], None] | None = None,
+) -> bool:
+    """Profile until the duration passes, the target exits or a signal arrives.
+
+    Returns True when interrupted by a signal.
+    """
+    loop = asyncio.get_running_loop()
+    interrupted = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupted.set)
+    stop_work = threading.Event()
+    worker = None
+    await profiler.start()
+    try:
+        if work is not None:
+            worker = threading.Thread(
+                target=work, args=(stop_work,), name="memtui-demo", daemon=True
+            )
+            worker.start()
+        run = asyncio.ensure_future(
+            profiler.monitor_continuous(seconds=duration_s if duration_s else 10.0 * 365 * 86400)
+        )
+        waiter = asyncio.ensure_future(interrupted.wait())
+        await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if not run.done():
+            run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+    finally:
+        stop_work.set()
+        if worker is not None:
+            worker.join(5.0)
+        if profiler.is_running:
+            await profiler.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return interrupted.is_set()
+
+
+def _finish(
+    profiler: MemoryProfiler,
+    args: argparse.Namespace,
+    interrupted: bool,
+    expected_end: bool,
+    command: str = "",
+) -> int:
+    """Write the report, print the one-line summary, and choose the exit status."""
+    report = profiler.generate_report(command=command)
+    where = write_report(report, args.output)
+    v = report["leak_detection"]
+    s = report["summary"]
+    if not args.quiet:
+        verdict = (
+            f"LEAK {v['leak_rate_mb_per_hour']:+.1f} MB/h (confidence {v['confidence']:.0%})"
+            if v["leak_detected"]
+            else "no leak"
+        )
+        dest = "" if where == "-" else f"; report: {where}"
+        print(
+            f"memtui: pid {profiler.pid}: {verdict}; peak {s['peak_memory_mb']:.1f} MiB over "
+            f"{(s['duration_hours'] or 0) * 3600:.0f} s{dest}",
+            file=sys.stderr,
+        )
+    if profiler.target_ended:
+        print(
+            f"memtui: pid {profiler.pid} exited before the end; the report covers what was seen",
+            file=sys.stderr,
+        )
+        return EXIT_TARGET_ENDED
+    if interrupted and not expected_end:
+        return 130
+    if args.fail_on_leak and v["leak_detected"]:
+        return EXIT_LEAK
+    return 0
+
+
+def _cmd_profile(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog="memtui",
+        description="Profile a Python process's memory and report leaks.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"memtui {__version__}")
+    _add_profile_flags(parser)
+    parser.add_argument(
+        "--pid",
+        type=_positive_int,
+        default=None,
+        help="process to profile (default: this process); another process is "
+        "watched from outside: memory series and leak verdict only",
+    )
+    args = parser.parse_args(argv)
+    _check_output(args)
+    pid = args.pid if args.pid is not None and args.pid != os.getpid() else None
+    profiler = _profiler_for(args, pid)
+    interrupted = asyncio.run(_profile(profiler, None if args.monitor else args.duration))
+    return _finish(profiler, args, interrupted, expected_end=args.monitor)
+
+
+def _cmd_demo(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog="memtui demo",
+        description="Profile the built-in leaky demo service (it runs inside memtui) and report.",
+    )
+    _add_profile_flags(parser)
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="print the report instead of opening the monitor (the only mode in this version)",
+    )
+    parser.add_argument(
+        "--leak-rate",
+        type=_positive_float,
+        default=2.0,
+        help="how fast the demo leaks, MB/s (default 2)",
+    )
+    parser.set_defaults(duration=20.0, snapshot_interval=2.0, sample_interval=0.25)
+    args = parser.parse_args(argv)
+    _check_output(args)
+    from memtui import demo
+
+    profiler = _profiler_for(args, None)
+    rate = args.leak_rate
+
+    def work(stop: threading.Event) -> None:
+        demo.run(leak_mb_per_s=rate, stop=stop)
+
+    interrupted = asyncio.run(
+        _profile(profiler, None if args.monitor else args.duration, work=work)
+    )
+    return _finish(
+        profiler,
+        args,
+        interrupted,
+        expected_end=args.monitor,
+        command="memtui demo (built-in leaky order service)",
+    )
+
+
 def _cmd_analyze(argv: Sequence[str]) -> int:
     parser = _Parser(
         prog="memtui analyze",
         description="Leak verdict for a recorded memory series (CSV: timestamp,rss_bytes).",
     )
     parser.add_argument("csv", help="CSV file with a 'timestamp,rss_bytes' header")
-    parser.add_argument("--growth-threshold", type=_positive_float, default=10.0,
-                        help="growth rate threshold in MB/hour (default 10)")
+    parser.add_argument(
+        "--growth-threshold",
+        type=_positive_float,
+        default=10.0,
+        help="growth rate threshold in MB/hour (default 10)",
+    )
     parser.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
     args = parser.parse_args(argv)
 
@@ -46,13 +326,16 @@ def _cmd_analyze(argv: Sequence[str]) -> int:
         print(json.dumps(result))
     else:
         verdict = "LEAK" if result["leak_detected"] else "no leak"
-        print(f"{verdict}: {result['leak_rate_mb_per_hour']:.2f} MB/h, "
-              f"confidence {result['confidence']:.0%}; {result.get('reason', '')}")
+        print(
+            f"{verdict}: {result['leak_rate_mb_per_hour']:.2f} MB/h, "
+            f"confidence {result['confidence']:.0%}; {result.get('reason', '')}"
+        )
     return 0
 
 
 _SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "analyze": _cmd_analyze,
+    "demo": _cmd_demo,
 }
 
 
@@ -62,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args and args[0] in _SUBCOMMANDS:
             return _SUBCOMMANDS[args[0]](args[1:])
-        raise UsageError("memtui: not implemented yet")
+        return _cmd_profile(args)
     except MemtuiError as exc:
         print(f"memtui: {exc}", file=sys.stderr)
         return exc.exit_code

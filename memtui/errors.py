@@ -12,7 +12,7 @@ class MemtuiError(Exception):
     title: ClassVar[str] = "memtui error"
 
 
-class UsageError(MemtuiError):
+class UsageError(MemtuiError, ValueError):
     """Nonsense flag values or an impossible combination of options."""
 
     exit_code = 2

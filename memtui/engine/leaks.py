@@ -1,13 +1,64 @@
-"""Provides LeakDetector: an online leak detector fed one memory sample at a time."""
+"""Provides LeakDetector: an online leak detector fed one memory sample at a time.
+
+How it decides (why each step exists):
+
+* Samples are grouped into blocks (>= 60 s and >= 4 samples). Per-sample work is one list
+  append; everything else happens when a block closes, so a week at 1 sample/s is cheap.
+* A block is summarised by its 25th percentile (robust to spikes and short dips). Blocks go into
+  a bounded multi-resolution store (`leak_floor.FloorStore`).
+* GC sawtooth period is estimated from sudden drops; the trend is fitted to the *floor*: the
+  20% quantile over groups of blocks spanning >= 1.5 GC cycles.
+* Windows of 1 h, 2 h, 4 h, ... (up to the segment age) are fitted by least squares with the
+  slope's standard error inflated for autocorrelated residuals. A window shows *growth* when the
+  lower confidence bound of the rate exceeds the threshold, the recent half still grows, the
+  growth is not decelerating (warm-up, log saturation) and one step does not explain it better
+  than a line (cache fill). Twice the window must not be decelerating either.
+* Growth seen in 3 consecutive evaluations of a window (spaced by 1/8 window) raises the alert;
+  it clears only after a hysteresis period without growth.
+* A large persistent fall of the floor starts a new segment (restart); the state survives it.
+"""
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-MIB: float = 1024.0 * 1024.0
+import numpy as np
+
+from memtui.engine.leak_floor import (
+    MIN_POINTS,
+    FloorStore,
+    WindowCheck,
+    block_rho,
+    check_window,
+    group_floor,
+    segment_rate,
+)
+from memtui.engine.leak_stats import HOUR, MIB, FloatArray, TrendFit, fit_trend, normal_cdf
+
+__all__ = [
+    "MIB",
+    "LeakDetector",
+    "LeakEvent",
+    "LeakState",
+    "LeakVerdict",
+    "TrendFit",
+    "fit_trend",
+]
 
 LeakState = Literal["ok", "suspected", "leak"]
+
+BLOCK_MIN_S = 60.0
+BLOCK_MIN_SAMPLES = 4
+BLOCK_MAX_SAMPLES = 4096
+WINDOWS_S: tuple[float, ...] = tuple(HOUR * 2.0**k for k in range(8))
+PERSIST_EVALS = 3
+LONE_PERSIST_EVALS = 6
+EVENTS_KEPT = 256
+BASELINE_BLOCKS = 32
+GC_BLOCKS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +78,9 @@ class LeakVerdict:
     state: LeakState
     leak_detected: bool
     confidence: float
-    """0..1: probability-like strength of evidence that the floor grows faster than the threshold."""
+    """0..1: one-sided probability (normal approximation, standard error inflated for
+    autocorrelation) that the memory floor in the deciding window grows faster than the
+    threshold; halved when the shape looks like one step or a levelling-off."""
     rate_mb_per_hour: float
     """Growth rate of the leaking (or latest) segment, MiB per hour."""
     r_squared: float
@@ -53,21 +106,408 @@ class LeakDetector:
         alert_threshold_mb: float | None = None,
         memory_limit_bytes: int | None = None,
     ) -> None:
-        raise NotImplementedError
+        self.threshold = float(growth_threshold_mb_per_hour)
+        self.alert_threshold_mb = alert_threshold_mb
+        self.memory_limit_bytes = memory_limit_bytes
+        self._t0: float | None = None
+        self._bt: list[float] = []
+        self._bx: list[float] = []
+        self._b_start = 0.0
+        self._last_x: float | None = None
+        self._last_t = 0.0
+        self._store = FloorStore()
+        self._seg_t0 = 0.0
+        self._gc: deque[tuple[float, int]] = deque(maxlen=GC_BLOCKS)
+        self._dmad: deque[float] = deque(maxlen=BASELINE_BLOCKS)
+        self._base_med: deque[float] = deque(maxlen=BASELINE_BLOCKS)
+        self._base_mad: deque[float] = deque(maxlen=BASELINE_BLOCKS)
+        self._recent_q: deque[float] = deque(maxlen=12)
+        self._low_run = 0
+        self._armed = True
+        self._rho0 = 0.0
+        self._checks: dict[float, WindowCheck] = {}
+        self._last_eval: dict[float, float] = {}
+        self._streak: dict[float, int] = {}
+        self._state: LeakState = "ok"
+        self._first_alert: float | None = None
+        self._alert_window = 0.0
+        self._last_growth_t = 0.0
+        self._peak_mb = 0.0
+        self._events: deque[LeakEvent] = deque(maxlen=EVENTS_KEPT)
+        self._pending: deque[LeakEvent] = deque(maxlen=EVENTS_KEPT)
+        self._verdict: LeakVerdict | None = None
 
+    # ------------------------------------------------------------------ feeding
     def update(self, t_s: float, rss_bytes: float) -> LeakVerdict:
         """Feed one sample (t_s: seconds, any origin, non-decreasing) and get the verdict."""
-        raise NotImplementedError
+        if self._t0 is None:
+            self._t0 = float(t_s)
+        t = float(t_s) - self._t0
+        if not self._bt:
+            self._b_start = t
+        self._bt.append(t)
+        self._bx.append(float(rss_bytes) / MIB)
+        if (len(self._bt) >= BLOCK_MIN_SAMPLES and t >= self._b_start + BLOCK_MIN_S) or len(
+            self._bt
+        ) >= BLOCK_MAX_SAMPLES:
+            ts = np.asarray(self._bt, dtype=np.float64)
+            xs = np.asarray(self._bx, dtype=np.float64)
+            self._bt, self._bx = [], []
+            self._close_block(ts, xs)
+        return self.verdict
+
+    def update_many(self, t_s: FloatArray, rss_bytes: FloatArray) -> LeakVerdict:
+        """Feed many samples at once; same result as calling update() for each, much faster."""
+        ta = np.asarray(t_s, dtype=np.float64).ravel()
+        xa = np.asarray(rss_bytes, dtype=np.float64).ravel() / MIB
+        n = int(min(ta.size, xa.size))
+        if n == 0:
+            return self.verdict
+        if self._t0 is None:
+            self._t0 = float(ta[0])
+        ta = ta[:n] - self._t0
+        i = 0
+        while i < n:
+            if not self._bt:
+                self._b_start = float(ta[i])
+            have = len(self._bt)
+            j_count = i + BLOCK_MIN_SAMPLES - have - 1
+            j_time = int(np.searchsorted(ta, self._b_start + BLOCK_MIN_S, side="left"))
+            j = max(j_count, j_time, i)
+            j = min(j, i + BLOCK_MAX_SAMPLES - have - 1)
+            if j >= n:
+                self._bt.extend(ta[i:].tolist())
+                self._bx.extend(xa[i:n].tolist())
+                break
+            if have:
+                ts = np.concatenate([np.asarray(self._bt), ta[i : j + 1]])
+                xs = np.concatenate([np.asarray(self._bx), xa[i : j + 1]])
+                self._bt, self._bx = [], []
+            else:
+                ts, xs = ta[i : j + 1], xa[i : j + 1]
+            self._close_block(ts, xs)
+            i = j + 1
+        return self.verdict
+
+    # ------------------------------------------------------------------ block work
+    def _emit(self, kind: str, t: float, size: float, msg: str) -> None:
+        ev = LeakEvent(kind, t, size, msg)  # type: ignore[arg-type]
+        self._events.append(ev)
+        self._pending.append(ev)
+
+    def _close_block(self, ts: FloatArray, xs: FloatArray) -> None:
+        now = float(ts[-1])
+        dur = max(now - float(ts[0]), 1e-9)
+        if self._last_x is not None:
+            dur = max(now - self._last_t, 1e-9)
+        q = float(np.percentile(xs, 25.0))
+        med = float(np.median(xs))
+        mad = float(np.median(np.abs(xs - med)))
+        self._peak_mb = float(xs.max())
+        self._anomalies(ts, xs)
+        self._thresholds(ts, xs)
+        # GC drops: sample-to-sample falls far outside the noise.
+        seq = xs if self._last_x is None else np.concatenate([[self._last_x], xs])
+        drops = 0
+        if seq.size >= 3:
+            d = np.diff(seq)
+            dm = float(np.median(d))
+            self._dmad.append(1.4826 * float(np.median(np.abs(d - dm))))
+            if len(self._dmad) >= 4:
+                dmad = float(np.median(np.fromiter(self._dmad, dtype=np.float64)))
+                drops = int(np.count_nonzero(d < -max(6.0 * dmad, 1.0)))
+        self._gc.append((dur, drops))
+        self._last_x = float(xs[-1])
+        self._last_t = now
+        self._base_med.append(med)
+        self._base_mad.append(mad)
+        if self._restarted(now, q):
+            return
+        self._store.push(float(ts.mean()), q, dur)
+        self._evaluate(now)
+
+    def _anomalies(self, ts: FloatArray, xs: FloatArray) -> None:
+        """Spikes and drops against a robust moving baseline (median of block medians, MAD)."""
+        if len(self._base_med) < 8:
+            return
+        meds = np.fromiter(self._base_med, dtype=np.float64)
+        center = float(np.median(meds))
+        spread = 1.4826 * (
+            float(np.median(np.fromiter(self._base_mad, dtype=np.float64)))
+            + float(np.median(np.abs(meds - center)))
+        )
+        margin = max(8.0 * spread, 16.0)
+        for kind, mask in (("spike", xs > center + margin), ("drop", xs < center - margin)):
+            if not bool(mask.any()):
+                continue
+            starts = np.flatnonzero(mask & ~np.concatenate([[False], mask[:-1]]))
+            for s in starts[:4]:
+                size = float(xs[s] - center)
+                self._emit(
+                    kind,
+                    float(ts[s]),
+                    size,
+                    f"RSS {kind} of {size:+.0f} MB against a baseline of {center:.0f} MB",
+                )
+
+    def _thresholds(self, ts: FloatArray, xs: FloatArray) -> None:
+        """One 'threshold_crossed' per upward crossing; re-arms 5% below the threshold."""
+        lim = self.alert_threshold_mb
+        if lim is None:
+            return
+        i = 0
+        n = xs.size
+        while i < n:
+            if self._armed:
+                hit = np.flatnonzero(xs[i:] >= lim)
+                if hit.size == 0:
+                    return
+                k = i + int(hit[0])
+                self._armed = False
+                self._emit(
+                    "threshold_crossed",
+                    float(ts[k]),
+                    float(xs[k]),
+                    f"RSS {xs[k]:.0f} MB crossed the alert threshold of {lim:.0f} MB",
+                )
+                i = k + 1
+            else:
+                back = np.flatnonzero(xs[i:] < lim * 0.95)
+                if back.size == 0:
+                    return
+                self._armed = True
+                i += int(back[0]) + 1
+
+    def _restarted(self, now: float, q: float) -> bool:
+        """A fall of the floor to under half its level (and >= 64 MB) held for 3 blocks."""
+        ref = (
+            float(np.median(np.fromiter(self._recent_q, dtype=np.float64)))
+            if (len(self._recent_q) >= 6)
+            else None
+        )
+        if ref is not None and q < 0.5 * ref and ref - q >= 64.0:
+            self._low_run += 1
+        else:
+            self._low_run = 0
+            self._recent_q.append(q)
+        if self._low_run < 3:
+            return False
+        self._emit(
+            "restart",
+            now,
+            q - (ref or q),
+            f"floor fell from {ref:.0f} MB to {q:.0f} MB: treated as a restart",
+        )
+        self._store = FloorStore()
+        self._seg_t0 = now
+        self._recent_q.clear()
+        self._low_run = 0
+        self._checks.clear()
+        self._last_eval.clear()
+        self._streak.clear()
+        self._verdict = None
+        return True
+
+    def gc_period_s(self) -> float:
+        """Estimated GC sawtooth period over recent blocks (0 when no sawtooth is seen)."""
+        total = sum(d for d, _ in self._gc)
+        n = sum(k for _, k in self._gc)
+        return total / n if n >= 3 else 0.0
+
+    def _window_points(self, window_s: float) -> tuple[FloatArray, FloatArray, float]:
+        """Floor points of the last ``window_s`` and the expected residual correlation."""
+        t, v, bs = self._store.blocks(window_s * 1.05)
+        if t.size == 0:
+            return t, v, 0.0
+        lo = int(np.searchsorted(t, t[-1] - window_s, side="left"))
+        t, v = t[lo:], v[lo:]
+        group = max(window_s / 32.0, 1.5 * self.gc_period_s(), bs)
+        tt, vv = group_floor(t, v, bs, group)
+        spacing = float(tt[1] - tt[0]) if tt.size > 1 else group
+        base = max(self._store.block_s, 1e-9)
+        rho = self._rho0 ** (spacing / base) if self._rho0 > 0.0 else 0.0
+        return tt, vv, rho
+
+    def _persistent(self, w: float, now: float, age: float) -> bool:
+        """Growth held for 3 evaluations and confirmed by a window twice as long (or by the
+        whole segment when it is younger than that); without a partner it must hold for 6."""
+        streak = self._streak.get(w, 0)
+        if streak >= LONE_PERSIST_EVALS:
+            return True
+        if streak < PERSIST_EVALS:
+            return False
+        partner = self._checks.get(2.0 * w)
+        if 2.0 * w > age * 1.02 and age >= 1.2 * w:
+            tt, vv, rho = self._window_points(age)
+            partner = check_window(tt, vv, age, self.threshold, rho)
+        return partner is not None and partner.growth
+
+    def _evaluate(self, now: float) -> None:
+        age = now - self._seg_t0
+        any_growth = False
+        changed = False
+        self._rho0 = block_rho(self._store.tier0())
+        for w in WINDOWS_S:
+            if w > age * 1.02:
+                break
+            if now - self._last_eval.get(w, -math.inf) < w / 8.0:
+                c = self._checks.get(w)
+                any_growth = any_growth or (c is not None and c.growth)
+                continue
+            self._last_eval[w] = now
+            tt, vv, rho = self._window_points(w)
+            c = check_window(tt, vv, w, self.threshold, rho)
+            changed = True
+            if c is None:
+                self._checks.pop(w, None)
+                self._streak[w] = 0
+                continue
+            self._checks[w] = c
+            longer = self._checks.get(2.0 * w)
+            ok = c.growth and not (longer is not None and longer.decelerating)
+            self._streak[w] = self._streak.get(w, 0) + 1 if ok else 0
+            any_growth = any_growth or ok
+            if self._state != "leak" and self._persistent(w, now, age):
+                self._state = "leak"
+                self._alert_window = w
+                if self._first_alert is None:
+                    self._first_alert = now
+                self._emit(
+                    "leak_started",
+                    now,
+                    c.rate,
+                    f"leak: RSS floor +{c.rate:.1f} MB/h over the last {w / HOUR:.0f} h",
+                )
+        if not changed:
+            return
+        self._verdict = None
+        if any_growth:
+            self._last_growth_t = now
+        if self._state == "leak":
+            hold = max(2.0 * HOUR, self._alert_window)
+            rates = [c.rate for c in self._checks.values()]
+            if now - self._last_growth_t >= hold and (not rates or max(rates) < self.threshold):
+                self._state = "ok"
+                self._emit("leak_cleared", now, 0.0, "leak cleared: the floor stopped growing")
+        elif any_growth:
+            self._state = "suspected"
+        else:
+            self._state = "ok"
+
+    # ------------------------------------------------------------------ results
+    def _segment_points(self) -> tuple[FloatArray, FloatArray]:
+        age = self._last_t - self._seg_t0
+        t, v, bs = self._store.blocks(age + 1.0)
+        group = max(age / 48.0, 1.5 * self.gc_period_s(), bs)
+        return group_floor(t, v, bs, group)
+
+    def _build(self, final: bool) -> LeakVerdict:
+        state = self._state
+        age = max(self._last_t - self._seg_t0, 0.0)
+        deciding: WindowCheck | None = None
+        if self._checks:
+            grow = [c for c in self._checks.values() if c.growth]
+            deciding = (
+                max(grow, key=lambda c: c.window_s)
+                if grow
+                else max(self._checks.values(), key=lambda c: c.window_s)
+            )
+        tt, vv = self._segment_points()
+        whole = (
+            check_window(tt, vv, age, self.threshold, self._rho0)
+            if tt.size >= MIN_POINTS
+            else None
+        )
+        short = age < 2.0 * HOUR or state == "suspected"
+        if whole is None and final and tt.size >= 6:
+            whole = check_window(tt, vv, age, self.threshold, self._rho0, min_points=6)
+        if final and state != "leak" and short and whole is not None and whole.growth:
+            state = "leak"
+            deciding = whole
+        if deciding is None:
+            deciding = whole
+        onset: float | None = None
+        if state == "leak" and tt.size >= 3:
+            onset, rate, r2, se = segment_rate(tt, vv)
+        elif deciding is not None:
+            rate, r2, se = deciding.rate, deciding.r_squared, deciding.se
+        else:
+            rate, r2, se = 0.0, 0.0, 0.0
+        if se > 0.0:
+            conf = normal_cdf((rate - self.threshold) / se)
+        else:
+            conf = 1.0 if rate > self.threshold and state == "leak" else 0.0
+        if deciding is not None and (deciding.step_like or deciding.decelerating):
+            conf *= 0.5
+        oom: float | None = None
+        if self.memory_limit_bytes is not None and rate > 0.0:
+            oom = max(self.memory_limit_bytes / MIB - self._peak_mb, 0.0) / rate
+        return LeakVerdict(
+            state=state,
+            leak_detected=state == "leak",
+            confidence=float(min(1.0, max(0.0, conf))),
+            rate_mb_per_hour=float(rate),
+            r_squared=float(r2),
+            first_detected_at=self._first_alert,
+            onset_s=onset,
+            projected_oom_hours=oom,
+            reason=self._reason(state, rate, deciding, onset, age),
+        )
+
+    def _reason(
+        self, state: LeakState, rate: float, c: WindowCheck | None, onset: float | None, age: float
+    ) -> str:
+        hours = age / HOUR
+        if state == "leak":
+            span = (self._last_t - (onset if onset is not None else self._seg_t0)) / HOUR
+            per = self.gc_period_s()
+            cyc = f" across {span * HOUR / per:.0f} GC cycles" if per > 0 else ""
+            return f"RSS floor {rate:+.1f} MB/h for {span:.1f} h{cyc}, not levelling off"
+        if c is None:
+            return f"not enough data yet ({hours * 60:.0f} min)"
+        if state == "suspected":
+            return (
+                f"growing: floor {rate:+.1f} MB/h over {c.window_s / HOUR:.1f} h, not yet sustained"
+            )
+        if c.step_like and abs(c.step_mb) >= 4.0:
+            return f"one step of {c.step_mb:+.0f} MB then flat (cache fill), not a leak"
+        if c.decelerating:
+            return f"levelling off: floor growth slowed to {c.rate_new:+.1f} MB/h (warm-up)"
+        return f"flat: floor {rate:+.1f} MB/h over {c.window_s / HOUR:.1f} h"
 
     @property
     def verdict(self) -> LeakVerdict:
-        raise NotImplementedError
+        """The live verdict (recomputed only when a window was re-evaluated)."""
+        if self._verdict is None:
+            self._verdict = self._build(final=False)
+        return self._verdict
+
+    def final_verdict(self) -> LeakVerdict:
+        """Verdict at the end of a recording: like `verdict`, but a series shorter than 2 h
+        (too short for the live persistence rule) is judged on its whole length."""
+        return self._build(final=True)
 
     def drain_events(self) -> list[LeakEvent]:
         """Events raised since the last call (new leak episodes, threshold crossings, anomalies)."""
-        raise NotImplementedError
+        out = list(self._pending)
+        self._pending.clear()
+        return out
 
     @property
     def events(self) -> tuple[LeakEvent, ...]:
         """The most recent events (bounded)."""
-        raise NotImplementedError
+        return tuple(self._events)
+
+    def memory_items(self) -> int:
+        """Number of stored values (buffers, rings, events): flat over a run of any length."""
+        return (
+            self._store.memory_items()
+            + len(self._bt) * 2
+            + len(self._gc) * 2
+            + len(self._base_med)
+            + len(self._base_mad)
+            + len(self._recent_q)
+            + len(self._dmad) + len(self._events)
+            + len(self._pending)
+            + len(self._checks) * 12
+        )

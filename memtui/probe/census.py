@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import heapq
+import threading
+import time
+from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import compress, islice
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +34,74 @@ class CensusResult:
     tracked: dict[type, int] = field(default_factory=dict)
     """Counts of exactly the types passed in ``track`` (subclasses not included)."""
     largest_containers: tuple[ContainerInfo, ...] = ()
+    get_objects_s: float = 0.0
+    """Time of the one gc.get_objects() call (a single GIL hold that cannot be split)."""
+    chunks: int = 0
+
+
+CONTAINER_TYPES: frozenset[type] = frozenset(
+    {list, dict, set, frozenset, deque, defaultdict, OrderedDict, Counter}
+)
+"""Exact types whose len() is C code and cheap; user subclasses are skipped (their __len__
+could run arbitrary code)."""
+
+
+_census_lock = threading.Lock()
+"""One census at a time: a second would see (and count) the first one's object list."""
+
+
+def type_name(t: type) -> str:
+    """'module.Qualname' for a type, bare for builtins; never raises on odd types."""
+    try:
+        qualname = t.__qualname__
+    except Exception:
+        qualname = getattr(t, "__name__", "?")
+    if not isinstance(qualname, str):
+        qualname = str(qualname)
+    module = getattr(t, "__module__", None)
+    if not isinstance(module, str) or module == "builtins":
+        return qualname
+    return f"{module}.{qualname}"
+
+
+def _yield_gil() -> None:
+    """Release the GIL so waiting threads run.
+
+    time.sleep(0) drops the GIL; a thread that has been waiting for it has by then asked
+    for a switch, and CPython hands it over before we get it back (tested in
+    tests/test_probe_census.py with a thread that records its own stalls).
+    """
+    time.sleep(0)
+
+
+def _offer(
+    top: list[tuple[int, int, type]], largest: int, lengths: list[int], found: list[object]
+) -> None:
+    """Merge one chunk's containers into the ``top`` heap, doing Python work for few of them.
+
+    Selection runs at C speed (compress over int comparisons): only containers longer than
+    the current N-th longest reach the Python loop, and while the heap is still filling, the
+    chunk's own N-th longest length sets that floor (ties are taken only as needed).
+    """
+    if not lengths:
+        return
+    floor = top[0][0] if len(top) >= largest else -1
+    if max(lengths) <= floor:
+        return
+    # Select objects only (no per-item tuples) and take len() again for the few selected.
+    if len(top) < largest and len(lengths) > largest:
+        kth = sorted(lengths)[-largest]
+        above = list(compress(found, map(kth.__lt__, lengths)))
+        ties = compress(found, map(kth.__eq__, lengths))
+        candidates: Iterable[object] = above + list(islice(ties, largest - len(above)))
+    else:
+        candidates = compress(found, map(floor.__lt__, lengths))
+    for obj in candidates:
+        length = len(obj)  # type: ignore[arg-type]
+        if len(top) < largest:
+            heapq.heappush(top, (length, id(obj), type(obj)))
+        elif length > top[0][0]:
+            heapq.heapreplace(top, (length, id(obj), type(obj)))
 
 
 def take_census(
@@ -35,5 +109,75 @@ def take_census(
     chunk_size: int = 100_000,
     largest: int = 10,
 ) -> CensusResult:
-    """Count live gc-tracked objects by type, yielding the GIL between chunks."""
-    raise NotImplementedError
+    """Count live gc-tracked objects by type, yielding the GIL between chunks.
+
+    The one gc.get_objects() call is the only long GIL hold (about 30 ms per million
+    objects); counting then runs at C speed (Counter over map(type, chunk)) in chunks of
+    ``chunk_size`` with a GIL release after each. Nothing made here before that call is a
+    gc-tracked container, so the census does not count itself; the object list is dropped
+    before returning so no object is kept alive. Concurrent calls run one after another.
+    """
+    with _census_lock:
+        return _take_census(track, chunk_size, largest)
+
+
+def _take_census(track: Iterable[type], chunk_size: int, largest: int) -> CensusResult:
+    now = time.perf_counter
+    chunk_size = max(1, int(chunk_size))
+    started = now()
+    objects = gc.get_objects()
+    get_objects_s = now() - started
+    counter: Counter[type] = Counter()
+    # Heap of (length, object_id, type) for the ``largest`` longest containers: keeps
+    # ids and types only, never the containers themselves.
+    top: list[tuple[int, int, type]] = []
+    is_container = CONTAINER_TYPES.__contains__
+    chunks = 0
+    total = len(objects)
+    max_hold = now() - started
+    try:
+        _yield_gil()
+        for begin in range(0, total, chunk_size):
+            hold_start = now()
+            chunk = objects[begin : begin + chunk_size]
+            if largest > 0:
+                types = list(map(type, chunk))
+                counter.update(types)
+                found = list(compress(chunk, map(is_container, types)))
+                del types
+                lengths = list(map(len, found))
+                _offer(top, largest, lengths, found)
+                del found, lengths
+            else:
+                counter.update(map(type, chunk))
+            del chunk
+            chunks += 1
+            held = now() - hold_start
+            if held > max_hold:
+                max_hold = held
+            _yield_gil()
+    finally:
+        del objects
+    tail_start = now()
+    tracked_types = tuple(track)
+    tracked = {t: counter.get(t, 0) for t in tracked_types}
+    counts: dict[str, int] = {}
+    for t, n in counter.items():
+        name = type_name(t)
+        # Distinct classes may share a name (local classes made twice): add them up.
+        counts[name] = counts.get(name, 0) + n
+    biggest = tuple(
+        ContainerInfo(type_name=type_name(t), length=length, object_id=oid)
+        for length, oid, t in sorted(top, key=lambda item: (-item[0], item[1]))
+    )
+    finished = now()
+    return CensusResult(
+        counts=counts,
+        total_objects=total,
+        duration_s=finished - started,
+        max_hold_s=max(max_hold, finished - tail_start),
+        tracked=tracked,
+        largest_containers=biggest,
+        get_objects_s=get_objects_s,
+        chunks=chunks,
+    )

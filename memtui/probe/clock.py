@@ -11,6 +11,9 @@ from typing import Protocol
 class Clock(Protocol):
     """What a waiting component needs from time."""
 
+    realtime: bool
+    """True when time passes by itself; False when a test moves it (then nobody waits in a thread)."""
+
     def monotonic(self) -> float:
         """Seconds on a clock that never goes backwards."""
         ...
@@ -31,6 +34,8 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock."""
 
+    realtime = True
+
     def monotonic(self) -> float:
         return time.monotonic()
 
@@ -50,6 +55,8 @@ class FakeClock:
     Threads blocked in ``wait`` wake when enough fake time has passed, so a background
     sampler follows the simulated time that a test drives.
     """
+
+    realtime = False
 
     def __init__(self, start_wall: float = 1_700_000_000.0) -> None:
         self._now = 0.0

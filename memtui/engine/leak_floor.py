@@ -1,0 +1,222 @@
+"""Provides the bounded multi-resolution store of memory-floor blocks and per-window trend checks.
+
+Why: the detector must judge windows from one hour to days long with memory that does not grow
+with the run. Tier 0 holds one low-quantile value per closed block of samples; tier k holds the
+mean of pairs of tier k-1 blocks, each tier a ring of fixed size, so a window of any length is
+read from the tier that gives it 48-96 blocks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from memtui.engine.leak_stats import FloatArray, Ols, hinge_fit, ols, step_sse, t_crit
+
+TIER_LEN = 256
+MAX_TIERS = 24
+FLOOR_QUANTILE = 0.2
+MIN_POINTS = 8
+
+
+class FloorStore:
+    """Rings of (time, floor) blocks at doubling resolution; O(1) amortised per block."""
+
+    __slots__ = ("_pending", "_t", "_v", "block_s", "n_blocks")
+
+    def __init__(self) -> None:
+        self._t: list[deque[float]] = []
+        self._v: list[deque[float]] = []
+        self._pending: list[tuple[float, float] | None] = []
+        self.block_s = 0.0
+        """Running mean duration of a tier-0 block, seconds."""
+        self.n_blocks = 0
+
+    def push(self, t: float, v: float, dur_s: float) -> None:
+        """Add one tier-0 block (time in s, floor in MiB) and cascade pair-merges upwards."""
+        self.n_blocks += 1
+        self.block_s += (dur_s - self.block_s) / min(self.n_blocks, 64)
+        k = 0
+        item: tuple[float, float] | None = (t, v)
+        while item is not None and k < MAX_TIERS:
+            if k == len(self._t):
+                self._t.append(deque(maxlen=TIER_LEN))
+                self._v.append(deque(maxlen=TIER_LEN))
+                self._pending.append(None)
+            self._t[k].append(item[0])
+            self._v[k].append(item[1])
+            prev = self._pending[k]
+            if prev is None:
+                self._pending[k] = item
+                item = None
+            else:
+                self._pending[k] = None
+                item = ((prev[0] + item[0]) * 0.5, (prev[1] + item[1]) * 0.5)
+            k += 1
+
+    def blocks(self, span_s: float) -> tuple[FloatArray, FloatArray, float]:
+        """Blocks covering the last ``span_s`` seconds from the coarsest tier still giving >= 48."""
+        if not self._t:
+            empty = np.zeros(0)
+            return empty, empty, 0.0
+        base = max(self.block_s, 1e-9)
+        k = 0
+        while k + 1 < len(self._t) and base * 2 ** (k + 1) * 48 <= span_s:
+            k += 1
+        t = np.fromiter(self._t[k], dtype=np.float64, count=len(self._t[k]))
+        v = np.fromiter(self._v[k], dtype=np.float64, count=len(self._v[k]))
+        if t.size:
+            lo = int(np.searchsorted(t, t[-1] - span_s, side="left"))
+            t, v = t[lo:], v[lo:]
+        return t, v, base * 2**k
+
+    def tier0(self) -> FloatArray:
+        """Floor values of the newest tier-0 blocks (up to TIER_LEN)."""
+        if not self._v:
+            return np.zeros(0)
+        return np.fromiter(self._v[0], dtype=np.float64, count=len(self._v[0]))
+
+    def latest(self) -> float | None:
+        """The newest tier-0 floor value."""
+        return self._v[0][-1] if self._t and self._v[0] else None
+
+    def memory_items(self) -> int:
+        """How many values are held (for the bounded-memory test)."""
+        return sum(len(d) for d in self._t) * 2
+
+
+def group_floor(
+    t: FloatArray, v: FloatArray, block_s: float, group_s: float
+) -> tuple[FloatArray, FloatArray]:
+    """Low quantile of consecutive blocks spanning ``group_s``: the floor below GC sawtooth."""
+    m = max(1, round(group_s / max(block_s, 1e-9)))
+    ng = t.size // m
+    if ng == 0:
+        return np.zeros(0), np.zeros(0)
+    cut = t.size - ng * m
+    tt = t[cut:].reshape(ng, m).mean(axis=1)
+    vv = v[cut:].reshape(ng, m)
+    if m > 1:
+        kq = int(FLOOR_QUANTILE * (m - 1))
+        vv = np.partition(vv, kq, axis=1)[:, kq]
+    else:
+        vv = vv[:, 0]
+    return tt, vv
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCheck:
+    """The trend of the floor over one window ending now (rates in MiB/h)."""
+
+    window_s: float
+    n: int
+    rate: float
+    se: float
+    lower: float
+    r_squared: float
+    rate_old: float
+    rate_new: float
+    decelerating: bool
+    step_like: bool
+    step_mb: float
+    growth: bool
+    """The floor grows faster than the threshold here, steadily, and not as one step."""
+
+
+def block_rho(v: FloatArray) -> float:
+    """Lag-1 autocorrelation of block floors from a robust variogram, immune to linear trends.
+
+    For AR(1) noise gamma(2)/gamma(1) = 1 + rho; differences are centred on their median so a
+    steady trend does not count as correlation. Short windows cannot estimate this themselves.
+    """
+    if v.size < 16:
+        return 0.0
+    d1 = np.diff(v)
+    d2 = v[2:] - v[:-2]
+    g1 = float(np.median((d1 - np.median(d1)) ** 2))
+    g2 = float(np.median((d2 - np.median(d2)) ** 2))
+    if not g1 > 0.0:
+        return 0.0
+    return min(0.97, max(0.0, g2 / g1 - 1.0))
+
+
+def inflate(se: float, rho: float) -> float:
+    """Standard error of a slope under AR(1) residuals with lag-1 correlation rho (<= 0.9)."""
+    r = min(0.9, max(0.0, rho))
+    return se * math.sqrt((1.0 + r) / (1.0 - r))
+
+
+def check_window(
+    t: FloatArray,
+    v: FloatArray,
+    window_s: float,
+    threshold: float,
+    rho_floor: float = 0.0,
+    min_points: int = MIN_POINTS,
+) -> WindowCheck | None:
+    """Judge one window of floor points (t in s, v in MiB); None when too few points.
+
+    ``rho_floor`` is the residual lag-1 correlation at this window's point spacing expected
+    from the longer-run noise model; the window's own estimate is used when larger.
+    """
+    n = int(t.size)
+    if n < min_points:
+        return None
+    x = (t - t[-1]) / 3600.0
+    fit = ols(x, v)
+    se = inflate(fit.se, max(fit.rho, rho_floor))
+    lower = fit.slope - t_crit(n - 2) * se
+    h = n // 2
+    f_old: Ols = ols(x[:h], v[:h])
+    f_new: Ols = ols(x[n - h :], v[n - h :])
+    se_d = math.hypot(
+        inflate(f_old.se, max(f_old.rho, rho_floor)), inflate(f_new.se, max(f_new.rho, rho_floor))
+    )
+    decel = (
+        f_new.slope < 0.6 * f_old.slope
+        and f_old.slope - f_new.slope > 2.0 * se_d
+        and f_old.slope > threshold
+    )
+    sse_step, k = step_sse(v)
+    step_like = False
+    step_mb = 0.0
+    if sse_step < fit.sse:
+        step_mb = float(v[k:].mean() - v[:k].mean())
+        step_like = True
+        if n - k >= min_points:
+            post = ols(x[k:], v[k:])
+            post_se = inflate(post.se, max(post.rho, rho_floor))
+            if post.slope - t_crit(post.n - 2) * post_se > threshold:
+                step_like = False
+    growth = lower > threshold and f_new.slope > 0.5 * threshold and not decel and not step_like
+    return WindowCheck(
+        window_s,
+        n,
+        fit.slope,
+        se,
+        lower,
+        fit.r_squared,
+        f_old.slope,
+        f_new.slope,
+        decel,
+        step_like,
+        step_mb,
+        growth,
+    )
+
+
+def segment_rate(t: FloatArray, v: FloatArray) -> tuple[float, float, float, float]:
+    """Onset and rate of the growing part of a segment: (onset_s, rate MiB/h, r2, se)."""
+    if t.size < 3:
+        return (float(t[0]) if t.size else 0.0), 0.0, 0.0, 0.0
+    x = (t - t[0]) / 3600.0
+    x0, _, _ = hinge_fit(x, v)
+    keep = x >= x0
+    fit = ols(x[keep], v[keep])
+    if fit.n < 3:
+        fit = ols(x, v)
+        x0 = 0.0
+    return float(t[0] + x0 * 3600.0), fit.slope, fit.r_squared, fit.se_hac

@@ -1,0 +1,684 @@
+"""Provides MemoryProfiler, the spec's in-process API: sampling, snapshots, leak alerts, reports.
+
+A daemon thread samples memory every ``sample_interval`` seconds (about 10 µs of work) and
+takes a full snapshot (tracemalloc sites, type census, GC) every ``snapshot_interval``
+seconds. Snapshots are spaced further apart when they cost more than ``overhead_budget`` of
+wall time, so a big heap never makes the profiler the program's main cost. With a clock that
+is not real time (tests), nothing runs in a thread: the awaiting coroutine (or ``poll()``)
+does the due work, so days can be simulated in seconds, deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+import inspect
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from memtui.engine.leaks import LeakDetector, LeakEvent, LeakVerdict
+from memtui.engine.memlimit import detect_memory_limit
+from memtui.engine.metrics import MemoryMetrics
+from memtui.engine.patterns import LeakingTraceback, allocation_patterns, leaking_tracebacks
+from memtui.engine.report.json_report import ReportInput, SourceInfo, build_report
+from memtui.engine.report.writer import write_report
+from memtui.engine.sites import SiteGrowthTracker
+from memtui.engine.snapshot import AllocationStat, MemorySnapshot
+from memtui.errors import HeapDumpError, TargetProcessError, TracingError, UsageError
+from memtui.probe.allocator import read_allocator
+from memtui.probe.census import CensusResult, take_census
+from memtui.probe.clock import Clock, SystemClock
+from memtui.probe.gcstats import GcMonitor
+from memtui.probe.memory import MemoryReading, ProcMemoryReader
+from memtui.probe.tracing import SiteTotals, TraceKey, start_tracing, stop_tracing, take_site_totals
+
+log = logging.getLogger("memtui")
+MIB: float = 1024.0 * 1024.0
+LeakCallback = Callable[[dict[str, Any]], "Awaitable[None] | None"]
+MAX_SNAPSHOTS: int = 500
+"""Snapshot summaries kept for the report; beyond this, older ones are thinned by half."""
+HEAP_DUMPS_UNAVAILABLE = (
+    "heap dumps are not available in this version of memtui "
+    "(enable_heap_dump / analyze_heap_dump); use tracemalloc sites and object counts instead"
+)
+
+
+class MemoryProfiler:
+    """Profiles this process (or watches another pid's memory from outside).
+
+    Args:
+        snapshot_interval: seconds between full snapshots (sites, census, GC).
+        trace_limit: allocation sites kept in rankings and reports.
+        alert_threshold_mb: RSS level (MiB) whose crossing raises an alert.
+        growth_threshold_mb_per_hour: growth slower than this is never called a leak.
+        enable_tracemalloc: trace allocation sites (costs 2.5x-13x on allocation-heavy code).
+        tracemalloc_frames: traceback depth kept per allocation (1 is by far the cheapest).
+        gc_threshold: gc.set_threshold() values applied while profiling, restored on stop.
+        output_dir: where generate_report() also saves each report as JSON.
+        enable_heap_dump, heap_dump_dir: heap dumps (not available in this version).
+        sample_interval: seconds between memory samples.
+        pid: another process to watch from outside (memory series only).
+        clock: injectable clock; a non-realtime clock makes awaiting coroutines drive sampling.
+        memory_reader: replaces /proc readings (tests feed synthetic series through it).
+        overhead_budget: largest share of wall time snapshots may take.
+    """
+
+    def __init__(
+        self,
+        snapshot_interval: float = 60.0,
+        trace_limit: int = 100,
+        alert_threshold_mb: float | None = 1000.0,
+        growth_threshold_mb_per_hour: float = 10.0,
+        enable_tracemalloc: bool = True,
+        tracemalloc_frames: int = 1,
+        gc_threshold: tuple[int, int, int] | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+        enable_heap_dump: bool = False,
+        heap_dump_dir: str | os.PathLike[str] | None = None,
+        *,
+        sample_interval: float = 1.0,
+        pid: int | None = None,
+        enable_census: bool = True,
+        time_gc: bool = True,
+        clock: Clock | None = None,
+        memory_reader: Callable[[], MemoryReading] | None = None,
+        overhead_budget: float = 0.02,
+    ) -> None:
+        _require(snapshot_interval > 0, f"snapshot_interval must be > 0, got {snapshot_interval!r}")
+        _require(sample_interval > 0, f"sample_interval must be > 0, got {sample_interval!r}")
+        _require(trace_limit >= 1, f"trace_limit must be >= 1, got {trace_limit!r}")
+        _require(
+            tracemalloc_frames >= 1, f"tracemalloc_frames must be >= 1, got {tracemalloc_frames!r}"
+        )
+        _require(
+            growth_threshold_mb_per_hour > 0,
+            f"growth_threshold_mb_per_hour must be > 0, got {growth_threshold_mb_per_hour!r}",
+        )
+        _require(
+            alert_threshold_mb is None or alert_threshold_mb > 0,
+            f"alert_threshold_mb must be > 0, got {alert_threshold_mb!r}",
+        )
+        _require(
+            0 < overhead_budget <= 1, f"overhead_budget must be in (0, 1], got {overhead_budget!r}"
+        )
+        if gc_threshold is not None:
+            _require(
+                len(gc_threshold) in (1, 2, 3) and all(int(x) >= 0 for x in gc_threshold),
+                f"gc_threshold must be up to 3 non-negative ints, got {gc_threshold!r}",
+            )
+        if enable_heap_dump:
+            raise HeapDumpError(HEAP_DUMPS_UNAVAILABLE)
+        self.snapshot_interval = float(snapshot_interval)
+        self.trace_limit = int(trace_limit)
+        self.alert_threshold_mb = alert_threshold_mb
+        self.growth_threshold_mb_per_hour = float(growth_threshold_mb_per_hour)
+        self.tracemalloc_frames = int(tracemalloc_frames)
+        self.gc_threshold = tuple(int(x) for x in gc_threshold) if gc_threshold else None
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.enable_heap_dump = enable_heap_dump
+        self.heap_dump_dir = Path(heap_dump_dir) if heap_dump_dir is not None else None
+        self.sample_interval = float(sample_interval)
+        self.pid = os.getpid() if pid is None else int(pid)
+        self.in_process = self.pid == os.getpid() and memory_reader is None
+        self.enable_tracemalloc = enable_tracemalloc and self.in_process
+        self.enable_census = enable_census and self.in_process
+        self.overhead_budget = overhead_budget
+        self.on_leak_detected: LeakCallback | None = None
+        """Called once per new leak episode with a dict describing it (sync or async)."""
+        self.on_alert: LeakCallback | None = None
+        """Called for every other detector event: threshold crossings, spikes, drops."""
+
+        self._clock: Clock = clock or SystemClock()
+        self._reader: ProcMemoryReader | None = None
+        self._memory_reader = memory_reader
+        self._gc = GcMonitor(time_collections=time_gc) if self.in_process else None
+        limit = detect_memory_limit(None if self.in_process else self.pid)
+        self._limit_bytes: int | None = limit.limit_bytes
+        self._limit_source: str | None = limit.source
+        self.detector = LeakDetector(
+            growth_threshold_mb_per_hour=self.growth_threshold_mb_per_hour,
+            alert_threshold_mb=alert_threshold_mb,
+            memory_limit_bytes=self._limit_bytes,
+        )
+        self.metrics = MemoryMetrics()
+        self._sites: SiteGrowthTracker[TraceKey] = SiteGrowthTracker(max_sites=4 * self.trace_limit)
+        self._types: SiteGrowthTracker[str] = SiteGrowthTracker(max_sites=400)
+        self._tracked_types: list[type] = []
+        self._snapshots: list[MemorySnapshot] = []
+        self._first_snapshot: MemorySnapshot | None = None
+        self._latest_snapshot: MemorySnapshot | None = None
+        self._baseline: MemorySnapshot | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._state = "new"
+        self._t0: float | None = None
+        self._start_wall = self._clock.time()
+        self._end_wall: float | None = None
+        self._next_sample = 0.0
+        self._next_snapshot = 0.0
+        self._snapshot_gap_s = self.snapshot_interval
+        self._own_time_s = 0.0
+        self._snapshots_taken = 0
+        self._started_tracing = False
+        self._saved_gc_threshold: tuple[int, int, int] | None = None
+        self._target_ended = False
+        self._errors: list[str] = []
+        self._baseline_stats: _RunningStats | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+    @property
+    def is_running(self) -> bool:
+        return self._state == "running"
+
+    async def start(self) -> None:
+        """Start sampling; raise TracingError when already running."""
+        if self._state == "running":
+            raise TracingError("the profiler is already running; call stop() first")
+        self._loop = asyncio.get_running_loop()
+        self._open_reader()
+        if self.gc_threshold is not None:
+            self._saved_gc_threshold = gc.get_threshold()
+            gc.set_threshold(*self.gc_threshold)
+        if self.enable_tracemalloc:
+            self._started_tracing = start_tracing(self.tracemalloc_frames)
+        if self._gc is not None:
+            self._gc.install()
+        self._stop.clear()
+        self._state = "running"
+        now = self._clock.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+            self._start_wall = self._clock.time()
+        self._next_sample = now
+        self._next_snapshot = now
+        self.poll()
+        if self._clock.realtime:
+            self._thread = threading.Thread(target=self._run, name="memtui-sampler", daemon=True)
+            self._thread.start()
+
+    async def stop(self) -> None:
+        """Stop sampling after a final snapshot; raise TracingError when not running."""
+        if self._state != "running":
+            raise TracingError("the profiler is not running; call start() first")
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.to_thread(thread.join, 60.0)
+        with self._lock:
+            if not self._target_ended:
+                self._safe(self._sample)
+                self._safe(self._periodic_snapshot)
+            self._state = "stopped"
+            self._end_wall = self._clock.time()
+            if self._gc is not None:
+                self._gc.uninstall()
+            if self._started_tracing:
+                stop_tracing()
+                self._started_tracing = False
+            if self._saved_gc_threshold is not None:
+                gc.set_threshold(*self._saved_gc_threshold)
+                self._saved_gc_threshold = None
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=10.0)
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    async def monitor_continuous(
+        self, days: float = 0.0, hours: float = 0.0, minutes: float = 0.0, seconds: float = 0.0
+    ) -> None:
+        """Profile for the given time (fractions allowed), starting and stopping if needed.
+
+        Returns early when a watched process exits.
+        """
+        total = days * 86400.0 + hours * 3600.0 + minutes * 60.0 + seconds
+        _require(total > 0, f"monitor_continuous needs a positive duration, got {total!r} s")
+        started_here = self._state != "running"
+        if started_here:
+            await self.start()
+        try:
+            await self._run_for(total)
+        finally:
+            if started_here and self._state == "running":
+                await self.stop()
+
+    async def create_baseline(self, duration_hours: float = 1.0) -> dict[str, Any]:
+        """Profile for ``duration_hours`` and keep the result as the baseline for later growth."""
+        _require(duration_hours > 0, f"duration_hours must be > 0, got {duration_hours!r}")
+        start_samples = self.metrics.samples
+        m0 = _RunningStats()
+        self._baseline_stats = m0
+        try:
+            await self.monitor_continuous(hours=duration_hours)
+        finally:
+            self._baseline_stats = None
+        self._baseline = self._latest_snapshot
+        stats = m0.result()
+        return {
+            "duration_hours": duration_hours,
+            "samples": self.metrics.samples - start_samples,
+            "average_mb": stats["average_mb"],
+            "min_mb": stats["min_mb"],
+            "peak_mb": stats["peak_mb"],
+            "end_mb": self.current_memory_mb,
+            "object_counts": self._baseline.top_types(50) if self._baseline else {},
+        }
+
+    async def _run_for(self, total_s: float) -> None:
+        end = self._clock.monotonic() + total_s
+        while self._state == "running" and not self._target_ended:
+            now = self._clock.monotonic()
+            if not self._clock.realtime:
+                self.poll()
+            if now >= end:
+                break
+            if self._clock.realtime:
+                await self._clock.sleep(min(end - now, 1.0))
+            else:
+                due = min(self._next_sample, self._next_snapshot)
+                await self._clock.sleep(max(0.0, min(end, due) - now) or min(end - now, 1e-3))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.poll()
+            if self._target_ended:
+                return
+            wait = min(self._next_sample, self._next_snapshot) - self._clock.monotonic()
+            if self._clock.wait(max(0.0, wait), self._stop):
+                return
+
+    def poll(self) -> None:
+        """Do whatever sampling is due now (the sampler thread calls this; tests may too)."""
+        with self._lock:
+            if self._state != "running" or self._target_ended:
+                return
+            now = self._clock.monotonic()
+            if now >= self._next_sample:
+                self._safe(self._sample)
+                self._next_sample = max(self._next_sample + self.sample_interval, now)
+            if now >= self._next_snapshot and not self._target_ended:
+                cpu0 = time.thread_time()
+                self._safe(self._periodic_snapshot)
+                cost = time.thread_time() - cpu0
+                self._own_time_s += cost
+                # Space snapshots so that they take at most overhead_budget of wall time.
+                self._snapshot_gap_s = max(self.snapshot_interval, cost / self.overhead_budget)
+                self._next_snapshot = now + self._snapshot_gap_s
+
+    def _safe(self, work: Callable[[], None]) -> None:
+        """Run sampling work; a failure is recorded, never raised into the profiled program."""
+        try:
+            work()
+        except (ProcessLookupError, TargetProcessError):
+            self._mark_ended()
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            log.warning("memtui sampling failed: %s", message)
+            if len(self._errors) < 20:
+                self._errors.append(message)
+
+    def _mark_ended(self) -> None:
+        self._target_ended = True
+        self._end_wall = self._clock.time()
+
+    # ----------------------------------------------------------------- sampling
+    def _open_reader(self) -> None:
+        if self._memory_reader is not None or self._reader is not None:
+            return
+        try:
+            self._reader = ProcMemoryReader(None if self.pid == os.getpid() else self.pid)
+        except ProcessLookupError:
+            raise TargetProcessError(f"no process with pid {self.pid}") from None
+        except PermissionError:
+            raise TargetProcessError(
+                f"not allowed to read the memory of pid {self.pid}; run memtui as its user or root"
+            ) from None
+
+    def _read_memory(self, full: bool = False) -> MemoryReading:
+        if self._memory_reader is not None:
+            return self._memory_reader()
+        if self._reader is None:
+            self._open_reader()
+        assert self._reader is not None
+        if full:
+            try:
+                return self._reader.read_full()
+            except PermissionError:
+                return self._reader.read()
+        return self._reader.read()
+
+    def _sample(self) -> None:
+        now = self._clock.monotonic()
+        t_s = now - (self._t0 if self._t0 is not None else now)
+        memory = self._read_memory()
+        traced = 0
+        if self.enable_tracemalloc and self._started_tracing:
+            import tracemalloc
+
+            traced = tracemalloc.get_traced_memory()[0]
+        allocator = read_allocator() if self.in_process else None
+        gc_reading = self._gc.read() if self._gc is not None else None
+        self.metrics.add_sample(t_s, memory, traced, allocator, gc_reading)
+        if self._baseline_stats is not None:
+            self._baseline_stats.add(memory.rss_bytes)
+        self.detector.update(t_s, float(memory.rss_bytes))
+        for event in self.detector.drain_events():
+            self._dispatch(event)
+
+    def _snapshot_now(self) -> MemorySnapshot:
+        now = self._clock.monotonic()
+        memory = self._read_memory(full=True)
+        traces: SiteTotals | None = None
+        if self.enable_tracemalloc and self._started_tracing:
+            traces = take_site_totals()
+        census: CensusResult | None = None
+        if self.enable_census:
+            census = take_census(track=self._tracked_types)
+        return MemorySnapshot(
+            timestamp=self._clock.time(),
+            elapsed_s=now - (self._t0 if self._t0 is not None else now),
+            memory=memory,
+            traces=traces,
+            census=census,
+            gc=self._gc.read() if self._gc is not None and self._state == "running" else None,
+            pid=self.pid,
+        )
+
+    def _periodic_snapshot(self) -> None:
+        snap = self._snapshot_now()
+        self._record(snap)
+
+    def _record(self, snap: MemorySnapshot) -> None:
+        self._snapshots_taken += 1
+        if snap.traces is not None:
+            self._sites.observe(snap.elapsed_s, snap.traces.by_traceback, self.trace_limit)
+        if snap.census is not None:
+            counts = {k: (v, v) for k, v in snap.census.counts.items()}
+            self._types.observe(snap.elapsed_s, counts, 100)
+        self._latest_snapshot = snap
+        if self._first_snapshot is None:
+            self._first_snapshot = snap
+        light = dataclasses.replace(snap, traces=None, census=_light_census(snap.census))
+        self._snapshots.append(light)
+        if len(self._snapshots) > MAX_SNAPSHOTS:
+            # Keep the first and the most recent; thin the middle by half.
+            self._snapshots = self._snapshots[:1] + self._snapshots[1:-50:2] + self._snapshots[-50:]
+
+    # ----------------------------------------------------------------- callbacks
+    def _dispatch(self, event: LeakEvent) -> None:
+        callback = self.on_leak_detected if event.kind == "leak_started" else self.on_alert
+        if callback is None:
+            return
+        info = self._event_info(event)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._invoke, callback, info)
+                return
+            except RuntimeError:  # the loop closed between the check and the call
+                pass
+        result = callback(info)
+        if inspect.isawaitable(result):
+            asyncio.run(_as_coroutine(result))
+
+    def _invoke(self, callback: LeakCallback, info: dict[str, Any]) -> None:
+        try:
+            result = callback(info)
+        except Exception:
+            log.exception("memtui: %s callback failed", getattr(callback, "__name__", "alert"))
+            return
+        if inspect.isawaitable(result):
+            future = asyncio.ensure_future(result)
+            self._pending.add(future)
+            future.add_done_callback(self._callback_done)
+
+    def _callback_done(self, future: asyncio.Future[Any]) -> None:
+        self._pending.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("memtui: alert callback failed: %r", future.exception())
+
+    def _event_info(self, event: LeakEvent) -> dict[str, Any]:
+        verdict = self.detector.verdict
+        return {
+            "kind": event.kind,
+            "message": event.message,
+            "at_seconds": event.t_s,
+            "size_mb": event.size_mb,
+            "pid": self.pid,
+            "current_memory_mb": self.metrics.current_mb,
+            "leak_rate_mb_per_hour": verdict.rate_mb_per_hour,
+            "confidence": verdict.confidence,
+            "projected_oom_hours": verdict.projected_oom_hours,
+            "reason": verdict.reason,
+            "suspects": [str(t) for t in self.get_leaking_tracebacks()[:5]],
+        }
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def current_memory_mb(self) -> float:
+        """RSS now, in MiB (a fresh reading; about 1 µs)."""
+        try:
+            return self._read_memory().rss_bytes / MIB
+        except (ProcessLookupError, TargetProcessError):
+            self._mark_ended()
+            return self.metrics.current_mb
+
+    @property
+    def peak_memory_mb(self) -> float:
+        return self.metrics.peak_mb
+
+    @property
+    def verdict(self) -> LeakVerdict:
+        return self.detector.verdict
+
+    @property
+    def target_ended(self) -> bool:
+        """True when a watched process exited during profiling."""
+        return self._target_ended
+
+    @property
+    def snapshots(self) -> tuple[MemorySnapshot, ...]:
+        """Summaries of the periodic snapshots (bounded; without per-site traces)."""
+        return tuple(self._snapshots)
+
+    def take_snapshot(self) -> MemorySnapshot:
+        """A full snapshot now: memory, tracemalloc sites, object counts, GC state."""
+        with self._lock:
+            if self._reader is None and self._memory_reader is None:
+                self._open_reader()
+            snap = self._snapshot_now()
+            if self._state == "running":
+                self._record(snap)
+            return snap
+
+    def set_baseline(self) -> MemorySnapshot:
+        """Take a snapshot that later growth (sites, types) is measured against."""
+        self._baseline = self.take_snapshot()
+        return self._baseline
+
+    def track_object_type(self, obj_type: type) -> None:
+        """Count instances of exactly ``obj_type`` in every census (see get_object_stats)."""
+        if not isinstance(obj_type, type):
+            raise UsageError(f"track_object_type needs a class, got {obj_type!r}")
+        if obj_type not in self._tracked_types:
+            self._tracked_types.append(obj_type)
+
+    def get_object_stats(self) -> dict[type, int]:
+        """Live instances of each tracked type, counted now."""
+        if not self.in_process:
+            raise TracingError("object counts need the profiler inside the process")
+        return dict(take_census(track=self._tracked_types).tracked)
+
+    def get_object_counts(self) -> dict[str, int]:
+        """Live gc-tracked objects by type name, counted now."""
+        if not self.in_process:
+            raise TracingError("object counts need the profiler inside the process")
+        return dict(take_census(track=self._tracked_types).counts)
+
+    def _current_sites_snapshot(self) -> MemorySnapshot | None:
+        if self._state == "running" and self.enable_tracemalloc and self._started_tracing:
+            return self.take_snapshot()
+        return self._latest_snapshot
+
+    def get_top_memory_consumers(self, n: int = 10) -> list[AllocationStat]:
+        """The ``n`` allocation sites holding the most memory (now, or at the last snapshot)."""
+        snap = self._current_sites_snapshot()
+        return snap.get_top_stats(limit=n) if snap is not None else []
+
+    def get_leaking_tracebacks(self) -> list[LeakingTraceback]:
+        """Allocation sites whose retained memory grew consistently across snapshots."""
+        return leaking_tracebacks(self._sites)
+
+    def analyze_allocation_patterns(self) -> dict[str, Any]:
+        """Suspicious patterns: growing sites and types, growing containers, uncollectable garbage."""
+        return allocation_patterns(
+            self._sites, self._types, self._latest_snapshot, self._first_snapshot
+        )
+
+    def analyze_growth_pattern(self) -> dict[str, Any]:
+        """Growth rate, fit, projection and leak verdict of the memory series so far."""
+        v = self.detector.verdict
+        current = self.metrics.current_mb
+        return {
+            "rate_mb_per_hour": v.rate_mb_per_hour,
+            "r_squared": v.r_squared,
+            "projected_24h_mb": current + max(v.rate_mb_per_hour, 0.0) * 24.0,
+            "is_leak": v.leak_detected,
+            "confidence": v.confidence,
+            "state": v.state,
+            "reason": v.reason,
+            "projected_oom_hours": v.projected_oom_hours,
+            "samples": self.metrics.samples,
+            "duration_hours": self.metrics.duration_s / 3600.0,
+            "current_mb": current,
+        }
+
+    def confirm_memory_leak(self, confidence: float = 0.95) -> bool:
+        """True when a leak is detected with at least ``confidence`` (0..1)."""
+        _require(0 <= confidence <= 1, f"confidence must be in [0, 1], got {confidence!r}")
+        v = self.detector.verdict
+        return bool(v.leak_detected and v.confidence >= confidence)
+
+    # ----------------------------------------------------------------- heap dumps
+    @property
+    def latest_heap_dump(self) -> str | None:
+        """Path of the newest heap dump; heap dumps are not available in this version."""
+        return None
+
+    async def analyze_heap_dump(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        raise HeapDumpError(HEAP_DUMPS_UNAVAILABLE)
+
+    # ----------------------------------------------------------------- reports
+    def report_input(self, command: str = "") -> ReportInput:
+        """What build_report needs, from this run."""
+        unavailable: tuple[str, ...] = ()
+        note = ""
+        if not self.in_process:
+            unavailable = ("top_allocators", "gc_statistics", "object_counts")
+            note = (
+                f"pid {self.pid} was watched from outside: only its memory series is known; "
+                "allocation sites, object counts and GC statistics need the in-process agent"
+            )
+        elif not self.enable_tracemalloc:
+            unavailable = ("top_allocators",)
+            note = "tracemalloc was off (enable_tracemalloc=False): no allocation sites"
+        snap = self._latest_snapshot
+        top = tuple(snap.get_top_stats(self.trace_limit)) if snap is not None else ()
+        with self._lock:
+            end_wall = self._end_wall if self._end_wall is not None else self._clock.time()
+            return ReportInput(
+                source=SourceInfo(
+                    pid=self.pid,
+                    kind="in-process" if self.in_process else "outside",
+                    command=command or (" ".join(sys.argv) if self.in_process else ""),
+                    python_version=sys.version.split()[0] if self.in_process else None,
+                    unavailable=unavailable,
+                    note=note,
+                    ended=self._target_ended,
+                ),
+                start_wall=self._start_wall,
+                end_wall=end_wall,
+                metrics=self.metrics,
+                verdict=self.detector.verdict,
+                growth_threshold_mb_per_hour=self.growth_threshold_mb_per_hour,
+                alert_threshold_mb=self.alert_threshold_mb,
+                top_allocators=top,
+                leaking_sites=tuple(g for g in self._sites.leaking()[: self.trace_limit]),
+                snapshots=tuple(self._snapshots),
+                events=self.detector.events,
+                memory_limit_bytes=self._limit_bytes,
+                memory_limit_source=self._limit_source,
+                extra={
+                    "profiler": {
+                        "sample_interval_seconds": self.sample_interval,
+                        "snapshot_interval_seconds": self.snapshot_interval,
+                        "effective_snapshot_interval_seconds": round(self._snapshot_gap_s, 3),
+                        "snapshots_taken": self._snapshots_taken,
+                        "own_cpu_seconds": round(self._own_time_s, 4),
+                        "tracemalloc_frames": self.tracemalloc_frames
+                        if self.enable_tracemalloc
+                        else 0,
+                        "errors": list(self._errors),
+                    }
+                },
+            )
+
+    def generate_report(self, command: str = "") -> dict[str, Any]:
+        """The documented JSON report; also saved under output_dir when one is set."""
+        report = build_report(self.report_input(command))
+        if self.output_dir is not None:
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self._clock.time()))
+            write_report(report, str(self.output_dir / f"memory_report_{self.pid}_{stamp}.json"))
+        return report
+
+
+class _RunningStats:
+    """Average, min and peak of RSS over a baseline window."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.total = 0.0
+        self.lo = float("inf")
+        self.hi = 0.0
+
+    def add(self, rss_bytes: float) -> None:
+        self.n += 1
+        self.total += rss_bytes
+        self.lo = min(self.lo, rss_bytes)
+        self.hi = max(self.hi, rss_bytes)
+
+    def result(self) -> dict[str, float]:
+        if self.n == 0:
+            return {"average_mb": 0.0, "min_mb": 0.0, "peak_mb": 0.0}
+        return {
+            "average_mb": self.total / self.n / MIB,
+            "min_mb": self.lo / MIB,
+            "peak_mb": self.hi / MIB,
+        }
+
+
+def _light_census(census: CensusResult | None, keep: int = 50) -> CensusResult | None:
+    """The census without its long tail, for snapshot summaries kept for days."""
+    if census is None:
+        return None
+    top = dict(sorted(census.counts.items(), key=lambda kv: -kv[1])[:keep])
+    return dataclasses.replace(census, counts=top, tracked={}, largest_containers=())
+
+
+async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise UsageError(message)

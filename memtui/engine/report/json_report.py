@@ -1,0 +1,195 @@
+"""Provides build_report: the spec's JSON report from what a profiling run saw.
+
+Structure (spec "Memory Report Structure"): summary, leak_detection, top_allocators,
+gc_statistics, snapshots; plus the top-level keys the spec's examples read
+(memory_leak_detected, leak_rate_mb_per_hour) and schema_version. Additions are allowed,
+renames are not. Every value is plain JSON (no NaN, no numpy types).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from memtui.engine.leaks import LeakEvent, LeakVerdict
+from memtui.engine.metrics import MemoryMetrics
+from memtui.engine.sites import SiteGrowth
+from memtui.engine.snapshot import AllocationStat, AllocationTraceback, MemorySnapshot
+
+SCHEMA_VERSION: int = 1
+MIB: float = 1024.0 * 1024.0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What was watched and how, so a reader knows which fields could be filled."""
+
+    pid: int
+    kind: str
+    """'in-process' (everything), or 'outside' (memory series only, read from /proc)."""
+    command: str = ""
+    python_version: str | None = None
+    unavailable: tuple[str, ...] = ()
+    """Report sections that this kind of source cannot fill, with the reason in ``note``."""
+    note: str = ""
+    ended: bool = False
+    """The target exited while it was being watched."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInput:
+    """Everything build_report needs; the profiler, the CLI and recordings all produce one."""
+
+    source: SourceInfo
+    start_wall: float
+    end_wall: float
+    metrics: MemoryMetrics
+    verdict: LeakVerdict
+    growth_threshold_mb_per_hour: float
+    alert_threshold_mb: float | None
+    top_allocators: tuple[AllocationStat, ...] = ()
+    leaking_sites: tuple[SiteGrowth, ...] = ()
+    snapshots: tuple[MemorySnapshot, ...] = ()
+    events: tuple[LeakEvent, ...] = ()
+    memory_limit_bytes: int | None = None
+    memory_limit_source: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _num(value: float | None, digits: int = 4) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
+def _iso(wall: float) -> str:
+    import datetime as dt
+
+    return (
+        dt.datetime.fromtimestamp(wall, tz=dt.timezone.utc)
+        .replace(tzinfo=None)
+        .isoformat(timespec="seconds")
+    )
+
+
+def _gc_statistics(data: ReportInput) -> dict[str, Any]:
+    rates = data.metrics.gc_rates()
+    last = data.metrics.gc_last
+    if rates is None or last is None:
+        return {
+            "gen0_collections": None,
+            "gen1_collections": None,
+            "gen2_collections": None,
+            "total_gc_time_seconds": None,
+            "available": False,
+        }
+    return {
+        "gen0_collections": rates.collections[0],
+        "gen1_collections": rates.collections[1],
+        "gen2_collections": rates.collections[2],
+        "total_gc_time_seconds": _num(rates.total_time_s, 6) if last.timed else None,
+        "available": True,
+        "timed": last.timed,
+        "collections_per_minute": [_num(x, 3) for x in rates.collections_per_minute],
+        "gc_time_fraction": _num(rates.time_fraction, 6) if last.timed else None,
+        "max_pause_seconds": _num(rates.max_pause_s, 6) if last.timed else None,
+        "collected": list(rates.collected),
+        "uncollectable": list(rates.uncollectable),
+        "garbage_objects": last.garbage_count,
+        "thresholds": list(last.thresholds),
+    }
+
+
+def _site_dict(stat: AllocationStat) -> dict[str, Any]:
+    out = stat.to_dict()
+    out["traceback"] = [f"{fn}:{ln}" for fn, ln in stat.traceback.frames]
+    return out
+
+
+def build_report(data: ReportInput) -> dict[str, Any]:
+    """The documented JSON report (see the module docstring)."""
+    m = data.metrics
+    v = data.verdict
+    duration_h = m.duration_s / 3600.0
+    top = [_site_dict(s) for s in data.top_allocators]
+    leaking = []
+    for g in data.leaking_sites:
+        tb = AllocationTraceback(g.key)
+        stat = AllocationStat(tb, g.size_bytes, g.count)
+        entry = stat.to_dict()
+        entry["growth_mb_per_hour"] = _num(g.growth_mb_per_hour)
+        entry["r_squared"] = _num(g.r_squared)
+        entry["snapshots"] = g.snapshots
+        leaking.append(entry)
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "summary": {
+            "duration_hours": _num(duration_h, 6),
+            "start_memory_mb": _num(m.start_bytes / MIB, 3),
+            "end_memory_mb": _num(m.current_bytes / MIB, 3),
+            "peak_memory_mb": _num(m.peak_bytes / MIB, 3),
+            "average_memory_mb": _num(m.average_bytes / MIB, 3),
+            "growth_rate_mb_per_hour": _num(v.rate_mb_per_hour),
+            "net_growth_mb_per_hour": _num(m.net_growth_mb_per_hour),
+            "samples": m.samples,
+            "started_at": _iso(data.start_wall),
+            "ended_at": _iso(data.end_wall),
+            "peak_traced_memory_mb": _num(m.peak_traced_bytes / MIB, 3)
+            if "top_allocators" not in data.source.unavailable
+            else None,
+        },
+        "leak_detection": {
+            "leak_detected": bool(v.leak_detected),
+            "state": v.state,
+            "confidence": _num(v.confidence),
+            "leak_rate_mb_per_hour": _num(v.rate_mb_per_hour),
+            "projected_oom_hours": _num(v.projected_oom_hours, 2),
+            "memory_limit_mb": _num(data.memory_limit_bytes / MIB, 1)
+            if data.memory_limit_bytes
+            else None,
+            "memory_limit_source": data.memory_limit_source,
+            "r_squared": _num(v.r_squared),
+            "first_detected_at_seconds": _num(v.first_detected_at, 1),
+            "onset_seconds": _num(v.onset_s, 1),
+            "reason": v.reason,
+            "growth_threshold_mb_per_hour": data.growth_threshold_mb_per_hour,
+            "alert_threshold_mb": data.alert_threshold_mb,
+            "alert_threshold_exceeded": bool(
+                data.alert_threshold_mb is not None and m.peak_bytes / MIB > data.alert_threshold_mb
+            ),
+            "leaking_allocators": leaking,
+            "events": [
+                {
+                    "kind": e.kind,
+                    "at_seconds": _num(e.t_s, 1),
+                    "size_mb": _num(e.size_mb, 3),
+                    "message": e.message,
+                }
+                for e in data.events
+            ],
+        },
+        "top_allocators": top,
+        "gc_statistics": _gc_statistics(data),
+        "snapshots": [s.to_report_dict() for s in data.snapshots],
+        "source": {
+            "pid": data.source.pid,
+            "kind": data.source.kind,
+            "command": data.source.command,
+            "python_version": data.source.python_version,
+            "unavailable": list(data.source.unavailable),
+            "note": data.source.note,
+            "target_exited": data.source.ended,
+        },
+    }
+    if m.uss_bytes is not None:
+        report["summary"]["uss_mb"] = _num(m.uss_bytes / MIB, 3)
+        report["summary"]["pss_mb"] = _num((m.pss_bytes or 0) / MIB, 3)
+        report["summary"]["swap_mb"] = _num((m.swap_bytes or 0) / MIB, 3)
+    if m.allocator is not None and m.allocator.malloc_free_bytes is not None:
+        report["summary"]["malloc_free_mb"] = _num(m.allocator.malloc_free_bytes / MIB, 3)
+    report.update(data.extra)
+    # The spec's examples read these at the top level.
+    report["memory_leak_detected"] = report["leak_detection"]["leak_detected"]
+    report["leak_rate_mb_per_hour"] = report["leak_detection"]["leak_rate_mb_per_hour"]
+    return report

@@ -1,0 +1,71 @@
+"""Provides write_report: picks the format from the file extension and writes atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from memtui.errors import ReportError
+
+FORMATS: dict[str, str] = {".json": "json"}
+
+
+def render_report(report: dict[str, Any], fmt: str = "json") -> str:
+    if fmt != "json":
+        raise ReportError(
+            f"unknown report format {fmt!r}; use json "
+            "(the detailed HTML report is not available in this version)"
+        )
+    return json.dumps(report, indent=2, allow_nan=False) + "\n"
+
+
+def format_for(path: str) -> str:
+    """Format name for ``path``: '-' is stdout (JSON); otherwise by extension."""
+    if path == "-":
+        return "json"
+    ext = Path(path).suffix.lower()
+    if ext == ".html":
+        raise ReportError(
+            f"the detailed HTML report ({path!r}) is not available in this version of memtui; "
+            "write JSON instead, e.g. --output report.json"
+        )
+    if ext not in FORMATS:
+        raise ReportError(f"unknown report extension {ext or '(none)'!r} in {path!r}; use .json")
+    return FORMATS[ext]
+
+
+def write_report(report: dict[str, Any], path: str) -> str:
+    """Write ``report`` to ``path`` ('-' for stdout); returns the absolute path written.
+
+    The file appears complete or not at all: written under a temporary name, then renamed.
+    """
+    text = render_report(report, format_for(path))
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return "-"
+    target = Path(path).expanduser().resolve()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    except OSError as exc:
+        raise ReportError(
+            f"cannot write report to {str(target)!r}: {exc.strerror or exc}"
+        ) from None
+    return str(target)

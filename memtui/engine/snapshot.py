@@ -1,0 +1,211 @@
+"""Provides MemorySnapshot: memory, allocation sites, object counts and GC state at one instant."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from memtui.engine.sourcemap import function_at
+from memtui.probe.census import CensusResult
+from memtui.probe.gcstats import GcReading
+from memtui.probe.memory import MemoryReading
+from memtui.probe.tracing import Frame, SiteTotals, TraceKey
+
+MIB: float = 1024.0 * 1024.0
+KeyType = Literal["lineno", "filename", "traceback"]
+_KEY_TYPES: tuple[str, ...] = ("lineno", "filename", "traceback")
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationTraceback:
+    """Frames of an allocation site, most recent call first; str() is the allocating line."""
+
+    frames: tuple[Frame, ...]
+
+    def __iter__(self) -> Iterator[Frame]:
+        return iter(self.frames)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __str__(self) -> str:
+        if not self.frames:
+            return "<unknown>"
+        filename, lineno = self.frames[0]
+        return f"{filename}:{lineno} in {function_at(filename, lineno)}"
+
+    def format(self) -> list[str]:
+        """One line per frame, outermost call first, like a Python traceback."""
+        return [
+            f'  File "{fn}", line {ln}, in {function_at(fn, ln)}'
+            for fn, ln in reversed(self.frames)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationStat:
+    """Memory still allocated from one site (or file, or traceback) when the snapshot was taken."""
+
+    traceback: AllocationTraceback
+    size: int
+    """Bytes."""
+    count: int
+    """Memory blocks."""
+
+    @property
+    def size_mb(self) -> float:
+        return self.size / MIB
+
+    @property
+    def file(self) -> str:
+        return self.traceback.frames[0][0] if self.traceback.frames else "<unknown>"
+
+    @property
+    def line(self) -> int:
+        return self.traceback.frames[0][1] if self.traceback.frames else 0
+
+    @property
+    def function(self) -> str:
+        return function_at(self.file, self.line) if self.line else ""
+
+    @property
+    def location(self) -> str:
+        """'file:line in function' (just the file for filename statistics)."""
+        return f"{self.file}:{self.line} in {self.function}" if self.line else self.file
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "function": self.function,
+            "size_mb": round(self.size_mb, 6),
+            "count": self.count,
+        }
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.size_mb:.2f} MiB in {self.count:,} blocks"
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationDiff:
+    """How one site's allocated memory changed between two snapshots (self minus other)."""
+
+    traceback: AllocationTraceback
+    size: int
+    size_diff: int
+    count: int
+    count_diff: int
+
+    @property
+    def size_mb(self) -> float:
+        return self.size / MIB
+
+    @property
+    def size_diff_mb(self) -> float:
+        return self.size_diff / MIB
+
+    @property
+    def location(self) -> str:
+        return str(self.traceback)
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.size_diff / MIB:+.2f} MiB ({self.count_diff:+,} blocks)"
+
+
+def _group(
+    by_traceback: dict[TraceKey, tuple[int, int]], key_type: str
+) -> dict[TraceKey, tuple[int, int]]:
+    if key_type not in _KEY_TYPES:
+        raise ValueError(f"unknown key_type {key_type!r}; use 'lineno', 'filename' or 'traceback'")
+    if key_type == "traceback":
+        return by_traceback
+    out: dict[TraceKey, list[int]] = {}
+    for frames, (size, count) in by_traceback.items():
+        top = frames[0] if frames else ("<unknown>", 0)
+        key: TraceKey = ((top[0], 0),) if key_type == "filename" else (top,)
+        acc = out.setdefault(key, [0, 0])
+        acc[0] += size
+        acc[1] += count
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class MemorySnapshot:
+    """Memory state at a point in time.
+
+    ``traces`` is None when tracemalloc was off; ``census`` None when no census was taken.
+    """
+
+    timestamp: float
+    """Wall-clock seconds since the epoch."""
+    elapsed_s: float
+    """Seconds since profiling started."""
+    memory: MemoryReading
+    traces: SiteTotals | None = None
+    census: CensusResult | None = None
+    gc: GcReading | None = None
+    pid: int = field(default_factory=os.getpid)
+
+    @property
+    def total_memory_bytes(self) -> int:
+        return self.memory.rss_bytes
+
+    @property
+    def memory_mb(self) -> float:
+        return self.memory.rss_bytes / MIB
+
+    @property
+    def traced_memory_bytes(self) -> int:
+        return self.traces.traced_bytes if self.traces else 0
+
+    @property
+    def object_counts(self) -> dict[str, int]:
+        return dict(self.census.counts) if self.census else {}
+
+    def top_types(self, limit: int = 20) -> dict[str, int]:
+        counts = self.census.counts if self.census else {}
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
+
+    def get_top_stats(self, limit: int = 10, key_type: KeyType = "lineno") -> list[AllocationStat]:
+        """The sites holding the most memory, largest first (empty when tracemalloc was off)."""
+        if self.traces is None:
+            return []
+        grouped = _group(self.traces.by_traceback, key_type)
+        ranked = sorted(grouped.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        return [
+            AllocationStat(AllocationTraceback(k), size, count)
+            for k, (size, count) in ranked[: max(0, limit)]
+        ]
+
+    def compare_to(
+        self, other: MemorySnapshot, key_type: KeyType = "lineno"
+    ) -> list[AllocationDiff]:
+        """Per-site change from ``other`` to this snapshot, biggest absolute change first."""
+        mine = _group(self.traces.by_traceback, key_type) if self.traces else {}
+        theirs = _group(other.traces.by_traceback, key_type) if other.traces else {}
+        diffs = []
+        for key in mine.keys() | theirs.keys():
+            size, count = mine.get(key, (0, 0))
+            old_size, old_count = theirs.get(key, (0, 0))
+            if size == old_size and count == old_count:
+                continue
+            diffs.append(
+                AllocationDiff(
+                    AllocationTraceback(key), size, size - old_size, count, count - old_count
+                )
+            )
+        diffs.sort(key=lambda d: (-abs(d.size_diff), -d.size, d.traceback.frames))
+        return diffs
+
+    def to_report_dict(self, top_types: int = 20) -> dict[str, Any]:
+        """The spec's per-snapshot report entry."""
+        when = _dt.datetime.fromtimestamp(self.timestamp, tz=_dt.timezone.utc)
+        return {
+            "timestamp": when.replace(tzinfo=None).isoformat(timespec="seconds"),
+            "memory_mb": round(self.memory_mb, 3),
+            "traced_memory_mb": round(self.traced_memory_bytes / MIB, 3) if self.traces else None,
+            "top_types": self.top_types(top_types),
+        }
