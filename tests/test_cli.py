@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import subprocess
 import sys
 import textwrap
@@ -138,7 +140,7 @@ def test_unknown_pid(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another uid")
-def test_another_users_process_is_watched_with_what_may_be_read(tmp_path: Path) -> None:
+def test_another_users_process_is_watched_with_what_may_be_read() -> None:
     """As uid 65534, watch root's process: statm is world-readable, smaps_rollup is not.
 
     The report carries the RSS series; USS/PSS (smaps_rollup) are simply absent.
@@ -146,13 +148,13 @@ def test_another_users_process_is_watched_with_what_may_be_read(tmp_path: Path) 
     # The interpreter's own files may be unreadable to uid 65534 (/root is 0700 here), so
     # everything the child imports lazily is imported before dropping privileges.
     import concurrent.futures.thread  # noqa: F401
-    import tempfile  # noqa: F401
 
     import memtui.engine.profiler  # noqa: F401
 
+    shared_dir = Path(tempfile.mkdtemp(prefix="memtui-uid-test-"))  # pytest's tmp is 0700
+    shared_dir.chmod(0o777)
+    out_file = shared_dir / "r.json"
     target = subprocess.Popen(["sleep", "30"])
-    out_file = tmp_path / "r.json"
-    os.chmod(tmp_path, 0o777)
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the forked child
         code = 99
@@ -168,6 +170,7 @@ def test_another_users_process_is_watched_with_what_may_be_read(tmp_path: Path) 
     target.wait()
     assert os.waitstatus_to_exitcode(status) == 0
     report = json.loads(out_file.read_text())
+    shutil.rmtree(shared_dir)
     assert report["summary"]["end_memory_mb"] > 0
     assert "uss_mb" not in report["summary"]
 

@@ -16,6 +16,7 @@ from memtui.engine.leaks import LeakEvent, LeakVerdict
 from memtui.engine.metrics import MemoryMetrics
 from memtui.engine.sites import SiteGrowth
 from memtui.engine.snapshot import AllocationStat, AllocationTraceback, MemorySnapshot
+from memtui.probe.tracing import TraceKey
 
 SCHEMA_VERSION: int = 1
 MIB: float = 1024.0 * 1024.0
@@ -49,7 +50,7 @@ class ReportInput:
     growth_threshold_mb_per_hour: float
     alert_threshold_mb: float | None
     top_allocators: tuple[AllocationStat, ...] = ()
-    leaking_sites: tuple[SiteGrowth, ...] = ()
+    leaking_sites: tuple[SiteGrowth[TraceKey], ...] = ()
     snapshots: tuple[MemorySnapshot, ...] = ()
     events: tuple[LeakEvent, ...] = ()
     memory_limit_bytes: int | None = None
