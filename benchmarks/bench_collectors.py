@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import statistics
 import sys
 import threading
@@ -23,9 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from memtui.probe.census import take_census  # noqa: E402
-from memtui.probe.gcstats import GcMonitor  # noqa: E402
-from memtui.probe.memory import ProcMemoryReader  # noqa: E402
+from memtui.probe.census import take_census
+from memtui.probe.gcstats import GcMonitor
+from memtui.probe.memory import ProcMemoryReader
 
 MB = 1024 * 1024
 
@@ -93,12 +94,16 @@ def _tree(depth: int, width: int) -> dict[str, Any]:
 
 
 def workload_trees(scale: int) -> None:
-    """Builds JSON-like trees and drops them after a while: a big, churning old generation."""
+    """Builds JSON-like trees and drops them after a while, next to a big live heap of them
+    (``_BALLAST``): about 80% of the time goes to the collector, mostly full collections."""
     keep: list[dict[str, Any]] = []
     for _ in range(scale):
         keep.append(_tree(4, 4))
-        if len(keep) > 700:
-            del keep[:100]
+        if len(keep) > 100:
+            del keep[:20]
+
+
+_BALLAST: list[dict[str, Any]] = []
 
 
 def workload_churn(scale: int) -> None:
@@ -144,11 +149,10 @@ def bench_gc(quick: bool) -> None:
         "-- cost per collection (isolated, gc.collect(0) loop): "
         + ", ".join(f"{c} +{ns:.0f} ns" for c, ns in per_collection.items() if c != "bare")
     )
-    reps = 5 if quick else 11
+    reps = 7 if quick else 21
     clock = time.process_time  # CPU time: other tenants of a noisy machine do not count
-    for name, work, scale in (("trees", workload_trees, 300), ("churn", workload_churn, 30)):
-        if quick:
-            scale //= 2
+    _BALLAST[:] = [_tree(4, 4) for _ in range(500)]
+    for name, work, scale in (("trees", workload_trees, 200), ("churn", workload_churn, 15)):
         gc.collect()
         gc.disable()
         start = clock()
@@ -192,6 +196,8 @@ def bench_gc(quick: bool) -> None:
                 f" (min {min(ratios):.3f}, max {max(ratios):.3f}, {reps} paired runs);"
                 f" from per-collection cost: {expected:.4f}"
             )
+        if name == "trees":
+            _BALLAST.clear()
         reading = monitor.read()
         print(
             f"   hook saw {sum(reading.timed_collections)} collections, "
@@ -243,7 +249,7 @@ def _ticker_gap(action: Callable[[], object]) -> tuple[float, object]:
     stop.set()
     thread.join()
     inside = [start] + [s for s in stamps if start <= s <= end] + [end]
-    return max(b - a for a, b in zip(inside, inside[1:], strict=False)), result
+    return max(b - a for a, b in itertools.pairwise(inside)), result
 
 
 def bench_census(quick: bool) -> None:

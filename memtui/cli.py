@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,8 @@ from memtui.errors import MemtuiError, ReportError, UsageError
 
 if TYPE_CHECKING:
     from memtui.engine.profiler import MemoryProfiler
+    from memtui.remote.launcher import LaunchedProgram
+    from memtui.remote.session import AgentSession
 
 EXIT_LEAK = 3
 EXIT_TARGET_ENDED = 4
@@ -121,8 +124,11 @@ def _add_profile_flags(parser: argparse.ArgumentParser) -> None:
 
 EPILOG = f"""\
 subcommands:
-  memtui demo        profile the built-in leaky demo service
-  memtui analyze     leak verdict for a recorded series (CSV: timestamp,rss_bytes)
+  memtui run -- python app.py   run a program with the agent in it, report at exit
+  memtui attach PID             inject the agent into a running CPython and report
+  memtui detach PID             stop the agent in a process
+  memtui demo                   profile the built-in leaky demo service
+  memtui analyze FILE.csv       leak verdict for a recorded series (timestamp,rss_bytes)
 
 exit status:
   0  finished (and no leak, or --fail-on-leak not given)
@@ -258,6 +264,20 @@ def _cmd_profile(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     _check_output(args)
     pid = args.pid if args.pid is not None and args.pid != os.getpid() else None
+    if pid is not None and not args.no_attach:
+        session = _agent_session_for(pid, args, attach=True, fallback=True)
+        if session is not None:
+            interrupted = _watch_session(session, None if args.monitor else args.duration,
+                                         min(args.sample_interval, 1.0))
+            report, _ = _finish_session(session, args)
+            session.close()
+            if session.ended:
+                print(f"memtui: pid {pid} exited before the end; the report covers what was seen",
+                      file=sys.stderr)
+                return EXIT_TARGET_ENDED
+            if interrupted and not args.monitor:
+                return 130
+            return EXIT_LEAK if args.fail_on_leak and report["memory_leak_detected"] else 0
     profiler = _profiler_for(args, pid)
     interrupted = asyncio.run(_profile(profiler, None if args.monitor else args.duration))
     return _finish(profiler, args, interrupted, expected_end=args.monitor)
@@ -303,6 +323,173 @@ def _cmd_demo(argv: Sequence[str]) -> int:
     )
 
 
+def _watch_session(session: AgentSession, duration_s: float | None, interval_s: float,
+                   program: LaunchedProgram | None = None) -> bool:
+    """Poll the agent until the duration passes, the target ends or a signal arrives.
+
+    Returns True when a signal (Ctrl+C / SIGTERM) ended the watch.
+    """
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    try:
+        while not stop.is_set():
+            if not session.poll():
+                break
+            if program is not None and program.process.poll() is not None:
+                session.poll()
+                session.ended = True
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            stop.wait(interval_s)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return stop.is_set()
+
+
+def _finish_session(session: AgentSession, args: argparse.Namespace) -> tuple[dict[str, object], str]:
+    from memtui.engine.report.json_report import build_report
+
+    report = build_report(session.report_input())
+    where = write_report(report, args.output)
+    if not args.quiet:
+        v = report["leak_detection"]
+        s = report["summary"]
+        assert isinstance(v, dict) and isinstance(s, dict)
+        verdict = (f"LEAK {v['leak_rate_mb_per_hour']:+.1f} MB/h (confidence {v['confidence']:.0%})"
+                   if v["leak_detected"] else "no leak")
+        top = report["top_allocators"]
+        culprit = ""
+        if isinstance(top, list) and top:
+            culprit = f"; top allocator {top[0]['file']}:{top[0]['line']} in {top[0]['function']}"
+        dest = "" if where == "-" else f"; report: {where}"
+        print(f"memtui: pid {session.pid}: {verdict}; peak {s['peak_memory_mb']:.1f} MiB"
+              f"{culprit}{dest}", file=sys.stderr)
+    return report, where
+
+
+def _agent_options(args: argparse.Namespace) -> dict[str, str]:
+    return {
+        "MEMTUI_SAMPLE_INTERVAL": str(args.sample_interval),
+        "MEMTUI_TRACE": "off" if args.no_tracemalloc else args.trace_mode,
+        "MEMTUI_TRACE_FRAMES": str(args.tracemalloc_frames),
+    }
+
+
+def _cmd_run(argv: Sequence[str]) -> int:
+    args_list = list(argv)
+    if "--" not in args_list:
+        raise UsageError("memtui run: put the program after '--', e.g. memtui run -- python app.py")
+    split = args_list.index("--")
+    own, command = args_list[:split], args_list[split + 1:]
+    parser = _Parser(prog="memtui run", description="Run a Python program with memtui's agent "
+                     "in it and report on its memory when it exits (or after --duration).")
+    _add_profile_flags(parser)
+    _add_agent_flags(parser)
+    parser.add_argument("--headless", action="store_true",
+                        help="report instead of the monitor (the only mode in this version)")
+    parser.set_defaults(duration=None)
+    args = parser.parse_args(own)
+    _check_output(args)
+    from memtui.remote.launcher import launch, stop_program
+    from memtui.remote.session import AgentSession
+
+    program = launch(command, options=_agent_options(args))
+    try:
+        if program.client is None:
+            print(f"memtui: {program.agent_error}; the program runs unprofiled", file=sys.stderr)
+            return program.process.wait()
+        session = AgentSession(program.client, args.growth_threshold, args.alert_threshold,
+                               args.trace_limit)
+        interrupted = _watch_session(session, None if args.monitor else args.duration,
+                                     min(args.sample_interval, 1.0), program)
+        if program.process.poll() is None and (interrupted or args.duration is not None):
+            session.poll()
+            status = stop_program(program)
+        else:
+            status = program.process.wait()
+        session.ended = True
+        report, _ = _finish_session(session, args)
+        if status == 0 and args.fail_on_leak and report["memory_leak_detected"]:
+            return EXIT_LEAK
+        return status if status >= 0 else 128 - status
+    finally:
+        program.cleanup()
+
+
+def _add_agent_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trace-mode", choices=("watch", "continuous"), default="watch",
+                        help="allocation sites from short tracing windows (watch, default: "
+                        "about 1.1x) or continuous tracemalloc (2.5x-13x slower)")
+
+
+def _cmd_attach(argv: Sequence[str]) -> int:
+    parser = _Parser(prog="memtui attach", description="Inject memtui's agent into a running "
+                     "CPython (nothing is installed into its environment) and report on it.")
+    parser.add_argument("pid", type=_positive_int)
+    _add_profile_flags(parser)
+    parser.add_argument("--headless", action="store_true",
+                        help="report instead of the monitor (the only mode in this version)")
+    parser.set_defaults(duration=60.0)
+    args = parser.parse_args(argv)
+    _check_output(args)
+    session = _agent_session_for(args.pid, args, attach=True, fallback=False)
+    assert session is not None
+    interrupted = _watch_session(session, None if args.monitor else args.duration,
+                                 min(args.sample_interval, 1.0))
+    report, _ = _finish_session(session, args)
+    session.close()
+    if session.ended:
+        print(f"memtui: pid {session.pid} exited before the end; the report covers what was seen",
+              file=sys.stderr)
+        return EXIT_TARGET_ENDED
+    if interrupted and not args.monitor:
+        return 130
+    return EXIT_LEAK if args.fail_on_leak and report["memory_leak_detected"] else 0
+
+
+def _cmd_detach(argv: Sequence[str]) -> int:
+    parser = _Parser(prog="memtui detach",
+                     description="Stop memtui's agent in a process and remove its files.")
+    parser.add_argument("pid", type=_positive_int)
+    args = parser.parse_args(argv)
+    from memtui.remote.attach import detach
+
+    if detach(args.pid):
+        print(f"memtui: agent in pid {args.pid} stopped", file=sys.stderr)
+        return 0
+    print(f"memtui: no memtui agent is running in pid {args.pid}", file=sys.stderr)
+    return 1
+
+
+def _agent_session_for(pid: int, args: argparse.Namespace, attach: bool,
+                       fallback: bool) -> AgentSession | None:
+    """A session with pid's agent, attaching when needed; None (fallback) or an error."""
+    from memtui.remote.client import AgentClient, AgentUnavailable
+    from memtui.remote.session import AgentSession
+
+    try:
+        client = AgentClient.for_pid(pid)
+    except AgentUnavailable:
+        if not attach:
+            return None
+        from memtui.remote.attach import AttachError, attach as attach_agent
+
+        try:
+            result = attach_agent(pid)
+            client = AgentClient(result.socket_path)
+        except (AttachError, AgentUnavailable) as exc:
+            if not fallback:
+                raise
+            print(f"memtui: attach failed: {exc}; watching pid {pid} from outside "
+                  "(memory only)", file=sys.stderr)
+            return None
+    return AgentSession(client, args.growth_threshold, args.alert_threshold, args.trace_limit)
+
+
 def _cmd_analyze(argv: Sequence[str]) -> int:
     parser = _Parser(
         prog="memtui analyze",
@@ -336,6 +523,9 @@ def _cmd_analyze(argv: Sequence[str]) -> int:
 _SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "analyze": _cmd_analyze,
     "demo": _cmd_demo,
+    "run": _cmd_run,
+    "attach": _cmd_attach,
+    "detach": _cmd_detach,
 }
 
 

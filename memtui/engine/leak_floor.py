@@ -17,7 +17,7 @@ import numpy as np
 from memtui.engine.leak_stats import FloatArray, Ols, hinge_fit, ols, step_sse, t_crit
 
 TIER_LEN = 256
-MAX_TIERS = 24
+MAX_TIERS = 9
 FLOOR_QUANTILE = 0.2
 MIN_POINTS = 8
 
@@ -48,6 +48,10 @@ class FloorStore:
                 self._pending.append(None)
             self._t[k].append(item[0])
             self._v[k].append(item[1])
+            if k == MAX_TIERS - 1:
+                if len(self._v[k]) == TIER_LEN:
+                    self._compact_top()
+                break
             prev = self._pending[k]
             if prev is None:
                 self._pending[k] = item
@@ -56,6 +60,14 @@ class FloorStore:
                 self._pending[k] = None
                 item = ((prev[0] + item[0]) * 0.5, (prev[1] + item[1]) * 0.5)
             k += 1
+
+    def _compact_top(self) -> None:
+        """Halve the top tier by averaging pairs, so the whole history stays in a fixed size."""
+        k = MAX_TIERS - 1
+        t = list(self._t[k])
+        v = list(self._v[k])
+        self._t[k] = deque(((a + b) * 0.5 for a, b in zip(t[::2], t[1::2])), maxlen=TIER_LEN)
+        self._v[k] = deque(((a + b) * 0.5 for a, b in zip(v[::2], v[1::2])), maxlen=TIER_LEN)
 
     def blocks(self, span_s: float) -> tuple[FloatArray, FloatArray, float]:
         """Blocks covering the last ``span_s`` seconds from the coarsest tier still giving >= 48."""
@@ -68,16 +80,23 @@ class FloorStore:
             k += 1
         t = np.fromiter(self._t[k], dtype=np.float64, count=len(self._t[k]))
         v = np.fromiter(self._v[k], dtype=np.float64, count=len(self._v[k]))
-        if t.size:
+        step = base * 2**k
+        if t.size > 2:
+            step = max(step, float(t[-1] - t[0]) / (t.size - 1))
             lo = int(np.searchsorted(t, t[-1] - span_s, side="left"))
             t, v = t[lo:], v[lo:]
-        return t, v, base * 2**k
+        return t, v, step
 
-    def tier0(self) -> FloatArray:
-        """Floor values of the newest tier-0 blocks (up to TIER_LEN)."""
+    def tier_values(self, span_s: float) -> tuple[FloatArray, float]:
+        """Values of the finest tier whose blocks last >= ``span_s``, with that block length."""
         if not self._v:
-            return np.zeros(0)
-        return np.fromiter(self._v[0], dtype=np.float64, count=len(self._v[0]))
+            return np.zeros(0), 0.0
+        base = max(self.block_s, 1e-9)
+        k = 0
+        while k + 1 < len(self._v) and base * 2**k < span_s:
+            k += 1
+        vals = np.fromiter(self._v[k], dtype=np.float64, count=len(self._v[k]))
+        return vals, base * 2**k
 
     def latest(self) -> float | None:
         """The newest tier-0 floor value."""
@@ -126,6 +145,12 @@ class WindowCheck:
     """The floor grows faster than the threshold here, steadily, and not as one step."""
 
 
+def _upper_median(a: FloatArray) -> float:
+    """Upper median via partition: enough for robust scale estimates, much cheaper."""
+    k = a.size // 2
+    return float(np.partition(a, k)[k])
+
+
 def block_rho(v: FloatArray) -> float:
     """Lag-1 autocorrelation of block floors from a robust variogram, immune to linear trends.
 
@@ -136,8 +161,8 @@ def block_rho(v: FloatArray) -> float:
         return 0.0
     d1 = np.diff(v)
     d2 = v[2:] - v[:-2]
-    g1 = float(np.median((d1 - np.median(d1)) ** 2))
-    g2 = float(np.median((d2 - np.median(d2)) ** 2))
+    g1 = _upper_median((d1 - _upper_median(d1)) ** 2)
+    g2 = _upper_median((d2 - _upper_median(d2)) ** 2)
     if not g1 > 0.0:
         return 0.0
     return min(0.97, max(0.0, g2 / g1 - 1.0))

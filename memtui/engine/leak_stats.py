@@ -1,4 +1,4 @@
-"""Provides the small regression kit the leak detector needs: OLS, trend fits, step and hinge models.
+"""Provides the regression kit of the leak detector: OLS, trend fits, step and hinge models.
 
 Everything here is pure numpy on short arrays (tens to a few hundred points), so the online
 detector can afford to call it whenever a block closes.

@@ -21,6 +21,7 @@ How it decides (why each step exists):
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
@@ -91,6 +92,12 @@ class LeakVerdict:
     reason: str
 
 
+def _sorted_median(s: FloatArray) -> float:
+    """Median of an already sorted, non-empty array (np.median is slow on tiny arrays)."""
+    n = s.size
+    return float(s[(n - 1) // 2] + s[n // 2]) * 0.5
+
+
 class LeakDetector:
     """Online leak detector: O(1) amortised work per sample, bounded memory.
 
@@ -119,12 +126,16 @@ class LeakDetector:
         self._seg_t0 = 0.0
         self._gc: deque[tuple[float, int]] = deque(maxlen=GC_BLOCKS)
         self._dmad: deque[float] = deque(maxlen=BASELINE_BLOCKS)
+        self._gc_sum_s = 0.0
+        self._anom_tail = {"spike": False, "drop": False}
+        self._gc_drops = 0
         self._base_med: deque[float] = deque(maxlen=BASELINE_BLOCKS)
         self._base_mad: deque[float] = deque(maxlen=BASELINE_BLOCKS)
         self._recent_q: deque[float] = deque(maxlen=12)
         self._low_run = 0
         self._armed = True
         self._rho0 = 0.0
+        self._rho_span = 1.0
         self._checks: dict[float, WindowCheck] = {}
         self._last_eval: dict[float, float] = {}
         self._streak: dict[float, int] = {}
@@ -200,23 +211,33 @@ class LeakDetector:
         dur = max(now - float(ts[0]), 1e-9)
         if self._last_x is not None:
             dur = max(now - self._last_t, 1e-9)
-        q = float(np.percentile(xs, 25.0))
-        med = float(np.median(xs))
-        mad = float(np.median(np.abs(xs - med)))
-        self._peak_mb = float(xs.max())
+        srt = np.sort(xs)
+        n = srt.size
+        pos = 0.25 * (n - 1)
+        lo = int(pos)
+        q = float(srt[lo] + (srt[min(lo + 1, n - 1)] - srt[lo]) * (pos - lo))
+        med = _sorted_median(srt)
+        mad = _sorted_median(np.sort(np.abs(xs - med)))
+        self._peak_mb = float(srt[-1])
         self._anomalies(ts, xs)
         self._thresholds(ts, xs)
-        # GC drops: sample-to-sample falls far outside the noise.
+        # GC drops: sample-to-sample falls far outside the (pooled) noise of differences.
         seq = xs if self._last_x is None else np.concatenate([[self._last_x], xs])
         drops = 0
         if seq.size >= 3:
             d = np.diff(seq)
-            dm = float(np.median(d))
-            self._dmad.append(1.4826 * float(np.median(np.abs(d - dm))))
+            dm = _sorted_median(np.sort(d))
+            self._dmad.append(1.4826 * _sorted_median(np.sort(np.abs(d - dm))))
             if len(self._dmad) >= 4:
-                dmad = float(np.median(np.fromiter(self._dmad, dtype=np.float64)))
+                dmad = statistics.median(self._dmad)
                 drops = int(np.count_nonzero(d < -max(6.0 * dmad, 1.0)))
+        if len(self._gc) == self._gc.maxlen:
+            old_d, old_k = self._gc[0]
+            self._gc_sum_s -= old_d
+            self._gc_drops -= old_k
         self._gc.append((dur, drops))
+        self._gc_sum_s += dur
+        self._gc_drops += drops
         self._last_x = float(xs[-1])
         self._last_t = now
         self._base_med.append(med)
@@ -224,23 +245,29 @@ class LeakDetector:
         if self._restarted(now, q):
             return
         self._store.push(float(ts.mean()), q, dur)
+        self._verdict = None
         self._evaluate(now)
 
     def _anomalies(self, ts: FloatArray, xs: FloatArray) -> None:
         """Spikes and drops against a robust moving baseline (median of block medians, MAD)."""
         if len(self._base_med) < 8:
             return
-        meds = np.fromiter(self._base_med, dtype=np.float64)
-        center = float(np.median(meds))
+        center = statistics.median(self._base_med)
         spread = 1.4826 * (
-            float(np.median(np.fromiter(self._base_mad, dtype=np.float64)))
-            + float(np.median(np.abs(meds - center)))
+            statistics.median(self._base_mad)
+            + statistics.median([abs(m - center) for m in self._base_med])
         )
         margin = max(8.0 * spread, 16.0)
-        for kind, mask in (("spike", xs > center + margin), ("drop", xs < center - margin)):
+        hi = center + margin
+        lo = center - margin
+        if float(xs.max()) <= hi and float(xs.min()) >= lo:
+            return
+        for kind, mask in (("spike", xs > hi), ("drop", xs < lo)):
             if not bool(mask.any()):
+                self._anom_tail[kind] = False
                 continue
-            starts = np.flatnonzero(mask & ~np.concatenate([[False], mask[:-1]]))
+            starts = np.flatnonzero(mask & ~np.concatenate([[self._anom_tail[kind]], mask[:-1]]))
+            self._anom_tail[kind] = bool(mask[-1])
             for s in starts[:4]:
                 size = float(xs[s] - center)
                 self._emit(
@@ -279,13 +306,9 @@ class LeakDetector:
                 i += int(back[0]) + 1
 
     def _restarted(self, now: float, q: float) -> bool:
-        """A fall of the floor to under half its level (and >= 64 MB) held for 3 blocks."""
-        ref = (
-            float(np.median(np.fromiter(self._recent_q, dtype=np.float64)))
-            if (len(self._recent_q) >= 6)
-            else None
-        )
-        if ref is not None and q < 0.5 * ref and ref - q >= 64.0:
+        """A fall of the floor by >= 30% of its level (and >= 64 MB) held for 3 blocks."""
+        ref = statistics.median(self._recent_q) if len(self._recent_q) >= 6 else None
+        if ref is not None and q < 0.7 * ref and ref - q >= 64.0:
             self._low_run += 1
         else:
             self._low_run = 0
@@ -310,9 +333,7 @@ class LeakDetector:
 
     def gc_period_s(self) -> float:
         """Estimated GC sawtooth period over recent blocks (0 when no sawtooth is seen)."""
-        total = sum(d for d, _ in self._gc)
-        n = sum(k for _, k in self._gc)
-        return total / n if n >= 3 else 0.0
+        return self._gc_sum_s / self._gc_drops if self._gc_drops >= 3 else 0.0
 
     def _window_points(self, window_s: float) -> tuple[FloatArray, FloatArray, float]:
         """Floor points of the last ``window_s`` and the expected residual correlation."""
@@ -324,7 +345,7 @@ class LeakDetector:
         group = max(window_s / 32.0, 1.5 * self.gc_period_s(), bs)
         tt, vv = group_floor(t, v, bs, group)
         spacing = float(tt[1] - tt[0]) if tt.size > 1 else group
-        base = max(self._store.block_s, 1e-9)
+        base = max(self._rho_span, 1e-9)
         rho = self._rho0 ** (spacing / base) if self._rho0 > 0.0 else 0.0
         return tt, vv, rho
 
@@ -346,7 +367,15 @@ class LeakDetector:
         age = now - self._seg_t0
         any_growth = False
         changed = False
-        self._rho0 = block_rho(self._store.tier0())
+        due = [
+            w
+            for w in WINDOWS_S
+            if w <= age * 1.02 and now - self._last_eval.get(w, -math.inf) >= w / 8.0
+        ]
+        if not due:
+            return
+        vals, self._rho_span = self._store.tier_values(1.5 * self.gc_period_s())
+        self._rho0 = block_rho(vals)
         for w in WINDOWS_S:
             if w > age * 1.02:
                 break
@@ -414,9 +443,7 @@ class LeakDetector:
             )
         tt, vv = self._segment_points()
         whole = (
-            check_window(tt, vv, age, self.threshold, self._rho0)
-            if tt.size >= MIN_POINTS
-            else None
+            check_window(tt, vv, age, self.threshold, self._rho0) if tt.size >= MIN_POINTS else None
         )
         short = age < 2.0 * HOUR or state == "suspected"
         if whole is None and final and tt.size >= 6:
@@ -424,6 +451,10 @@ class LeakDetector:
         if final and state != "leak" and short and whole is not None and whole.growth:
             state = "leak"
             deciding = whole
+        held = [c for w, c in self._checks.items() if c.growth and self._streak.get(w, 0) >= 2]
+        if final and state == "suspected" and held:
+            state = "leak"
+            deciding = max(held, key=lambda c: c.window_s)
         if deciding is None:
             deciding = whole
         onset: float | None = None
@@ -507,7 +538,8 @@ class LeakDetector:
             + len(self._base_med)
             + len(self._base_mad)
             + len(self._recent_q)
-            + len(self._dmad) + len(self._events)
+            + len(self._dmad)
+            + len(self._events)
             + len(self._pending)
             + len(self._checks) * 12
         )

@@ -30,7 +30,7 @@ from memtui.engine.patterns import LeakingTraceback, allocation_patterns, leakin
 from memtui.engine.report.json_report import ReportInput, SourceInfo, build_report
 from memtui.engine.report.writer import write_report
 from memtui.engine.sites import SiteGrowthTracker
-from memtui.engine.snapshot import AllocationStat, MemorySnapshot
+from memtui.engine.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
 from memtui.errors import HeapDumpError, TargetProcessError, TracingError, UsageError
 from memtui.probe.allocator import read_allocator
 from memtui.probe.census import CensusResult, take_census
@@ -151,7 +151,7 @@ class MemoryProfiler:
         self._sites: SiteGrowthTracker[TraceKey] = SiteGrowthTracker(max_sites=4 * self.trace_limit)
         self._types: SiteGrowthTracker[str] = SiteGrowthTracker(max_sites=400)
         self._tracked_types: list[type] = []
-        self._snapshots: list[MemorySnapshot] = []
+        self._snapshots = SnapshotLog(MAX_SNAPSHOTS)
         self._first_snapshot: MemorySnapshot | None = None
         self._latest_snapshot: MemorySnapshot | None = None
         self._baseline: MemorySnapshot | None = None
@@ -410,9 +410,6 @@ class MemoryProfiler:
             self._first_snapshot = snap
         light = dataclasses.replace(snap, traces=None, census=_light_census(snap.census))
         self._snapshots.append(light)
-        if len(self._snapshots) > MAX_SNAPSHOTS:
-            # Keep the first and the most recent; thin the middle by half.
-            self._snapshots = self._snapshots[:1] + self._snapshots[1:-50:2] + self._snapshots[-50:]
 
     # ----------------------------------------------------------------- callbacks
     def _dispatch(self, event: LeakEvent) -> None:
@@ -489,7 +486,7 @@ class MemoryProfiler:
     @property
     def snapshots(self) -> tuple[MemorySnapshot, ...]:
         """Summaries of the periodic snapshots (bounded; without per-site traces)."""
-        return tuple(self._snapshots)
+        return self._snapshots.items
 
     def take_snapshot(self) -> MemorySnapshot:
         """A full snapshot now: memory, tracemalloc sites, object counts, GC state."""
@@ -614,7 +611,7 @@ class MemoryProfiler:
                 alert_threshold_mb=self.alert_threshold_mb,
                 top_allocators=top,
                 leaking_sites=tuple(g for g in self._sites.leaking()[: self.trace_limit]),
-                snapshots=tuple(self._snapshots),
+                snapshots=self._snapshots.items,
                 events=self.detector.events,
                 memory_limit_bytes=self._limit_bytes,
                 memory_limit_source=self._limit_source,

@@ -209,3 +209,33 @@ class MemorySnapshot:
             "traced_memory_mb": round(self.traced_memory_bytes / MIB, 3) if self.traces else None,
             "top_types": self.top_types(top_types),
         }
+
+
+class SnapshotLog:
+    """Snapshot summaries kept for a report: bounded, the first and the latest always kept.
+
+    Beyond ``max_items`` the middle is thinned by half, so a week of snapshots still spans the
+    whole run at a coarser step.
+    """
+
+    def __init__(self, max_items: int = 500, recent: int = 50) -> None:
+        self.max_items = max_items
+        self.recent = recent
+        self._items: list[MemorySnapshot] = []
+
+    def append(self, snap: MemorySnapshot) -> None:
+        self._items.append(snap)
+        if len(self._items) > self.max_items:
+            head, middle, tail = (
+                self._items[:1],
+                self._items[1 : -self.recent],
+                self._items[-self.recent :],
+            )
+            self._items = head + middle[::2] + tail
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def items(self) -> tuple[MemorySnapshot, ...]:
+        return tuple(self._items)

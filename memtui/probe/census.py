@@ -30,7 +30,9 @@ class CensusResult:
     duration_s: float
     """Wall time of the whole census."""
     max_hold_s: float
-    """Longest stretch the census ran without releasing the GIL."""
+    """Longest stretch the census ran without releasing the GIL (the get_objects call
+    included). Wall time between its own releases, so an upper bound: a switch forced by
+    the interpreter or the OS inside a stretch counts as held."""
     tracked: dict[type, int] = field(default_factory=dict)
     """Counts of exactly the types passed in ``track`` (subclasses not included)."""
     largest_containers: tuple[ContainerInfo, ...] = ()
@@ -67,9 +69,9 @@ def type_name(t: type) -> str:
 def _yield_gil() -> None:
     """Release the GIL so waiting threads run.
 
-    time.sleep(0) drops the GIL; a thread that has been waiting for it has by then asked
-    for a switch, and CPython hands it over before we get it back (tested in
-    tests/test_probe_census.py with a thread that records its own stalls).
+    time.sleep(0) drops the GIL around a syscall; a thread that has been waiting for the
+    GIL gets it then. Measured (tests/test_probe_census.py, benchmarks/bench_collectors.py):
+    a spinning thread's longest stall during a census stays within max_hold_s.
     """
     time.sleep(0)
 
@@ -111,8 +113,8 @@ def take_census(
 ) -> CensusResult:
     """Count live gc-tracked objects by type, yielding the GIL between chunks.
 
-    The one gc.get_objects() call is the only long GIL hold (about 30 ms per million
-    objects); counting then runs at C speed (Counter over map(type, chunk)) in chunks of
+    The one gc.get_objects() call is the only GIL hold that cannot be split (10-30 ms per
+    million objects); counting then runs at C speed (Counter over map(type, chunk)) in chunks of
     ``chunk_size`` with a GIL release after each. Nothing made here before that call is a
     gc-tracked container, so the census does not count itself; the object list is dropped
     before returning so no object is kept alive. Concurrent calls run one after another.

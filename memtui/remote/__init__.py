@@ -1,0 +1,1 @@
+"""Provides the monitor side of watching another process: client, launcher, attach, sources."""

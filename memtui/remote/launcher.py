@@ -1,0 +1,192 @@
+"""Provides `memtui run`: start a Python program with the agent already inside it.
+
+The program gets a private directory on PYTHONPATH holding a ``sitecustomize`` that (1) runs
+the environment's own sitecustomize, if any, (2) removes itself from PYTHONPATH so that the
+program's child processes are not profiled by accident, and (3) puts the standard-library-only
+probe zip at the END of sys.path and starts the agent. Nothing is installed into the
+program's environment. A program started with -I/-E/-S skips sitecustomize: the launcher then
+reports that the agent did not start, and the caller may attach instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+from memtui.errors import TargetProcessError, UsageError
+from memtui.remote.client import AgentClient, AgentUnavailable, find_socket
+from memtui.remote.probe_zip import build_probe_zip
+
+AGENT_START_TIMEOUT_S: float = 15.0
+
+_SITECUSTOMIZE = '''\
+"""memtui's bootstrap: starts the memtui agent in this process (see memtui.remote.launcher)."""
+import os as _os
+import sys as _sys
+
+_here = _os.path.dirname(_os.path.abspath(__file__))
+
+
+def _memtui_chain_original():
+    # Run the sitecustomize this environment would have run without us.
+    import importlib.util
+    saved = list(_sys.path)
+    _sys.path[:] = [p for p in _sys.path if _os.path.abspath(p or ".") != _here]
+    _sys.modules.pop("sitecustomize", None)
+    try:
+        spec = importlib.util.find_spec("sitecustomize")
+        if spec is not None and spec.loader is not None:
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+    finally:
+        _sys.path[:] = saved
+
+
+def _memtui_start():
+    paths = [p for p in _os.environ.get("PYTHONPATH", "").split(_os.pathsep) if p]
+    paths = [p for p in paths if _os.path.abspath(p) != _here]
+    if paths:
+        _os.environ["PYTHONPATH"] = _os.pathsep.join(paths)
+    else:
+        _os.environ.pop("PYTHONPATH", None)
+    probe_zip = _os.environ.pop("MEMTUI_PROBE_ZIP", "")
+    if probe_zip and probe_zip not in _sys.path:
+        _sys.path.append(probe_zip)
+    import memtui.probe.bootstrap  # noqa: F401  (starts the agent; never raises)
+
+
+try:
+    _memtui_chain_original()
+except Exception as _exc:  # the program's own sitecustomize failed: tell, as Python would
+    print(f"Error in sitecustomize; set PYTHONVERBOSE for traceback: {_exc!r}", file=_sys.stderr)
+try:
+    _memtui_start()
+except Exception as _exc:  # never stop the program because memtui could not start
+    print(f"memtui: the agent did not start: {_exc!r}", file=_sys.stderr)
+'''
+
+
+@dataclass
+class LaunchedProgram:
+    """A program started by `memtui run`, with its agent (when it came up)."""
+
+    process: subprocess.Popen[bytes]
+    bootstrap_dir: str
+    command: list[str]
+    log_path: str | None = None
+    client: AgentClient | None = None
+    agent_error: str = ""
+    _log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cleanup(self) -> None:
+        """Remove the bootstrap directory and close our ends (the program is left alone)."""
+        if self.client is not None:
+            self.client.close()
+        if self._log_file is not None:
+            self._log_file.close()
+        shutil.rmtree(self.bootstrap_dir, ignore_errors=True)
+
+
+def agent_environment(
+    base: Mapping[str, str], bootstrap_dir: str, probe_zip: str, options: Mapping[str, str]
+) -> dict[str, str]:
+    """The program's environment: ours first on PYTHONPATH, the agent's settings as MEMTUI_*."""
+    env = dict(base)
+    existing = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = bootstrap_dir + (os.pathsep + existing if existing else "")
+    env["MEMTUI_PROBE_ZIP"] = probe_zip
+    env.update(options)
+    return env
+
+
+def launch(
+    command: Sequence[str],
+    *,
+    options: Mapping[str, str] | None = None,
+    log_path: str | None = None,
+    wait_for_agent_s: float = AGENT_START_TIMEOUT_S,
+) -> LaunchedProgram:
+    """Start ``command`` (``python app.py …`` or ``python -m mod …``) with the agent in it.
+
+    With ``log_path``, the program's stdout and stderr go to that file (for the monitor,
+    which owns the terminal); otherwise they stay on ours. Its stdin is ours either way.
+    """
+    if not command:
+        raise UsageError("memtui run needs a command after '--', e.g. memtui run -- python app.py")
+    if shutil.which(command[0]) is None and not os.path.exists(command[0]):
+        raise UsageError(f"cannot run {command[0]!r}: no such program")
+    bootstrap_dir = tempfile.mkdtemp(prefix="memtui-run-")
+    try:
+        with open(os.path.join(bootstrap_dir, "sitecustomize.py"), "w", encoding="utf-8") as f:
+            f.write(_SITECUSTOMIZE)
+        probe_zip = build_probe_zip(bootstrap_dir)
+        env = agent_environment(os.environ, bootstrap_dir, probe_zip, options or {})
+        log_file = open(log_path, "ab") if log_path else None  # noqa: SIM115 - kept open
+        try:
+            process = subprocess.Popen(
+                list(command), env=env, stdout=log_file, stderr=log_file, close_fds=True
+            )
+        except OSError as exc:
+            if log_file is not None:
+                log_file.close()
+            raise UsageError(f"cannot run {command[0]!r}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(bootstrap_dir, ignore_errors=True)
+        raise
+    program = LaunchedProgram(process, bootstrap_dir, list(command), log_path, _log_file=log_file)
+    program.client, program.agent_error = _wait_for_agent(process, wait_for_agent_s)
+    return program
+
+
+def _wait_for_agent(
+    process: subprocess.Popen[bytes], timeout_s: float
+) -> tuple[AgentClient | None, str]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return None, f"the program exited (status {process.returncode}) before its agent answered"
+        path = find_socket(process.pid)
+        if path is not None:
+            try:
+                return AgentClient(path), ""
+            except AgentUnavailable:
+                pass  # the socket exists but is not listening yet
+        time.sleep(0.05)
+    return None, (
+        f"no agent answered within {timeout_s:.0f} s (was the program started with -I, -E or -S, "
+        "or is it not a Python program?)"
+    )
+
+
+def stop_program(program: LaunchedProgram, grace_s: float = 5.0) -> int:
+    """Ask the program to stop (SIGINT, then SIGTERM, then SIGKILL); returns its exit status."""
+    process = program.process
+    for send in (process.send_signal, process.terminate, process.kill):
+        if process.poll() is not None:
+            break
+        try:
+            if send is process.send_signal:
+                import signal
+
+                process.send_signal(signal.SIGINT)
+            else:
+                send()  # type: ignore[operator]
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            continue
+    if process.poll() is None:
+        raise TargetProcessError(f"pid {process.pid} did not stop")
+    return process.returncode

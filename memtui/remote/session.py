@@ -1,0 +1,231 @@
+"""Provides AgentSession: pulls frames from an in-target agent and analyses them on this side.
+
+Everything expensive (leak detection, ranking, report building) happens here, in the monitor,
+never in the target. The same engine code serves the in-process MemoryProfiler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from memtui.engine.leaks import LeakDetector, LeakEvent
+from memtui.engine.memlimit import detect_memory_limit
+from memtui.engine.metrics import MemoryMetrics
+from memtui.engine.report.json_report import ReportInput, SourceInfo
+from memtui.engine.snapshot import (
+    AllocationStat,
+    AllocationTraceback,
+    MemorySnapshot,
+    SnapshotLog,
+)
+from memtui.probe.allocator import AllocatorReading
+from memtui.probe.census import CensusResult, ContainerInfo
+from memtui.probe.gcstats import GcReading
+from memtui.probe.memory import MemoryReading
+from memtui.probe.tracing import TraceKey
+from memtui.remote.client import AgentClient, AgentUnavailable
+
+MIB: float = 1024.0 * 1024.0
+
+
+def _triple(value: Any, cast: type = int) -> tuple[Any, Any, Any]:
+    items = list(value or [])[:3] + [0, 0, 0]
+    return (cast(items[0]), cast(items[1]), cast(items[2]))
+
+
+def parse_gc(data: Mapping[str, Any] | None) -> GcReading | None:
+    """A GcReading from the agent's gc dict (GcReading's fields by name)."""
+    if not data:
+        return None
+    return GcReading(
+        collections=_triple(data.get("collections")),
+        collected=_triple(data.get("collected")),
+        uncollectable=_triple(data.get("uncollectable")),
+        time_s=_triple(data.get("time_s"), float),
+        max_pause_s=float(data.get("max_pause_s", 0.0)),
+        thresholds=_triple(data.get("thresholds")),
+        garbage_count=int(data.get("garbage_count", 0)),
+        timed=bool(data.get("timed", False)),
+    )
+
+
+def parse_census(data: Mapping[str, Any] | None) -> CensusResult | None:
+    if not data:
+        return None
+    containers = tuple(
+        ContainerInfo(str(c.get("type_name", "?")), int(c.get("length", 0)), int(c.get("object_id", 0)))
+        for c in data.get("largest_containers", []) or []
+        if isinstance(c, Mapping)
+    )
+    return CensusResult(
+        counts={str(k): int(v) for k, v in (data.get("counts") or {}).items()},
+        total_objects=int(data.get("total_objects", 0)),
+        duration_s=float(data.get("duration_s", 0.0)),
+        max_hold_s=float(data.get("max_hold_s", 0.0)),
+        largest_containers=containers,
+    )
+
+
+def parse_sites(rows: Sequence[Any] | None) -> dict[TraceKey, tuple[int, int]]:
+    """Per-traceback (size, count) from the agent's site list."""
+    out: dict[TraceKey, tuple[int, int]] = {}
+    for row in rows or []:
+        if not isinstance(row, Mapping):
+            continue
+        frames = row.get("frames") or (
+            [[row["file"], row["line"]]] if "file" in row and "line" in row else []
+        )
+        key: TraceKey = tuple((str(f[0]), int(f[1])) for f in frames)
+        size = int(row.get("size", row.get("size_bytes", 0)))
+        count = int(row.get("count", 0))
+        prev = out.get(key, (0, 0))
+        out[key] = (prev[0] + size, prev[1] + count)
+    return out
+
+
+class AgentSession:
+    """The monitor's view of one agent-equipped process."""
+
+    def __init__(
+        self,
+        client: AgentClient,
+        growth_threshold_mb_per_hour: float = 10.0,
+        alert_threshold_mb: float | None = 1000.0,
+        trace_limit: int = 100,
+    ) -> None:
+        self.client = client
+        hello = client.hello
+        self.pid = int(hello.get("pid", 0))
+        self.python_version = str(hello.get("python", ""))
+        self.argv = [str(a) for a in hello.get("argv", [])]
+        self.capabilities = [str(c) for c in hello.get("capabilities", [])]
+        self.trace_limit = trace_limit
+        self.growth_threshold_mb_per_hour = growth_threshold_mb_per_hour
+        self.alert_threshold_mb = alert_threshold_mb
+        limit = detect_memory_limit(self.pid)
+        self.memory_limit = limit
+        self.detector = LeakDetector(
+            growth_threshold_mb_per_hour=growth_threshold_mb_per_hour,
+            alert_threshold_mb=alert_threshold_mb,
+            memory_limit_bytes=limit.limit_bytes,
+        )
+        self.metrics = MemoryMetrics()
+        self.snapshots = SnapshotLog()
+        self.seq = 0
+        self.gc: GcReading | None = None
+        self.census: CensusResult | None = None
+        self.first_census: CensusResult | None = None
+        self.sites: dict[TraceKey, tuple[int, int]] = {}
+        self.tracing: dict[str, Any] = {}
+        self.ended = False
+        self.started_wall = float(hello.get("started_at", time.time()))
+        self.first_poll_wall = time.time()
+        self.last_poll_wall = self.first_poll_wall
+        self.new_events: list[LeakEvent] = []
+
+    def poll(self) -> bool:
+        """Pull what is new; False once the agent is gone (the target exited)."""
+        if self.ended:
+            return False
+        try:
+            frame = self.client.request("frame", since=self.seq)
+        except AgentUnavailable:
+            self.ended = True
+            return False
+        self.apply_frame(frame)
+        return True
+
+    def apply_frame(self, frame: Mapping[str, Any]) -> None:
+        self.last_poll_wall = time.time()
+        gc_reading = parse_gc(frame.get("gc")) or self.gc
+        self.gc = gc_reading
+        for row in frame.get("samples", []) or []:
+            seq, t, rss, vms, traced, blocks = (list(row) + [0] * 6)[:6]
+            if int(seq) <= self.seq:
+                continue
+            self.seq = int(seq)
+            self.metrics.add_sample(
+                float(t),
+                MemoryReading(int(rss), int(vms)),
+                int(traced),
+                AllocatorReading(allocated_blocks=int(blocks)),
+                gc_reading,
+            )
+            self.detector.update(float(t), float(rss))
+        self.new_events.extend(self.detector.drain_events())
+        census = parse_census(frame.get("census"))
+        if census is not None and (self.census is None or census != self.census):
+            self.census = census
+            if self.first_census is None:
+                self.first_census = census
+            self.snapshots.append(self._snapshot(census))
+        if frame.get("sites") is not None:
+            self.sites = parse_sites(frame.get("sites"))
+        if isinstance(frame.get("tracing"), Mapping):
+            self.tracing = dict(frame["tracing"])
+
+    def _snapshot(self, census: CensusResult | None) -> MemorySnapshot:
+        m = self.metrics
+        light = (
+            dataclasses.replace(
+                census,
+                counts=dict(sorted(census.counts.items(), key=lambda kv: -kv[1])[:50]),
+                largest_containers=(),
+            )
+            if census is not None
+            else None
+        )
+        return MemorySnapshot(
+            timestamp=time.time(),
+            elapsed_s=m.duration_s,
+            memory=MemoryReading(m.current_bytes, m.vms_bytes),
+            census=light,
+            gc=self.gc,
+            pid=self.pid,
+        )
+
+    def top_allocators(self, limit: int | None = None) -> list[AllocationStat]:
+        ranked = sorted(self.sites.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        return [
+            AllocationStat(AllocationTraceback(k), size, count)
+            for k, (size, count) in ranked[: limit or self.trace_limit]
+        ]
+
+    def report_input(self) -> ReportInput:
+        mode = str(self.tracing.get("mode", "watch"))
+        note = (
+            "allocation sites from short tracing windows (watch mode): sizes are bytes that "
+            "survived the windows, a sample of the allocations, not their total"
+            if mode == "watch"
+            else ""
+        )
+        if self.ended:
+            note = (note + "; " if note else "") + "the target exited while it was watched"
+        return ReportInput(
+            source=SourceInfo(
+                pid=self.pid,
+                kind="agent",
+                command=" ".join(self.argv),
+                python_version=self.python_version,
+                note=note,
+                ended=self.ended,
+            ),
+            start_wall=self.first_poll_wall - self.metrics.duration_s,
+            end_wall=self.last_poll_wall,
+            metrics=self.metrics,
+            verdict=self.detector.verdict,
+            growth_threshold_mb_per_hour=self.growth_threshold_mb_per_hour,
+            alert_threshold_mb=self.alert_threshold_mb,
+            top_allocators=tuple(self.top_allocators()),
+            snapshots=self.snapshots.items,
+            events=self.detector.events,
+            memory_limit_bytes=self.memory_limit.limit_bytes,
+            memory_limit_source=self.memory_limit.source,
+            extra={"agent": {"capabilities": self.capabilities, "tracing": self.tracing}},
+        )
+
+    def close(self) -> None:
+        self.client.close()
