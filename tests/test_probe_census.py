@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import threading
 import time
 import weakref
@@ -118,7 +119,7 @@ def test_other_threads_run_during_census() -> None:
         stop.set()
         t.join()
     inside = [s for s in stamps if start <= s <= end]
-    gaps = [b - a for a, b in zip(inside, inside[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(inside)]
     assert result.chunks >= 20
     assert inside, "the other thread never ran during the census"
     # The other thread ran throughout, not only before and after.

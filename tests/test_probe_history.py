@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -41,7 +42,7 @@ def test_merged_points_cover_each_span_once() -> None:
     points = h.points()
     # Every sample counted exactly once, in order, without overlaps.
     assert sum(p.count for p in points) == n
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         assert a.t_end < b.t_start
     # Finest resolution for the most recent span, coarser further back.
     assert points[-1].count == 1

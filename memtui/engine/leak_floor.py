@@ -66,8 +66,12 @@ class FloorStore:
         k = MAX_TIERS - 1
         t = list(self._t[k])
         v = list(self._v[k])
-        self._t[k] = deque(((a + b) * 0.5 for a, b in zip(t[::2], t[1::2])), maxlen=TIER_LEN)
-        self._v[k] = deque(((a + b) * 0.5 for a, b in zip(v[::2], v[1::2])), maxlen=TIER_LEN)
+        self._t[k] = deque(
+            ((a + b) * 0.5 for a, b in zip(t[::2], t[1::2], strict=True)), maxlen=TIER_LEN
+        )
+        self._v[k] = deque(
+            ((a + b) * 0.5 for a, b in zip(v[::2], v[1::2], strict=True)), maxlen=TIER_LEN
+        )
 
     def blocks(self, span_s: float) -> tuple[FloatArray, FloatArray, float]:
         """Blocks covering the last ``span_s`` seconds from the coarsest tier still giving >= 48."""

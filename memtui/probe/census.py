@@ -56,11 +56,12 @@ def type_name(t: type) -> str:
     """'module.Qualname' for a type, bare for builtins; never raises on odd types."""
     try:
         qualname = t.__qualname__
-    except Exception:
-        qualname = getattr(t, "__name__", "?")
+        module = t.__module__
+    except Exception:  # a metaclass may make these properties that raise
+        qualname = getattr(t, "__name__", None) or "?"
+        module = None
     if not isinstance(qualname, str):
         qualname = str(qualname)
-    module = getattr(t, "__module__", None)
     if not isinstance(module, str) or module == "builtins":
         return qualname
     return f"{module}.{qualname}"
@@ -99,6 +100,8 @@ def _offer(
     else:
         candidates = compress(found, map(floor.__lt__, lengths))
     for obj in candidates:
+        if type(obj) not in CONTAINER_TYPES:  # its __class__ was reassigned meanwhile
+            continue
         length = len(obj)  # type: ignore[arg-type]
         if len(top) < largest:
             heapq.heappush(top, (length, id(obj), type(obj)))
@@ -144,16 +147,22 @@ def _take_census(track: Iterable[type], chunk_size: int, largest: int) -> Census
     walker = iter(objects)
     try:
         _yield_gil()
-        for _ in range(0, total, chunk_size):
+        for begin in range(0, total, chunk_size):
             hold_start = now()
             if largest > 0:
                 types = list(islice(types_of, chunk_size))
                 counter.update(types)
-                found = list(compress(islice(walker, chunk_size), map(is_container, types)))
-                del types
-                lengths = list(map(len, found))
-                _offer(top, largest, lengths, found)
-                del found, lengths
+                lengths = list(
+                    map(len, compress(islice(walker, chunk_size), map(is_container, types)))
+                )
+                if lengths and max(lengths) > (top[0][0] if len(top) >= largest else -1):
+                    # Rare once the heap is full: only then fetch the containers themselves.
+                    chunk = objects[begin : begin + chunk_size]
+                    found = list(compress(chunk, map(is_container, types)))
+                    del chunk
+                    _offer(top, largest, lengths, found)
+                    del found
+                del types, lengths
             else:
                 counter.update(islice(types_of, chunk_size))
             chunks += 1

@@ -1,0 +1,158 @@
+"""Provides MonitorFrame: everything the live monitor shows, computed outside the UI.
+
+The monitor renders frames; it computes nothing itself. Every source (an agent session, an
+outside-only watch, the in-process demo) produces frames with the same engine code that
+builds reports, so the monitor and the report never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+SourceKind = Literal["agent", "outside", "in-process"]
+Status = Literal["live", "paused", "exited", "disconnected"]
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """One point of the memory chart (bytes; None where that series is not known)."""
+
+    t_s: float
+    """Seconds since the first sample."""
+    rss_bytes: float
+    uss_bytes: float | None = None
+    traced_bytes: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AllocatorRow:
+    """One allocation site in the top-allocators pane."""
+
+    file: str
+    line: int
+    function: str
+    size_bytes: int
+    count: int
+    growth_bytes: int | None
+    """Change since the baseline (None before a baseline exists)."""
+    growth_mb_per_hour: float | None
+    traceback: tuple[str, ...]
+    """Frames as 'file:line in function', outermost first."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRow:
+    """One type in the object-counts pane."""
+
+    type_name: str
+    count: int
+    delta: int | None
+    """Change since the baseline (None before a baseline exists)."""
+    per_hour: float | None
+    tracked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GcView:
+    """The GC pane."""
+
+    collections: tuple[int, int, int]
+    collected: tuple[int, int, int]
+    uncollectable: tuple[int, int, int]
+    total_time_s: float | None
+    recent_time_fraction: float | None
+    """Share of the last minute spent in GC (None when pauses are not timed)."""
+    thresholds: tuple[int, int, int]
+    garbage_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictView:
+    """The leak-verdict pane (the same LeakDetector as the report)."""
+
+    state: Literal["ok", "suspected", "leak"]
+    rate_mb_per_hour: float
+    confidence: float
+    projected_oom_hours: float | None
+    memory_limit_source: str | None
+    reason: str
+    suspects: tuple[str, ...]
+    """Growing sites and types, most suspicious first, one readable line each."""
+    trend_start_s: float | None = None
+    """Where the leak trend line starts on the chart (seconds since first sample)."""
+    trend_intercept_bytes: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderView:
+    pid: int
+    command: str
+    python_version: str | None
+    kind: SourceKind
+    why_limited: str
+    """For an outside-only source: why there is no agent, and what is missing."""
+    uptime_s: float
+    sample_interval_s: float
+    status: Status
+    exit_code: int | None = None
+    ended_at: float | None = None
+    """Wall time when the target exited."""
+    tracing: str = "off"
+    """'off', 'watch' (short windows) or 'continuous'."""
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorFrame:
+    """One refresh of the monitor."""
+
+    seq: int
+    header: HeaderView
+    series: tuple[SeriesPoint, ...]
+    """Downsampled for drawing; covers all history the source has."""
+    current_rss_bytes: int
+    peak_rss_bytes: int
+    alert_threshold_bytes: int | None
+    verdict: VerdictView
+    allocators: tuple[AllocatorRow, ...] = ()
+    objects: tuple[ObjectRow, ...] = ()
+    gc: GcView | None = None
+    events: tuple[str, ...] = ()
+    baseline_at_s: float | None = None
+    unavailable: tuple[str, ...] = field(default_factory=tuple)
+    """Panes this source cannot fill ('allocators', 'objects', 'gc')."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """The outcome of a monitor command, for a notification."""
+
+    ok: bool
+    message: str
+    path: str | None = None
+
+
+class Source(Protocol):
+    """What the monitor needs from whatever it watches. Calls may block: run them in workers."""
+
+    def poll(self, max_points: int = 600) -> MonitorFrame:
+        """The latest frame (pulls new data first)."""
+        ...
+
+    def take_snapshot(self) -> CommandResult: ...
+
+    def set_baseline(self) -> CommandResult: ...
+
+    def collect_garbage(self) -> CommandResult: ...
+
+    def set_tracing(self, on: bool) -> CommandResult: ...
+
+    def dump_heap(self, out_dir: str) -> CommandResult: ...
+
+    def export_report(self, out_dir: str) -> CommandResult:
+        """Write the documented JSON report into ``out_dir``; the path in the result."""
+        ...
+
+    def close(self) -> None:
+        """Leave the target running with its agent and history."""
+        ...

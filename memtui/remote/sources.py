@@ -1,0 +1,291 @@
+"""Provides the monitor's sources: AgentSource (agent in the target) and OutsideSource (psutil).
+
+Both turn what they gather into MonitorFrames with the engine's builders, and write the same
+JSON report as the headless commands.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from typing import Any
+
+from memtui.engine.frame import CommandResult, HeaderView, MonitorFrame, Status
+from memtui.engine.leaks import LeakDetector
+from memtui.engine.memlimit import detect_memory_limit
+from memtui.engine.metrics import MemoryMetrics
+from memtui.engine.monitor_view import (
+    allocator_rows,
+    gc_view,
+    object_rows,
+    series_points,
+    verdict_view,
+)
+from memtui.engine.report.json_report import ReportInput, SourceInfo, build_report
+from memtui.engine.report.writer import write_report
+from memtui.errors import MemtuiError
+from memtui.probe.memory import ProcMemoryReader
+from memtui.remote.client import AgentUnavailable
+from memtui.remote.session import AgentSession
+
+MIB: float = 1024.0 * 1024.0
+
+
+def _report_path(out_dir: str, pid: int) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return os.path.join(out_dir, f"memtui-report-{pid}-{stamp}.json")
+
+
+def _export(report_input: ReportInput, out_dir: str, pid: int) -> CommandResult:
+    try:
+        path = write_report(build_report(report_input), _report_path(out_dir, pid))
+    except MemtuiError as exc:
+        return CommandResult(False, str(exc))
+    return CommandResult(True, f"Report written to {path}", path)
+
+
+class AgentSource:
+    """Frames from an agent session; commands go to the agent."""
+
+    def __init__(
+        self,
+        session: AgentSession,
+        sample_interval_s: float = 1.0,
+        process: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        self.session = session
+        self.sample_interval_s = sample_interval_s
+        self.process = process
+        self._seq = 0
+        self._ended_at: float | None = None
+        self._baseline_sites: dict[Any, tuple[int, int]] | None = None
+        self._baseline_census = None
+        self._baseline_t: float | None = None
+        self._events: list[str] = []
+
+    @property
+    def pid(self) -> int:
+        return self.session.pid
+
+    def poll(self, max_points: int = 600) -> MonitorFrame:
+        s = self.session
+        alive = s.poll()
+        if not alive and self._ended_at is None:
+            self._ended_at = time.time()
+        for event in s.new_events:
+            self._events.append(f"{event.t_s:.0f}s {event.kind}: {event.message}")
+        s.new_events.clear()
+        del self._events[:-20]
+        self._seq += 1
+        return self._frame(max_points)
+
+    def _status(self) -> tuple[Status, int | None]:
+        if self._ended_at is None:
+            return "live", None
+        code = self.process.poll() if self.process is not None else None
+        return ("exited" if self.process is not None else "disconnected"), code
+
+    def _frame(self, max_points: int) -> MonitorFrame:
+        s = self.session
+        m = s.metrics
+        status, code = self._status()
+        age = m.duration_s - self._baseline_t if self._baseline_t is not None else None
+        allocators = allocator_rows(s.top_allocators(), self._baseline_sites, age)
+        suspects = [
+            f"{r.file}:{r.line} in {r.function}: {r.size_bytes / MIB:.1f} MiB"
+            for r in allocators[:3]
+        ] if s.detector.verdict.state != "ok" else []
+        return MonitorFrame(
+            seq=self._seq,
+            header=HeaderView(
+                pid=s.pid,
+                command=" ".join(s.argv),
+                python_version=s.python_version,
+                kind="agent",
+                why_limited="",
+                uptime_s=max(0.0, (self._ended_at or time.time()) - s.started_wall),
+                sample_interval_s=self.sample_interval_s,
+                status=status,
+                exit_code=code,
+                ended_at=self._ended_at,
+                tracing=str(s.tracing.get("mode", "off")),
+            ),
+            series=series_points(m, max_points),
+            current_rss_bytes=m.current_bytes,
+            peak_rss_bytes=m.peak_bytes,
+            alert_threshold_bytes=int(s.alert_threshold_mb * MIB) if s.alert_threshold_mb else None,
+            verdict=verdict_view(
+                s.detector.verdict, suspects, s.memory_limit.source, m.current_bytes, m.duration_s
+            ),
+            allocators=allocators,
+            objects=object_rows(s.census, self._baseline_census, age),
+            gc=gc_view(s.gc),
+            events=tuple(self._events),
+            baseline_at_s=self._baseline_t,
+        )
+
+    def _request(self, cmd: str, done: str, **args: Any) -> CommandResult:
+        try:
+            reply = self.session.client.request(cmd, **args)
+        except MemtuiError as exc:
+            return CommandResult(False, str(exc))
+        path = reply.get("path")
+        return CommandResult(True, done.format(**reply), str(path) if path else None)
+
+    def take_snapshot(self) -> CommandResult:
+        return self._request("snapshot", "Snapshot taken")
+
+    def set_baseline(self) -> CommandResult:
+        result = self._request("set_baseline", "Baseline set")
+        if result.ok:
+            self._baseline_sites = dict(self.session.sites)
+            self._baseline_census = self.session.census
+            self._baseline_t = self.session.metrics.duration_s
+        return result
+
+    def collect_garbage(self) -> CommandResult:
+        return self._request("gc_collect", "Garbage collected: {collected} objects freed")
+
+    def set_tracing(self, on: bool) -> CommandResult:
+        frames = 1
+        return self._request(
+            "tracemalloc",
+            "Continuous tracing on (slows the target)" if on else "Continuous tracing off",
+            on=on,
+            frames=frames,
+        )
+
+    def dump_heap(self, out_dir: str) -> CommandResult:
+        return self._request("heap_dump", "Heap dump written to {path}", out_dir=out_dir)
+
+    def export_report(self, out_dir: str) -> CommandResult:
+        return _export(self.session.report_input(), out_dir, self.pid)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class OutsideSource:
+    """Memory series of any process from /proc; panes that need an agent say why not."""
+
+    def __init__(
+        self,
+        pid: int,
+        why_limited: str,
+        growth_threshold_mb_per_hour: float = 10.0,
+        alert_threshold_mb: float | None = 1000.0,
+        sample_interval_s: float = 1.0,
+    ) -> None:
+        self.pid = pid
+        self.why_limited = why_limited
+        self.sample_interval_s = sample_interval_s
+        self.alert_threshold_mb = alert_threshold_mb
+        self.growth_threshold_mb_per_hour = growth_threshold_mb_per_hour
+        self._reader = ProcMemoryReader(pid)
+        self._limit = detect_memory_limit(pid)
+        self.metrics = MemoryMetrics()
+        self.detector = LeakDetector(
+            growth_threshold_mb_per_hour=growth_threshold_mb_per_hour,
+            alert_threshold_mb=alert_threshold_mb,
+            memory_limit_bytes=self._limit.limit_bytes,
+        )
+        self._t0 = time.monotonic()
+        self._start_wall = time.time()
+        self._ended_at: float | None = None
+        self._seq = 0
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                self.command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            self.command = ""
+
+    def _sample(self) -> None:
+        if self._ended_at is not None:
+            return
+        try:
+            reading = self._reader.read()
+        except (ProcessLookupError, PermissionError):
+            self._ended_at = time.time()
+            return
+        t = time.monotonic() - self._t0
+        self.metrics.add_sample(t, reading)
+        self.detector.update(t, float(reading.rss_bytes))
+        self.detector.drain_events()
+
+    def poll(self, max_points: int = 600) -> MonitorFrame:
+        self._sample()
+        self._seq += 1
+        m = self.metrics
+        return MonitorFrame(
+            seq=self._seq,
+            header=HeaderView(
+                pid=self.pid,
+                command=self.command,
+                python_version=None,
+                kind="outside",
+                why_limited=self.why_limited,
+                uptime_s=(self._ended_at or time.time()) - self._start_wall,
+                sample_interval_s=self.sample_interval_s,
+                status="exited" if self._ended_at is not None else "live",
+                ended_at=self._ended_at,
+            ),
+            series=series_points(m, max_points),
+            current_rss_bytes=m.current_bytes,
+            peak_rss_bytes=m.peak_bytes,
+            alert_threshold_bytes=int(self.alert_threshold_mb * MIB)
+            if self.alert_threshold_mb
+            else None,
+            verdict=verdict_view(
+                self.detector.verdict, (), self._limit.source, m.current_bytes, m.duration_s
+            ),
+            unavailable=("allocators", "objects", "gc"),
+        )
+
+    def _unavailable(self, what: str) -> CommandResult:
+        return CommandResult(False, f"{what} needs memtui's agent in the target: {self.why_limited}")
+
+    def take_snapshot(self) -> CommandResult:
+        return self._unavailable("A snapshot")
+
+    def set_baseline(self) -> CommandResult:
+        return self._unavailable("A baseline")
+
+    def collect_garbage(self) -> CommandResult:
+        return self._unavailable("A forced GC")
+
+    def set_tracing(self, on: bool) -> CommandResult:
+        return self._unavailable("Tracing")
+
+    def dump_heap(self, out_dir: str) -> CommandResult:
+        return self._unavailable("A heap dump")
+
+    def report_input(self) -> ReportInput:
+        return ReportInput(
+            source=SourceInfo(
+                pid=self.pid,
+                kind="outside",
+                command=self.command,
+                unavailable=("top_allocators", "gc_statistics", "object_counts"),
+                note=self.why_limited,
+                ended=self._ended_at is not None,
+            ),
+            start_wall=self._start_wall,
+            end_wall=self._ended_at or time.time(),
+            metrics=self.metrics,
+            verdict=self.detector.verdict,
+            growth_threshold_mb_per_hour=self.growth_threshold_mb_per_hour,
+            alert_threshold_mb=self.alert_threshold_mb,
+            events=self.detector.events,
+            memory_limit_bytes=self._limit.limit_bytes,
+            memory_limit_source=self._limit.source,
+        )
+
+    def export_report(self, out_dir: str) -> CommandResult:
+        return _export(self.report_input(), out_dir, self.pid)
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+__all__ = ["AgentSource", "AgentUnavailable", "OutsideSource"]
