@@ -53,7 +53,8 @@ Totals = dict[TraceKey, tuple[int, int]]
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """What one tracing window found: per site (end bytes, end blocks, growth bytes, growth blocks)."""
+    """What one tracing window found, per site: (end bytes, end blocks, growth bytes, growth
+    blocks), growth being end minus mid-window."""
 
     t_end: float
     traced_s: float
@@ -65,7 +66,9 @@ class Window:
     sites: dict[TraceKey, tuple[int, int, int, int]]
 
 
-def window_sites(mid: Totals, end: Totals, keep: int = MAX_SITES) -> dict[TraceKey, tuple[int, int, int, int]]:
+def window_sites(
+    mid: Totals, end: Totals, keep: int = MAX_SITES
+) -> dict[TraceKey, tuple[int, int, int, int]]:
     """Per site (end bytes, end blocks, growth bytes, growth blocks), bounded to ``keep`` sites."""
     rows: dict[TraceKey, tuple[int, int, int, int]] = {}
     for key in end.keys() | mid.keys():
@@ -126,7 +129,9 @@ def rank_windows(windows: list[Window], limit: int = 50) -> list[dict[str, Any]]
     return [r[2] for r in rows[:limit]]
 
 
-def rank_totals(totals: Totals, previous: Totals | None, dt_s: float, limit: int = 50) -> list[dict[str, Any]]:
+def rank_totals(
+    totals: Totals, previous: Totals | None, dt_s: float, limit: int = 50
+) -> list[dict[str, Any]]:
     """Sites of full traces ranked by live size, with growth since the previous totals."""
     ranked = sorted(totals.items(), key=lambda kv: -kv[1][0])[:limit]
     out = []
@@ -186,6 +191,11 @@ class TraceController:
         self.errors = 0
         self.last_error = ""
 
+    @property
+    def mode(self) -> str:
+        """off, watch, continuous (we trace) or external (the program traces)."""
+        return self._mode
+
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         with self._lock:
@@ -198,7 +208,9 @@ class TraceController:
             else:
                 self._mode = self.base_mode
         if self._mode != "off" or self.base_mode != "off":
-            self._thread = threading.Thread(target=self._run, name="memtui-agent-watch", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name="memtui-agent-watch", daemon=True
+            )
             self._thread.start()
 
     def stop(self, join_s: float = 2.0) -> None:

@@ -1,0 +1,690 @@
+"""Provides the in-target agent: a collector thread and a private Unix-socket server (pull only).
+
+The collector samples memory every ``sample_interval_s`` into a ring of raw samples and a
+bounded multi-resolution History, and takes a type census every ``census_interval_s`` (spaced
+further apart when needed so that census time stays under 1% of wall time). The server
+answers the commands of ``memtui.probe.protocol`` on a socket in a private directory; it
+never pushes, and the collector never waits on a connection. Standard library only.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dataclasses
+import gc
+import os
+import socket
+import stat
+import struct
+import sys
+import threading
+import time
+import tracemalloc
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from memtui.probe import protocol
+from memtui.probe.census import CensusResult, take_census
+from memtui.probe.clock import Clock, SystemClock
+from memtui.probe.gcstats import GcMonitor
+from memtui.probe.history import History, HistoryPoint
+from memtui.probe.memory import ProcMemoryReader
+from memtui.probe.watch import DEFAULT_PERIOD_S, DEFAULT_WINDOW_S, TraceController
+
+RING_SIZE: int = 3600
+MAX_VIEWERS: int = 8
+IDLE_TIMEOUT_S: float = 30.0
+CENSUS_BUDGET: float = 0.01
+"""Census time is kept under this share of wall time by spacing censuses further apart."""
+HISTORY_FIELDS: tuple[str, ...] = ("rss", "vms", "traced", "blocks")
+FRAME_HISTORY_POINTS: int = 2000
+REPORT_HISTORY_POINTS: int = 5000
+TOP_TYPES: int = 50
+MAX_SNAPSHOTS: int = 50
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+Reply = dict[str, Any]
+
+
+class AgentError(Exception):
+    """The agent cannot start here (unsafe socket directory, bad settings); one line."""
+
+
+class CommandError(Exception):
+    """A command's arguments are wrong; the reply says so and the connection stays open."""
+
+
+def _check_dir(path: str) -> None:
+    """Create ``path`` 0700, or accept it only when it is ours and private; never chmod others'."""
+    try:
+        os.mkdir(path, 0o700)
+        os.chmod(path, 0o700)  # we just made it: undo a umask that took our own bits
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise AgentError(f"memtui: cannot create the socket directory {path!r}: {exc}") from None
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise AgentError(f"memtui: {path!r} is not a directory; refusing to put the socket there")
+    if st.st_uid != os.getuid():
+        raise AgentError(
+            f"memtui: {path!r} belongs to uid {st.st_uid}, not to us (uid {os.getuid()}); "
+            "refusing to use it"
+        )
+    if st.st_mode & 0o077:
+        raise AgentError(
+            f"memtui: {path!r} has mode {stat.S_IMODE(st.st_mode):04o}, open to other users; "
+            "refusing to use it (expected 0700)"
+        )
+
+
+def _census_summary(result: CensusResult, taken_at: float) -> dict[str, Any]:
+    top = sorted(result.counts.items(), key=lambda kv: -kv[1])[:TOP_TYPES]
+    return {
+        "taken_at": taken_at,
+        "counts": dict(top),
+        "total_objects": result.total_objects,
+        "types": len(result.counts),
+        "duration_s": round(result.duration_s, 6),
+        "max_hold_s": round(result.max_hold_s, 6),
+        "largest_containers": [dataclasses.asdict(c) for c in result.largest_containers],
+    }
+
+
+def _point(p: HistoryPoint) -> dict[str, Any]:
+    return {
+        "t_start": p.t_start,
+        "t_end": p.t_end,
+        "count": p.count,
+        "min": list(p.minimum),
+        "max": list(p.maximum),
+        "mean": [round(v, 1) for v in p.mean],
+        "last": list(p.last),
+    }
+
+
+def _int_arg(message: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = message.get(name, default)
+    if type(value) is not int or not low <= value <= high:
+        raise CommandError(f"{name!r} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+class Agent:
+    """The agent of this process; make it with start_agent() (one per process)."""
+
+    def __init__(
+        self,
+        *,
+        sample_interval_s: float = 1.0,
+        census_interval_s: float = 30.0,
+        trace_mode: str = "watch",
+        trace_frames: int = 1,
+        sock_dir: str | None = None,
+        window_s: float = DEFAULT_WINDOW_S,
+        period_s: float = DEFAULT_PERIOD_S,
+        clock: Clock | None = None,
+    ) -> None:
+        if not sample_interval_s > 0 or not census_interval_s > 0:
+            raise AgentError("memtui: sample and census intervals must be positive")
+        self.pid = os.getpid()
+        self.clock: Clock = clock or SystemClock()
+        self.sample_interval_s = float(sample_interval_s)
+        self.census_interval_s = float(census_interval_s)
+        self.sock_dir = sock_dir or protocol.socket_dir()
+        self.sock_path = os.path.join(self.sock_dir, f"agent-{self.pid}.sock")
+        self.started_at = self.clock.time()
+        self._started_mono = self.clock.monotonic()
+        self.tracer = TraceController(trace_mode, trace_frames, window_s, period_s, self.clock)
+        self.gc_monitor = GcMonitor(time_collections=False)  # polled: the hook cost 1.16x
+        self.history = History(HISTORY_FIELDS)
+        self._ring: deque[tuple[int, float, int, int, int, int]] = deque(maxlen=RING_SIZE)
+        self._seq = 0
+        self._data_lock = threading.Lock()  # never held across socket I/O
+        self._stop = threading.Event()
+        self._stopped = False
+        self._threads: list[threading.Thread] = []
+        self._conns: set[socket.socket] = set()
+        self._conn_lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._sock_ino = 0
+        self._reader: ProcMemoryReader | None = None
+        self.first_census: dict[str, Any] | None = None
+        self.latest_census: dict[str, Any] | None = None
+        self.census_cost_s = 0.0
+        self.census_cpu_s = 0.0
+        self._census_next_s = 0.0
+        self._baseline: dict[str, Any] | None = None
+        self._snapshots: deque[dict[str, Any]] = deque(maxlen=MAX_SNAPSHOTS)
+        self.errors = 0
+        self.last_error = ""
+        self.refused = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return not self._stopped and self.pid == os.getpid()
+
+    def start(self) -> None:
+        _check_dir(self.sock_dir)
+        if os.path.lexists(self.sock_path):
+            os.unlink(self.sock_path)  # a stale socket of a previous agent with our pid
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(self.sock_path)
+            os.chmod(self.sock_path, 0o600)
+            listener.listen(16)
+            listener.settimeout(0.5)
+        except OSError as exc:
+            listener.close()
+            raise AgentError(f"memtui: cannot listen on {self.sock_path!r}: {exc}") from None
+        self._listener = listener
+        self._sock_ino = os.stat(self.sock_path).st_ino
+        try:
+            self._reader = ProcMemoryReader()
+        except OSError as exc:
+            self._note_error(exc)  # no /proc: samples carry zeros for RSS/VMS
+        self.gc_monitor.install()
+        self.tracer.start()
+        for name, target in (("collector", self._collect_loop), ("accept", self._accept_loop)):
+            thread = threading.Thread(target=target, name=f"memtui-agent-{name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self, join_s: float = 2.0) -> None:
+        """Stop threads, close connections, stop our tracing, remove the socket; idempotent."""
+        with self._conn_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            conns = list(self._conns)
+        self._stop.set()
+        if self._listener is not None:
+            self._listener.close()
+        self._remove_socket()
+        for conn in conns:
+            with contextlib.suppress(OSError):  # already closed by its peer
+                conn.shutdown(socket.SHUT_RDWR)  # wakes a handler blocked in recv
+        self.tracer.stop(join_s)
+        self.gc_monitor.uninstall()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(join_s)
+        if self._reader is not None:
+            self._reader.close()
+        _forget(self)
+
+    def _remove_socket(self) -> None:
+        try:
+            if self.pid == os.getpid() and os.stat(self.sock_path).st_ino == self._sock_ino:
+                os.unlink(self.sock_path)
+        except OSError:
+            pass  # already gone
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: this agent is the parent's; disable it without touching its files."""
+        self._stopped = True
+        self._stop.set()
+        for sock in [self._listener, *self._conns]:
+            if sock is not None:
+                sock.close()  # our copy of the fd only; no shutdown, which would hit the parent
+        self._conns = set()
+        self.tracer.after_fork_in_child()
+        self.gc_monitor.uninstall()
+
+    def _note_error(self, exc: BaseException) -> None:
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+
+    # -- collection ------------------------------------------------------------------------
+    def _collect_loop(self) -> None:
+        next_at = self.clock.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.sample()
+                if self.clock.monotonic() >= self._census_next_s:
+                    self.census()
+            except Exception as exc:
+                # Runs inside the target: record the failure and keep collecting rather than
+                # let a surprise from /proc or the census end the agent's thread.
+                self._note_error(exc)
+            next_at += self.sample_interval_s
+            now = self.clock.monotonic()
+            if next_at < now:  # fell behind (a long census or GC pause): skip, don't burst
+                next_at = now + self.sample_interval_s
+            if self.clock.wait(next_at - now, self._stop):
+                break
+
+    def sample(self) -> None:
+        rss = vms = 0
+        if self._reader is not None:
+            reading = self._reader.read()
+            rss, vms = reading.rss_bytes, reading.vms_bytes
+        mode = self.tracer.mode
+        traced = tracemalloc.get_traced_memory()[0] if mode in ("continuous", "external") else 0
+        blocks = sys.getallocatedblocks()
+        t = self.clock.time()
+        with self._data_lock:
+            self._seq += 1
+            self._ring.append((self._seq, t, rss, vms, traced, blocks))
+            self.history.append(t, (float(rss), float(vms), float(traced), float(blocks)))
+
+    def census(self) -> dict[str, Any]:
+        cpu0 = time.thread_time()
+        result = take_census(largest=10)
+        self.census_cpu_s += time.thread_time() - cpu0
+        self.census_cost_s += result.duration_s
+        summary = _census_summary(result, self.clock.time())
+        spacing = max(self.census_interval_s, result.duration_s / CENSUS_BUDGET)
+        self._census_next_s = self.clock.monotonic() + spacing
+        with self._data_lock:
+            self.latest_census = summary
+            if self.first_census is None:
+                self.first_census = summary
+        return summary
+
+    # -- the server ------------------------------------------------------------------------
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                if self._stop.is_set():
+                    break
+                self._note_error(exc)  # e.g. EMFILE: back off instead of spinning
+                self._stop.wait(0.2)
+                continue
+            try:
+                self._admit(conn)
+            except OSError as exc:
+                self._note_error(exc)
+                conn.close()
+
+    def _admit(self, conn: socket.socket) -> None:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+        _, uid, _ = _UCRED.unpack(creds)
+        if uid not in (os.getuid(), 0):
+            self.refused += 1
+            conn.close()
+            return
+        with self._conn_lock:
+            full = len(self._conns) >= MAX_VIEWERS or self._stopped
+            if not full:
+                self._conns.add(conn)
+        if full:
+            conn.settimeout(1.0)
+            self._send_quietly(conn, {"id": None, "ok": False, "error": "too many viewers"})
+            conn.close()
+            return
+        thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+        thread.name = "memtui-agent-conn"
+        thread.start()
+
+    @staticmethod
+    def _send_quietly(conn: socket.socket, message: Reply) -> None:
+        with contextlib.suppress(OSError, protocol.ProtocolError):  # the peer is going away
+            conn.sendall(protocol.encode(message))
+
+    def _serve(self, conn: socket.socket) -> None:
+        after: Callable[[], None] | None = None
+        try:
+            conn.settimeout(IDLE_TIMEOUT_S)  # idle, stalled or half-sent: closed, never waited on
+            greeted = False
+            while not self._stop.is_set():
+                try:
+                    message = protocol.read_message(conn)
+                except protocol.ProtocolError as exc:
+                    self._send_quietly(conn, {"id": None, "ok": False, "error": str(exc)})
+                    return
+                except (OSError, ConnectionError):
+                    return
+                mid = message.get("id")
+                if mid is not None and type(mid) not in (int, str):
+                    mid = None
+                cmd = message.get("cmd")
+                if not greeted:
+                    version = message.get("version")
+                    if (
+                        cmd != "hello"
+                        or type(version) is not int
+                        or version != protocol.PROTOCOL_VERSION
+                    ):
+                        error = (
+                            "the first request must be 'hello'"
+                            if cmd != "hello"
+                            else f"protocol version {version!r} is not supported; this agent "
+                            f"speaks version {protocol.PROTOCOL_VERSION}"
+                        )
+                        self._send_quietly(conn, {"id": mid, "ok": False, "error": error})
+                        return
+                    greeted = True
+                reply, after = self._dispatch(cmd, message)
+                try:
+                    data = protocol.encode({"id": mid, **reply})
+                except (protocol.ProtocolError, TypeError, ValueError) as exc:
+                    err = {"id": mid, "ok": False, "error": f"reply could not be encoded: {exc}"}
+                    data = protocol.encode(err)
+                try:
+                    conn.sendall(data)
+                except OSError:
+                    return
+                if after is not None:
+                    return
+        finally:
+            with self._conn_lock:
+                self._conns.discard(conn)
+            conn.close()
+            if after is not None:
+                after()
+
+    def _dispatch(
+        self, cmd: object, message: dict[str, Any]
+    ) -> tuple[Reply, Callable[[], None] | None]:
+        handler = _COMMANDS.get(cmd) if isinstance(cmd, str) else None
+        if handler is None:
+            return {"ok": False, "error": f"unknown command {cmd!r}"}, None
+        if cmd == "detach":
+            return {"ok": True, "detached": True}, self.stop
+        try:
+            return {"ok": True, **handler(self, message)}, None
+        except CommandError as exc:
+            return {"ok": False, "error": f"{cmd}: {exc}"}, None
+        except Exception as exc:
+            # A command runs inside the target: report the failure to the viewer and keep
+            # serving rather than let it end the connection thread with a traceback.
+            self._note_error(exc)
+            return {"ok": False, "error": f"{cmd} failed: {type(exc).__name__}: {exc}"}, None
+
+    # -- commands --------------------------------------------------------------------------
+    def cmd_hello(self, message: dict[str, Any]) -> Reply:
+        capabilities = ["rss", "vms", "gc", "census", "allocated_blocks", "history"]
+        capabilities += ["tracemalloc", "watch", "baseline", "report_data"]
+        return {
+            "version": protocol.PROTOCOL_VERSION,
+            "pid": self.pid,
+            "python": "{}.{}.{}".format(*sys.version_info[:3]),
+            "implementation": sys.implementation.name,
+            "argv": list(sys.argv),
+            "executable": sys.executable,
+            "started_at": self.started_at,
+            "capabilities": capabilities,
+            "sample_interval_s": self.sample_interval_s,
+            "census_interval_s": self.census_interval_s,
+            "trace_mode": self.tracer.base_mode,
+        }
+
+    def _samples_since(self, since: int, max_points: int) -> tuple[list[Any], list[Any] | None]:
+        with self._data_lock:
+            samples = [list(s) for s in self._ring if s[0] > since]
+            oldest = self._ring[0] if self._ring else None
+            older: list[Any] | None = None
+            if oldest is not None and since < oldest[0] - 1:
+                points = self.history.points(max_points=max_points)
+                older = [_point(p) for p in points if p.t_end < oldest[1]]
+        return samples, older
+
+    def _sites(self, limit: int = 50) -> list[dict[str, Any]] | None:
+        rows = self.tracer.sites(limit)
+        base = self._baseline
+        if rows is None or base is None:
+            return rows
+        before: dict[tuple[tuple[str, int], ...], int] = base["sites"]
+        out = []
+        for row in rows:
+            key = tuple((f, n) for f, n in row["frames"])
+            out.append({**row, "delta_bytes": row["size_bytes"] - before.get(key, 0)})
+        return out
+
+    def _census_view(self, summary: dict[str, Any] | None) -> dict[str, Any] | None:
+        base = self._baseline
+        if summary is None or base is None:
+            return summary
+        counts: dict[str, int] = base["counts"]
+        delta = {k: v - counts.get(k, 0) for k, v in summary["counts"].items()}
+        return {**summary, "delta": delta, "total_delta": summary["total_objects"] - base["total"]}
+
+    def _gc(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self.gc_monitor.read()), "enabled": gc.isenabled()}
+
+    def _agent_stats(self) -> dict[str, Any]:
+        uptime = max(1e-9, self.clock.monotonic() - self._started_mono)
+        with self._conn_lock:
+            viewers = len(self._conns)
+        return {
+            "census_time_fraction": round(self.census_cost_s / uptime, 5),
+            "census_cost_s": round(self.census_cost_s, 4),
+            "census_cpu_s": round(self.census_cpu_s, 4),
+            "viewers": viewers,
+            "refused_peers": self.refused,
+            "errors": self.errors,
+            "last_error": self.last_error,
+        }
+
+    def cmd_frame(self, message: dict[str, Any]) -> Reply:
+        since = _int_arg(message, "since", 0, -(2**62), 2**62)
+        samples, older = self._samples_since(since, FRAME_HISTORY_POINTS)
+        reply: Reply = {
+            "seq": self._seq,
+            "oldest_seq": self._ring[0][0] if self._ring else self._seq + 1,
+            "samples": samples,
+            "gc": self._gc(),
+            "census": self._census_view(self.latest_census),
+            "sites": self._sites(),
+            "tracing": self.tracer.state(),
+            "uptime_s": round(self.clock.monotonic() - self._started_mono, 3),
+            "baseline": {"at": self._baseline["at"]} if self._baseline else None,
+            "agent": self._agent_stats(),
+        }
+        if older is not None:
+            reply["history"] = older
+            reply["history_fields"] = list(HISTORY_FIELDS)
+        return reply
+
+    def _fresh_sites(self) -> list[dict[str, Any]] | None:
+        tracer = self.tracer
+        mode = tracer.mode
+        if mode in ("continuous", "external"):
+            tracer.refresh_full()
+        elif mode == "watch" and tracer.state()["windows"] == 0:
+            tracer.run_window()  # nothing ranked yet: one window now (window_s of tracing)
+        return self._sites()
+
+    def cmd_snapshot(self, message: dict[str, Any]) -> Reply:
+        census = self._census_view(self.census())
+        sites = self._fresh_sites()
+        taken_at = self.clock.time()
+        self._snapshots.append(
+            {
+                "taken_at": taken_at,
+                "total_objects": census["total_objects"] if census else 0,
+                "counts": dict(list((census or {}).get("counts", {}).items())[:20]),
+                "sites": (sites or [])[:20],
+                "rss_bytes": self._ring[-1][2] if self._ring else 0,
+            }
+        )
+        return {
+            "taken_at": taken_at,
+            "census": census,
+            "sites": sites,
+            "tracing": self.tracer.state(),
+        }
+
+    def cmd_tracemalloc(self, message: dict[str, Any]) -> Reply:
+        on = message.get("on")
+        if type(on) is not bool:
+            raise CommandError(f"'on' must be true or false, got {on!r}")
+        frames = _int_arg(message, "frames", self.tracer.frames, 1, 1000)
+        try:
+            self.tracer.set_continuous(on, frames)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        return {"tracing": self.tracer.state()}
+
+    def cmd_gc_collect(self, message: dict[str, Any]) -> Reply:
+        started = time.perf_counter()
+        collected = gc.collect()
+        return {"collected": collected, "duration_s": round(time.perf_counter() - started, 6)}
+
+    def cmd_set_baseline(self, message: dict[str, Any]) -> Reply:
+        result = take_census(largest=0)
+        rows = self.tracer.sites(200) or []
+        at = self.clock.time()
+        self._baseline = {
+            "at": at,
+            "counts": dict(result.counts),
+            "total": result.total_objects,
+            "sites": {tuple((f, n) for f, n in r["frames"]): r["size_bytes"] for r in rows},
+        }
+        return {"baseline_at": at}
+
+    def cmd_heap_dump(self, message: dict[str, Any]) -> Reply:
+        raise CommandError("heap dumps are not available in this version")
+
+    def cmd_report_data(self, message: dict[str, Any]) -> Reply:
+        hello = self.cmd_hello(message)
+        with self._data_lock:
+            points = [_point(p) for p in self.history.points(max_points=REPORT_HISTORY_POINTS)]
+            samples = [list(s) for s in list(self._ring)[-600:]]
+        return {
+            **{k: hello[k] for k in ("pid", "python", "argv", "executable", "started_at")},
+            "now": self.clock.time(),
+            "uptime_s": round(self.clock.monotonic() - self._started_mono, 3),
+            "history_fields": list(HISTORY_FIELDS),
+            "history": points,
+            "samples": samples,
+            "first_census": self.first_census,
+            "latest_census": self._census_view(self.latest_census),
+            "gc": self._gc(),
+            "sites": self._sites(100),
+            "tracing": self.tracer.state(),
+            "snapshots": list(self._snapshots),
+            "baseline": {"at": self._baseline["at"]} if self._baseline else None,
+            "agent": self._agent_stats(),
+        }
+
+
+_COMMANDS: dict[str, Callable[[Agent, dict[str, Any]], Reply]] = {
+    "hello": Agent.cmd_hello,
+    "frame": Agent.cmd_frame,
+    "snapshot": Agent.cmd_snapshot,
+    "tracemalloc": Agent.cmd_tracemalloc,
+    "gc_collect": Agent.cmd_gc_collect,
+    "set_baseline": Agent.cmd_set_baseline,
+    "heap_dump": Agent.cmd_heap_dump,
+    "report_data": Agent.cmd_report_data,
+    "detach": Agent.cmd_hello,  # answered in _dispatch (the reply goes out before the stop)
+}
+assert set(_COMMANDS) == protocol.COMMANDS
+
+# -- the one agent of this process -----------------------------------------------------------
+_agent: Agent | None = None
+_start_lock = threading.Lock()
+
+
+def _forget(agent: Agent) -> None:
+    global _agent
+    if _agent is agent:
+        _agent = None
+
+
+def current_agent() -> Agent | None:
+    """The running agent of this process, if any."""
+    agent = _agent
+    return agent if agent is not None and agent.running else None
+
+
+def start_agent(
+    *,
+    sample_interval_s: float = 1.0,
+    census_interval_s: float = 30.0,
+    trace_mode: str = "watch",
+    trace_frames: int = 1,
+    sock_dir: str | None = None,
+    window_s: float = DEFAULT_WINDOW_S,
+    period_s: float = DEFAULT_PERIOD_S,
+    clock: Clock | None = None,
+) -> Agent:
+    """Start this process's agent, or return the one already running.
+
+    Raises AgentError (one line) when it cannot start safely, e.g. the socket directory is
+    not ours or is open to other users.
+    """
+    global _agent
+    with _start_lock:
+        if _agent is not None and _agent.running:
+            return _agent
+        try:
+            agent = Agent(
+                sample_interval_s=sample_interval_s,
+                census_interval_s=census_interval_s,
+                trace_mode=trace_mode,
+                trace_frames=trace_frames,
+                sock_dir=sock_dir,
+                window_s=window_s,
+                period_s=period_s,
+                clock=clock,
+            )
+        except ValueError as exc:
+            raise AgentError(f"memtui: {exc}") from None
+        agent.start()
+        _agent = agent
+        return agent
+
+
+def _env_number(name: str, default: float, cast: Callable[[str], float] = float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = cast(raw)
+    except ValueError:
+        raise AgentError(f"memtui: {name}={raw!r} is not a number") from None
+    if not value > 0:
+        raise AgentError(f"memtui: {name}={raw!r} must be positive")
+    return value
+
+
+def start_agent_from_env() -> Agent:
+    """start_agent() configured by MEMTUI_* variables (what `memtui run`'s bootstrap calls).
+
+    MEMTUI_SAMPLE_INTERVAL (s), MEMTUI_TRACE (off|watch|continuous), MEMTUI_TRACE_FRAMES,
+    MEMTUI_SOCKET_DIR, and for tuning MEMTUI_CENSUS_INTERVAL, MEMTUI_WATCH_WINDOW and
+    MEMTUI_WATCH_PERIOD (seconds).
+    """
+    mode = os.environ.get("MEMTUI_TRACE", "").strip().lower() or "watch"
+    if mode not in ("off", "watch", "continuous"):
+        raise AgentError(f"memtui: MEMTUI_TRACE={mode!r}; use off, watch or continuous")
+    return start_agent(
+        sample_interval_s=_env_number("MEMTUI_SAMPLE_INTERVAL", 1.0),
+        census_interval_s=_env_number("MEMTUI_CENSUS_INTERVAL", 30.0),
+        trace_mode=mode,
+        trace_frames=int(_env_number("MEMTUI_TRACE_FRAMES", 1, int)),
+        sock_dir=os.environ.get("MEMTUI_SOCKET_DIR") or None,
+        window_s=_env_number("MEMTUI_WATCH_WINDOW", DEFAULT_WINDOW_S),
+        period_s=_env_number("MEMTUI_WATCH_PERIOD", DEFAULT_PERIOD_S),
+    )
+
+
+def _at_exit() -> None:
+    agent = _agent
+    if agent is not None and agent.pid == os.getpid():
+        agent.stop(join_s=0.5)
+
+
+def _after_fork_in_child() -> None:
+    global _agent, _start_lock
+    _start_lock = threading.Lock()  # another thread of the parent may have held it
+    agent, _agent = _agent, None
+    if agent is not None:
+        agent.after_fork_in_child()
+
+
+atexit.register(_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
