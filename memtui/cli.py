@@ -258,8 +258,13 @@ def _cmd_profile(argv: Sequence[str]) -> int:
         "--pid",
         type=_positive_int,
         default=None,
-        help="process to profile (default: this process); another process is "
-        "watched from outside: memory series and leak verdict only",
+        help="process to profile (default: this process); memtui attaches its agent to a "
+        "CPython process, else watches it from outside (memory only)",
+    )
+    parser.add_argument(
+        "--no-attach",
+        action="store_true",
+        help="with --pid: never inject the agent; watch from outside only",
     )
     args = parser.parse_args(argv)
     _check_output(args)

@@ -71,7 +71,7 @@ def test_pid_of_a_leaking_process_fails_ci(
 ) -> None:
     out_file = tmp_path / "memory_report.json"
     code, _, err = _run(
-        ["--pid", str(leaker.pid), "--duration", "12", "--sample-interval", "0.2",
+        ["--pid", str(leaker.pid), "--no-attach", "--duration", "12", "--sample-interval", "0.2",
          "--growth-threshold", "5", "--output", str(out_file), "--fail-on-leak"], capsys)
     report = json.loads(out_file.read_text())
     assert report["leak_detection"]["leak_detected"] is True, report["leak_detection"]
@@ -86,7 +86,7 @@ def test_pid_of_a_stable_process_passes(
     stable: subprocess.Popen[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = _run(
-        ["--pid", str(stable.pid), "--duration", "8", "--sample-interval", "0.2",
+        ["--pid", str(stable.pid), "--no-attach", "--duration", "8", "--sample-interval", "0.2",
          "--fail-on-leak"], capsys)
     report = json.loads(out)
     assert code == 0, report["leak_detection"]
@@ -99,8 +99,8 @@ def test_pid_that_exits_mid_run_still_gets_its_report(
 ) -> None:
     proc = _spawn("import time; print('ready', flush=True); time.sleep(2)")
     out_file = tmp_path / "r.json"
-    code, _, err = _run(["--pid", str(proc.pid), "--duration", "30", "--sample-interval", "0.2",
-                         "--output", str(out_file)], capsys)
+    code, _, err = _run(["--pid", str(proc.pid), "--no-attach", "--duration", "30",
+                         "--sample-interval", "0.2", "--output", str(out_file)], capsys)
     proc.wait()
     assert code == EXIT_TARGET_ENDED
     report = json.loads(out_file.read_text())
@@ -162,7 +162,7 @@ def test_another_users_process_is_watched_with_what_may_be_read() -> None:
             os.setgid(65534)
             os.setuid(65534)
             code = main(["--pid", str(target.pid), "--duration", "1.5", "--sample-interval",
-                         "0.2", "--output", str(out_file), "--quiet"])
+                         "0.2", "--output", str(out_file), "--quiet", "--no-attach"])
         finally:
             os._exit(code)
     _, status = os.waitpid(child, 0)

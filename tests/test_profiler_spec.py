@@ -60,7 +60,8 @@ async def test_basic_profiling_names_the_leaking_line() -> None:
     assert top["function"] == "leak_step"
     assert top["size_mb"] > 20 and top["count"] > 20_000
     summary = report["summary"]
-    assert summary["end_memory_mb"] - summary["start_memory_mb"] > 20
+    # RSS may grow less than the leak when freed memory of earlier tests is reused.
+    assert summary["peak_traced_memory_mb"] > 20
     assert summary["peak_memory_mb"] >= summary["end_memory_mb"]
     assert len(report["snapshots"]) >= 3
     assert report["gc_statistics"]["gen0_collections"] >= 0

@@ -10,13 +10,9 @@ never pushes, and the collector never waits on a connection. Standard library on
 from __future__ import annotations
 
 import atexit
-import contextlib
 import dataclasses
 import gc
 import os
-import socket
-import stat
-import struct
 import sys
 import threading
 import time
@@ -31,11 +27,10 @@ from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.gcstats import GcMonitor
 from memtui.probe.history import History, HistoryPoint
 from memtui.probe.memory import ProcMemoryReader
+from memtui.probe.server import AgentError, AgentServer
 from memtui.probe.watch import DEFAULT_PERIOD_S, DEFAULT_WINDOW_S, TraceController
 
 RING_SIZE: int = 3600
-MAX_VIEWERS: int = 8
-IDLE_TIMEOUT_S: float = 30.0
 CENSUS_BUDGET: float = 0.01
 """Census time is kept under this share of wall time by spacing censuses further apart."""
 HISTORY_FIELDS: tuple[str, ...] = ("rss", "vms", "traced", "blocks")
@@ -43,41 +38,13 @@ FRAME_HISTORY_POINTS: int = 2000
 REPORT_HISTORY_POINTS: int = 5000
 TOP_TYPES: int = 50
 MAX_SNAPSHOTS: int = 50
-_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 Reply = dict[str, Any]
-
-
-class AgentError(Exception):
-    """The agent cannot start here (unsafe socket directory, bad settings); one line."""
+__all__ = ["Agent", "AgentError", "current_agent", "start_agent", "start_agent_from_env"]
 
 
 class CommandError(Exception):
     """A command's arguments are wrong; the reply says so and the connection stays open."""
-
-
-def _check_dir(path: str) -> None:
-    """Create ``path`` 0700, or accept it only when it is ours and private; never chmod others'."""
-    try:
-        os.mkdir(path, 0o700)
-        os.chmod(path, 0o700)  # we just made it: undo a umask that took our own bits
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise AgentError(f"memtui: cannot create the socket directory {path!r}: {exc}") from None
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode):
-        raise AgentError(f"memtui: {path!r} is not a directory; refusing to put the socket there")
-    if st.st_uid != os.getuid():
-        raise AgentError(
-            f"memtui: {path!r} belongs to uid {st.st_uid}, not to us (uid {os.getuid()}); "
-            "refusing to use it"
-        )
-    if st.st_mode & 0o077:
-        raise AgentError(
-            f"memtui: {path!r} has mode {stat.S_IMODE(st.st_mode):04o}, open to other users; "
-            "refusing to use it (expected 0700)"
-        )
 
 
 def _census_summary(result: CensusResult, taken_at: float) -> dict[str, Any]:
@@ -145,11 +112,9 @@ class Agent:
         self._data_lock = threading.Lock()  # never held across socket I/O
         self._stop = threading.Event()
         self._stopped = False
-        self._threads: list[threading.Thread] = []
-        self._conns: set[socket.socket] = set()
-        self._conn_lock = threading.Lock()
-        self._listener: socket.socket | None = None
-        self._sock_ino = 0
+        self._stop_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.server = AgentServer(self.sock_path, self._dispatch, self._note_error)
         self._reader: ProcMemoryReader | None = None
         self.first_census: dict[str, Any] | None = None
         self.latest_census: dict[str, Any] | None = None
@@ -160,7 +125,6 @@ class Agent:
         self._snapshots: deque[dict[str, Any]] = deque(maxlen=MAX_SNAPSHOTS)
         self.errors = 0
         self.last_error = ""
-        self.refused = 0
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -168,69 +132,41 @@ class Agent:
         return not self._stopped and self.pid == os.getpid()
 
     def start(self) -> None:
-        _check_dir(self.sock_dir)
-        if os.path.lexists(self.sock_path):
-            os.unlink(self.sock_path)  # a stale socket of a previous agent with our pid
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            listener.bind(self.sock_path)
-            os.chmod(self.sock_path, 0o600)
-            listener.listen(16)
-            listener.settimeout(0.5)
-        except OSError as exc:
-            listener.close()
-            raise AgentError(f"memtui: cannot listen on {self.sock_path!r}: {exc}") from None
-        self._listener = listener
-        self._sock_ino = os.stat(self.sock_path).st_ino
+        """Listen (AgentError when the socket directory is unsafe), then start collecting."""
+        self.server.start()
         try:
             self._reader = ProcMemoryReader()
         except OSError as exc:
             self._note_error(exc)  # no /proc: samples carry zeros for RSS/VMS
         self.gc_monitor.install()
         self.tracer.start()
-        for name, target in (("collector", self._collect_loop), ("accept", self._accept_loop)):
-            thread = threading.Thread(target=target, name=f"memtui-agent-{name}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        self._thread = threading.Thread(
+            target=self._collect_loop, name="memtui-agent-collector", daemon=True
+        )
+        self._thread.start()
 
     def stop(self, join_s: float = 2.0) -> None:
         """Stop threads, close connections, stop our tracing, remove the socket; idempotent."""
-        with self._conn_lock:
+        with self._stop_lock:
             if self._stopped:
                 return
             self._stopped = True
-            conns = list(self._conns)
         self._stop.set()
-        if self._listener is not None:
-            self._listener.close()
-        self._remove_socket()
-        for conn in conns:
-            with contextlib.suppress(OSError):  # already closed by its peer
-                conn.shutdown(socket.SHUT_RDWR)  # wakes a handler blocked in recv
+        self.server.stop(join_s)
         self.tracer.stop(join_s)
         self.gc_monitor.uninstall()
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(join_s)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(join_s)
         if self._reader is not None:
             self._reader.close()
         _forget(self)
-
-    def _remove_socket(self) -> None:
-        try:
-            if self.pid == os.getpid() and os.stat(self.sock_path).st_ino == self._sock_ino:
-                os.unlink(self.sock_path)
-        except OSError:
-            pass  # already gone
 
     def after_fork_in_child(self) -> None:
         """In a forked child: this agent is the parent's; disable it without touching its files."""
         self._stopped = True
         self._stop.set()
-        for sock in [self._listener, *self._conns]:
-            if sock is not None:
-                sock.close()  # our copy of the fd only; no shutdown, which would hit the parent
-        self._conns = set()
+        self.server.after_fork_in_child()
         self.tracer.after_fork_in_child()
         self.gc_monitor.uninstall()
 
@@ -284,104 +220,6 @@ class Agent:
             if self.first_census is None:
                 self.first_census = summary
         return summary
-
-    # -- the server ------------------------------------------------------------------------
-    def _accept_loop(self) -> None:
-        listener = self._listener
-        assert listener is not None
-        while not self._stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError as exc:
-                if self._stop.is_set():
-                    break
-                self._note_error(exc)  # e.g. EMFILE: back off instead of spinning
-                self._stop.wait(0.2)
-                continue
-            try:
-                self._admit(conn)
-            except OSError as exc:
-                self._note_error(exc)
-                conn.close()
-
-    def _admit(self, conn: socket.socket) -> None:
-        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-        _, uid, _ = _UCRED.unpack(creds)
-        if uid not in (os.getuid(), 0):
-            self.refused += 1
-            conn.close()
-            return
-        with self._conn_lock:
-            full = len(self._conns) >= MAX_VIEWERS or self._stopped
-            if not full:
-                self._conns.add(conn)
-        if full:
-            conn.settimeout(1.0)
-            self._send_quietly(conn, {"id": None, "ok": False, "error": "too many viewers"})
-            conn.close()
-            return
-        thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-        thread.name = "memtui-agent-conn"
-        thread.start()
-
-    @staticmethod
-    def _send_quietly(conn: socket.socket, message: Reply) -> None:
-        with contextlib.suppress(OSError, protocol.ProtocolError):  # the peer is going away
-            conn.sendall(protocol.encode(message))
-
-    def _serve(self, conn: socket.socket) -> None:
-        after: Callable[[], None] | None = None
-        try:
-            conn.settimeout(IDLE_TIMEOUT_S)  # idle, stalled or half-sent: closed, never waited on
-            greeted = False
-            while not self._stop.is_set():
-                try:
-                    message = protocol.read_message(conn)
-                except protocol.ProtocolError as exc:
-                    self._send_quietly(conn, {"id": None, "ok": False, "error": str(exc)})
-                    return
-                except (OSError, ConnectionError):
-                    return
-                mid = message.get("id")
-                if mid is not None and type(mid) not in (int, str):
-                    mid = None
-                cmd = message.get("cmd")
-                if not greeted:
-                    version = message.get("version")
-                    if (
-                        cmd != "hello"
-                        or type(version) is not int
-                        or version != protocol.PROTOCOL_VERSION
-                    ):
-                        error = (
-                            "the first request must be 'hello'"
-                            if cmd != "hello"
-                            else f"protocol version {version!r} is not supported; this agent "
-                            f"speaks version {protocol.PROTOCOL_VERSION}"
-                        )
-                        self._send_quietly(conn, {"id": mid, "ok": False, "error": error})
-                        return
-                    greeted = True
-                reply, after = self._dispatch(cmd, message)
-                try:
-                    data = protocol.encode({"id": mid, **reply})
-                except (protocol.ProtocolError, TypeError, ValueError) as exc:
-                    err = {"id": mid, "ok": False, "error": f"reply could not be encoded: {exc}"}
-                    data = protocol.encode(err)
-                try:
-                    conn.sendall(data)
-                except OSError:
-                    return
-                if after is not None:
-                    return
-        finally:
-            with self._conn_lock:
-                self._conns.discard(conn)
-            conn.close()
-            if after is not None:
-                after()
 
     def _dispatch(
         self, cmd: object, message: dict[str, Any]
@@ -454,14 +292,12 @@ class Agent:
 
     def _agent_stats(self) -> dict[str, Any]:
         uptime = max(1e-9, self.clock.monotonic() - self._started_mono)
-        with self._conn_lock:
-            viewers = len(self._conns)
         return {
             "census_time_fraction": round(self.census_cost_s / uptime, 5),
             "census_cost_s": round(self.census_cost_s, 4),
             "census_cpu_s": round(self.census_cpu_s, 4),
-            "viewers": viewers,
-            "refused_peers": self.refused,
+            "viewers": self.server.viewers,
+            "refused_peers": self.server.refused,
             "errors": self.errors,
             "last_error": self.last_error,
         }

@@ -1,0 +1,1 @@
+"""Provides the monitor's overlays: help, traceback and the quit question."""

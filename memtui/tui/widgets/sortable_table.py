@@ -1,0 +1,190 @@
+"""Provides SortableTable: a DataTable of frame rows with stable keys, key-driven sorting, a filter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
+
+RowT = TypeVar("RowT")
+
+
+@dataclass(frozen=True)
+class Column(Generic[RowT]):
+    """One column: how to show a row's value, and how to sort by it."""
+
+    key: str
+    label: str
+    cell: Callable[[RowT], str]
+    sort_value: Callable[[RowT], Any]
+    numeric: bool = True
+    """Right-aligned, and sorted largest first."""
+
+
+class SortableTable(DataTable[Text], Generic[RowT]):
+    """A row-cursor table over frame rows; `o` cycles the sort column, `O` reverses it.
+
+    Rows keep stable keys, so the cursor stays on the same site while values change.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("o", "cycle_sort", "Sort"),
+        Binding("O", "reverse_sort", "Reverse sort", show=False),
+    ]
+
+    COLUMNS: ClassVar[Sequence[Column[Any]]] = ()
+    DEFAULT_SORT: ClassVar[str] = ""
+
+    sort_key: reactive[str] = reactive("", init=False)
+    """The key of the column rows are sorted by."""
+    sort_reverse: reactive[bool] = reactive(True, init=False)
+    """True: largest first (the default for sizes and counts)."""
+    filter_text: reactive[str] = reactive("", init=False)
+    """Only rows whose ``matches`` accepts this text are shown (empty: all rows)."""
+
+    class SortChanged(Message):
+        """The user picked another sort column or order."""
+
+        def __init__(self, table: SortableTable[Any], sort_key: str, reverse: bool) -> None:
+            super().__init__()
+            self.table = table
+            self.sort_key = sort_key
+            self.reverse = reverse
+
+        @property
+        def control(self) -> SortableTable[Any]:
+            return self.table
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=False)
+        self._rows: tuple[RowT, ...] = ()
+        self._shown: list[tuple[str, RowT]] = []
+        self._cells: dict[str, tuple[str, ...]] = {}
+        self.set_reactive(SortableTable.sort_key, self.DEFAULT_SORT)
+
+    def on_mount(self) -> None:
+        for column in self.COLUMNS:
+            self.add_column(self._header(column), key=column.key)
+
+    def _header(self, column: Column[Any]) -> Text:
+        arrow = ""
+        if column.key == self.sort_key:
+            arrow = " v" if self.sort_reverse else " ^"
+        return Text(column.label + arrow, justify="right" if column.numeric else "left")
+
+    def row_key(self, row: RowT) -> str:
+        """A key that stays the same for the same site or type across frames."""
+        raise NotImplementedError
+
+    def matches(self, row: RowT, text: str) -> bool:
+        """Whether ``row`` passes the filter ``text`` (lower case, not empty)."""
+        return True
+
+    @property
+    def rows(self) -> tuple[RowT, ...]:
+        """All rows of the last frame, before filtering."""
+        return self._rows
+
+    @property
+    def shown_rows(self) -> list[RowT]:
+        """The rows on screen, in screen order."""
+        return [row for _, row in self._shown]
+
+    @property
+    def cursor_item(self) -> RowT | None:
+        """The row under the cursor, if any."""
+        if not self._shown or not 0 <= self.cursor_row < len(self._shown):
+            return None
+        return self._shown[self.cursor_row][1]
+
+    def set_rows(self, rows: Sequence[RowT]) -> None:
+        """Show ``rows`` (a new frame's); updates cells in place when the order is unchanged."""
+        self._rows = tuple(rows)
+        self._populate()
+
+    def watch_sort_key(self) -> None:
+        self._sort_changed()
+
+    def watch_sort_reverse(self) -> None:
+        self._sort_changed()
+
+    def watch_filter_text(self) -> None:
+        self._populate()
+
+    def _sort_changed(self) -> None:
+        for column in self.COLUMNS:
+            self.columns[ColumnKey(column.key)].label = self._header(column)
+        self._require_update_dimensions = True
+        self._populate()
+        self.post_message(self.SortChanged(self, self.sort_key, self.sort_reverse))
+
+    def action_cycle_sort(self) -> None:
+        keys = [column.key for column in self.COLUMNS]
+        next_key = keys[(keys.index(self.sort_key) + 1) % len(keys)]
+        column = next(c for c in self.COLUMNS if c.key == next_key)
+        self.set_reactive(SortableTable.sort_reverse, column.numeric)
+        self.sort_key = next_key
+
+    def action_reverse_sort(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        key = str(event.column_key.value)
+        if key == self.sort_key:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            column = next(c for c in self.COLUMNS if c.key == key)
+            self.set_reactive(SortableTable.sort_reverse, column.numeric)
+            self.sort_key = key
+
+    def _ordered(self) -> list[tuple[str, RowT]]:
+        text = self.filter_text.strip().lower()
+        rows = [r for r in self._rows if not text or self.matches(r, text)]
+        column = next((c for c in self.COLUMNS if c.key == self.sort_key), None)
+        if column is not None:
+            # None (not measured) sorts last whichever way the order goes.
+            present = [r for r in rows if column.sort_value(r) is not None]
+            absent = [r for r in rows if column.sort_value(r) is None]
+            present.sort(key=column.sort_value, reverse=self.sort_reverse)
+            rows = present + absent
+        return [(self.row_key(r), r) for r in rows]
+
+    def _populate(self) -> None:
+        if not self.is_mounted:
+            return
+        ordered = self._ordered()
+        cells = {key: tuple(c.cell(row) for c in self.COLUMNS) for key, row in ordered}
+        same_order = [k for k, _ in ordered] == [k for k, _ in self._shown]
+        self._shown = ordered
+        if same_order:
+            changed = [k for k in cells if cells[k] != self._cells.get(k)]
+            for key in changed:
+                for column, value in zip(self.COLUMNS, cells[key], strict=True):
+                    self.update_cell(key, column.key, self._cell(column, value))
+            self._cells = cells
+            return
+        cursor_key = None
+        if self.row_count and 0 <= self.cursor_row < self.row_count:
+            cursor_key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        self.clear()
+        for key, _ in ordered:
+            self.add_row(
+                *(self._cell(c, v) for c, v in zip(self.COLUMNS, cells[key], strict=True)),
+                key=key,
+            )
+        self._cells = cells
+        keys = [k for k, _ in ordered]
+        if cursor_key in keys:
+            self.move_cursor(row=keys.index(cursor_key), animate=False, scroll=False)
+
+    @staticmethod
+    def _cell(column: Column[Any], value: str) -> Text:
+        return Text(value, justify="right" if column.numeric else "left", no_wrap=True)
