@@ -19,6 +19,7 @@ from memtui.engine.report.writer import format_for, write_report
 from memtui.errors import MemtuiError, ReportError, UsageError
 
 if TYPE_CHECKING:
+    from memtui.engine.frame import Source
     from memtui.engine.profiler import MemoryProfiler
     from memtui.remote.launcher import LaunchedProgram
     from memtui.remote.session import AgentSession
@@ -120,6 +121,16 @@ def _add_profile_flags(parser: argparse.ArgumentParser) -> None:
         help="traceback depth per allocation (default 1)",
     )
     parser.add_argument("--quiet", action="store_true", help="no summary line on stderr")
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="no monitor: write the report (also implied by --output or a non-terminal)",
+    )
+    parser.add_argument(
+        "--out-dir",
+        default=".",
+        help="where the monitor writes heap dumps and exported reports (default: .)",
+    )
 
 
 EPILOG = f"""\
@@ -135,8 +146,9 @@ exit status:
   1  error (unknown pid, unreadable file, report not writable...)
   2  bad command-line usage
   {EXIT_LEAK}  a leak was detected and --fail-on-leak was given
-  {EXIT_TARGET_ENDED}  the watched process exited before the end (the report of what was seen is written)
-  130  interrupted before the end (the report of what was seen is written)
+  {EXIT_TARGET_ENDED}  the watched process exited before the end (the report of what was seen
+     is still written)
+  130  interrupted before the end (the report of what was seen is still written)
 """
 
 
@@ -269,20 +281,8 @@ def _cmd_profile(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     _check_output(args)
     pid = args.pid if args.pid is not None and args.pid != os.getpid() else None
-    if pid is not None and not args.no_attach:
-        session = _agent_session_for(pid, args, attach=True, fallback=True)
-        if session is not None:
-            interrupted = _watch_session(session, None if args.monitor else args.duration,
-                                         min(args.sample_interval, 1.0))
-            report, _ = _finish_session(session, args)
-            session.close()
-            if session.ended:
-                print(f"memtui: pid {pid} exited before the end; the report covers what was seen",
-                      file=sys.stderr)
-                return EXIT_TARGET_ENDED
-            if interrupted and not args.monitor:
-                return 130
-            return EXIT_LEAK if args.fail_on_leak and report["memory_leak_detected"] else 0
+    if pid is not None:
+        return _watch_pid(pid, args, fallback=True)
     profiler = _profiler_for(args, pid)
     interrupted = asyncio.run(_profile(profiler, None if args.monitor else args.duration))
     return _finish(profiler, args, interrupted, expected_end=args.monitor)
@@ -291,52 +291,39 @@ def _cmd_profile(argv: Sequence[str]) -> int:
 def _cmd_demo(argv: Sequence[str]) -> int:
     parser = _Parser(
         prog="memtui demo",
-        description="Profile the built-in leaky demo service (it runs inside memtui) and report.",
+        description="Watch the built-in leaky demo service (memtui run -- python -m memtui.demo).",
     )
     _add_profile_flags(parser)
-    parser.add_argument(
-        "--headless",
-        action="store_true",
-        help="print the report instead of opening the monitor (the only mode in this version)",
-    )
+    _add_agent_flags(parser)
     parser.add_argument(
         "--leak-rate",
         type=_positive_float,
         default=2.0,
         help="how fast the demo leaks, MB/s (default 2)",
     )
-    parser.set_defaults(duration=20.0, snapshot_interval=2.0, sample_interval=0.25)
+    parser.set_defaults(duration=20.0, sample_interval=0.5)
     args = parser.parse_args(argv)
     _check_output(args)
-    from memtui import demo
-
-    profiler = _profiler_for(args, None)
-    rate = args.leak_rate
-
-    def work(stop: threading.Event) -> None:
-        demo.run(leak_mb_per_s=rate, stop=stop)
-
-    interrupted = asyncio.run(
-        _profile(profiler, None if args.monitor else args.duration, work=work)
-    )
-    return _finish(
-        profiler,
-        args,
-        interrupted,
-        expected_end=args.monitor,
-        command="memtui demo (built-in leaky order service)",
-    )
+    if _wants_monitor(args):
+        args.duration = None
+    command = [sys.executable, "-m", "memtui.demo", "--leak-rate", str(args.leak_rate)]
+    return _run_launched(command, args)
 
 
-def _watch_session(session: AgentSession, duration_s: float | None, interval_s: float,
-                   program: LaunchedProgram | None = None) -> bool:
+def _watch_session(
+    session: AgentSession,
+    duration_s: float | None,
+    interval_s: float,
+    program: LaunchedProgram | None = None,
+) -> bool:
     """Poll the agent until the duration passes, the target ends or a signal arrives.
 
     Returns True when a signal (Ctrl+C / SIGTERM) ended the watch.
     """
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         while not stop.is_set():
@@ -355,7 +342,9 @@ def _watch_session(session: AgentSession, duration_s: float | None, interval_s: 
     return stop.is_set()
 
 
-def _finish_session(session: AgentSession, args: argparse.Namespace) -> tuple[dict[str, object], str]:
+def _finish_session(
+    session: AgentSession, args: argparse.Namespace
+) -> tuple[dict[str, object], str]:
     from memtui.engine.report.json_report import build_report
 
     report = build_report(session.report_input())
@@ -364,15 +353,21 @@ def _finish_session(session: AgentSession, args: argparse.Namespace) -> tuple[di
         v = report["leak_detection"]
         s = report["summary"]
         assert isinstance(v, dict) and isinstance(s, dict)
-        verdict = (f"LEAK {v['leak_rate_mb_per_hour']:+.1f} MB/h (confidence {v['confidence']:.0%})"
-                   if v["leak_detected"] else "no leak")
+        verdict = (
+            f"LEAK {v['leak_rate_mb_per_hour']:+.1f} MB/h (confidence {v['confidence']:.0%})"
+            if v["leak_detected"]
+            else "no leak"
+        )
         top = report["top_allocators"]
         culprit = ""
         if isinstance(top, list) and top:
             culprit = f"; top allocator {top[0]['file']}:{top[0]['line']} in {top[0]['function']}"
         dest = "" if where == "-" else f"; report: {where}"
-        print(f"memtui: pid {session.pid}: {verdict}; peak {s['peak_memory_mb']:.1f} MiB"
-              f"{culprit}{dest}", file=sys.stderr)
+        print(
+            f"memtui: pid {session.pid}: {verdict}; peak {s['peak_memory_mb']:.1f} MiB"
+            f"{culprit}{dest}",
+            file=sys.stderr,
+        )
     return report, where
 
 
@@ -389,28 +384,57 @@ def _cmd_run(argv: Sequence[str]) -> int:
     if "--" not in args_list:
         raise UsageError("memtui run: put the program after '--', e.g. memtui run -- python app.py")
     split = args_list.index("--")
-    own, command = args_list[:split], args_list[split + 1:]
-    parser = _Parser(prog="memtui run", description="Run a Python program with memtui's agent "
-                     "in it and report on its memory when it exits (or after --duration).")
+    own, command = args_list[:split], args_list[split + 1 :]
+    parser = _Parser(
+        prog="memtui run",
+        description="Run a Python program with memtui's agent in it: the monitor, or with "
+        "--headless a report when it exits (or after --duration).",
+    )
     _add_profile_flags(parser)
     _add_agent_flags(parser)
-    parser.add_argument("--headless", action="store_true",
-                        help="report instead of the monitor (the only mode in this version)")
     parser.set_defaults(duration=None)
     args = parser.parse_args(own)
     _check_output(args)
+    return _run_launched(command, args)
+
+
+def _wants_monitor(args: argparse.Namespace) -> bool:
+    """The monitor needs a terminal and no report destination; otherwise run headless."""
+    explicit_output = args.output != "-"
+    return not (args.headless or explicit_output) and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _run_launched(command: list[str], args: argparse.Namespace) -> int:
+    """Launch ``command`` with the agent, watch it (monitor or headless), pass its status on."""
     from memtui.remote.launcher import launch, stop_program
     from memtui.remote.session import AgentSession
 
-    program = launch(command, options=_agent_options(args))
+    monitor = _wants_monitor(args)
+    log_path = None
+    if monitor:
+        log_path = os.path.abspath(os.path.join(args.out_dir, f"memtui-run-{os.getpid()}.log"))
+    program = launch(command, options=_agent_options(args), log_path=log_path)
     try:
         if program.client is None:
             print(f"memtui: {program.agent_error}; the program runs unprofiled", file=sys.stderr)
             return program.process.wait()
-        session = AgentSession(program.client, args.growth_threshold, args.alert_threshold,
-                               args.trace_limit)
-        interrupted = _watch_session(session, None if args.monitor else args.duration,
-                                     min(args.sample_interval, 1.0), program)
+        session = AgentSession(
+            program.client, args.growth_threshold, args.alert_threshold, args.trace_limit
+        )
+        if monitor:
+            from memtui.remote.sources import AgentSource
+
+            source = AgentSource(session, args.sample_interval, program.process)
+            stop = _open_monitor(source, args, launched=True, log_path=log_path)
+            if stop:
+                return stop_program(program)
+            return 0
+        interrupted = _watch_session(
+            session,
+            None if args.monitor else args.duration,
+            min(args.sample_interval, 1.0),
+            program,
+        )
         if program.process.poll() is None and (interrupted or args.duration is not None):
             session.poll()
             status = stop_program(program)
@@ -425,31 +449,74 @@ def _cmd_run(argv: Sequence[str]) -> int:
         program.cleanup()
 
 
+def _open_monitor(
+    source: Source, args: argparse.Namespace, launched: bool, log_path: str | None = None
+) -> bool:
+    """Run the monitor until the user quits; print its one-line summary. True: stop the target."""
+    from memtui.tui.app import run_monitor
+
+    outcome = run_monitor(
+        source, out_dir=args.out_dir, launched=launched, refresh_s=max(0.2, args.sample_interval)
+    )
+    print(f"memtui: {outcome.summary}", file=sys.stderr)
+    if log_path:
+        print(f"memtui: the program's output is in {log_path}", file=sys.stderr)
+    return bool(outcome.stop_target)
+
+
 def _add_agent_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trace-mode", choices=("watch", "continuous"), default="watch",
-                        help="allocation sites from short tracing windows (watch, default: "
-                        "about 1.1x) or continuous tracemalloc (2.5x-13x slower)")
+    parser.add_argument(
+        "--trace-mode",
+        choices=("watch", "continuous"),
+        default="watch",
+        help="allocation sites from short tracing windows (watch, default: "
+        "about 1.1x) or continuous tracemalloc (2.5x-13x slower)",
+    )
 
 
 def _cmd_attach(argv: Sequence[str]) -> int:
-    parser = _Parser(prog="memtui attach", description="Inject memtui's agent into a running "
-                     "CPython (nothing is installed into its environment) and report on it.")
+    parser = _Parser(
+        prog="memtui attach",
+        description="Inject memtui's agent into a running CPython (nothing is installed into its "
+        "environment) and watch it: the monitor, or with --headless a report.",
+    )
     parser.add_argument("pid", type=_positive_int)
     _add_profile_flags(parser)
-    parser.add_argument("--headless", action="store_true",
-                        help="report instead of the monitor (the only mode in this version)")
     parser.set_defaults(duration=60.0)
     args = parser.parse_args(argv)
     _check_output(args)
-    session = _agent_session_for(args.pid, args, attach=True, fallback=False)
-    assert session is not None
-    interrupted = _watch_session(session, None if args.monitor else args.duration,
-                                 min(args.sample_interval, 1.0))
+    return _watch_pid(args.pid, args, fallback=False)
+
+
+def _watch_pid(pid: int, args: argparse.Namespace, fallback: bool) -> int:
+    """Watch another process: through its agent (attaching if needed) or from outside."""
+    session, why = _agent_session_for(pid, args, attach=not args.no_attach, fallback=fallback)
+    if _wants_monitor(args):
+        from memtui.remote.sources import AgentSource, OutsideSource
+
+        source: Source
+        if session is not None:
+            source = AgentSource(session, args.sample_interval)
+        else:
+            source = OutsideSource(
+                pid, why, args.growth_threshold, args.alert_threshold, args.sample_interval
+            )
+        _open_monitor(source, args, launched=False)
+        return 0
+    if session is None:
+        profiler = _profiler_for(args, pid)
+        interrupted = asyncio.run(_profile(profiler, None if args.monitor else args.duration))
+        return _finish(profiler, args, interrupted, expected_end=args.monitor)
+    interrupted = _watch_session(
+        session, None if args.monitor else args.duration, min(args.sample_interval, 1.0)
+    )
     report, _ = _finish_session(session, args)
     session.close()
     if session.ended:
-        print(f"memtui: pid {session.pid} exited before the end; the report covers what was seen",
-              file=sys.stderr)
+        print(
+            f"memtui: pid {session.pid} exited before the end; the report covers what was seen",
+            file=sys.stderr,
+        )
         return EXIT_TARGET_ENDED
     if interrupted and not args.monitor:
         return 130
@@ -457,8 +524,9 @@ def _cmd_attach(argv: Sequence[str]) -> int:
 
 
 def _cmd_detach(argv: Sequence[str]) -> int:
-    parser = _Parser(prog="memtui detach",
-                     description="Stop memtui's agent in a process and remove its files.")
+    parser = _Parser(
+        prog="memtui detach", description="Stop memtui's agent in a process and remove its files."
+    )
     parser.add_argument("pid", type=_positive_int)
     args = parser.parse_args(argv)
     from memtui.remote.attach import detach
@@ -470,18 +538,23 @@ def _cmd_detach(argv: Sequence[str]) -> int:
     return 1
 
 
-def _agent_session_for(pid: int, args: argparse.Namespace, attach: bool,
-                       fallback: bool) -> AgentSession | None:
-    """A session with pid's agent, attaching when needed; None (fallback) or an error."""
+def _agent_session_for(
+    pid: int, args: argparse.Namespace, attach: bool, fallback: bool
+) -> tuple[AgentSession | None, str]:
+    """A session with pid's agent, attaching when allowed; else (None, why) or an error."""
+    from memtui.errors import TargetProcessError
     from memtui.remote.client import AgentClient, AgentUnavailable
     from memtui.remote.session import AgentSession
 
+    if not os.path.exists(f"/proc/{pid}"):
+        raise TargetProcessError(f"no process with pid {pid}")
     try:
         client = AgentClient.for_pid(pid)
     except AgentUnavailable:
         if not attach:
-            return None
-        from memtui.remote.attach import AttachError, attach as attach_agent
+            return None, "--no-attach: watched from outside only"
+        from memtui.remote.attach import AttachError
+        from memtui.remote.attach import attach as attach_agent
 
         try:
             result = attach_agent(pid)
@@ -489,10 +562,11 @@ def _agent_session_for(pid: int, args: argparse.Namespace, attach: bool,
         except (AttachError, AgentUnavailable) as exc:
             if not fallback:
                 raise
-            print(f"memtui: attach failed: {exc}; watching pid {pid} from outside "
-                  "(memory only)", file=sys.stderr)
-            return None
-    return AgentSession(client, args.growth_threshold, args.alert_threshold, args.trace_limit)
+            why = f"attach failed: {exc}"
+            print(f"memtui: {why}; watching pid {pid} from outside (memory only)", file=sys.stderr)
+            return None, why
+    session = AgentSession(client, args.growth_threshold, args.alert_threshold, args.trace_limit)
+    return session, ""
 
 
 def _cmd_analyze(argv: Sequence[str]) -> int:

@@ -69,9 +69,13 @@ class AgentClient:
                 write_message(self._sock, message)
                 reply = read_message(self._sock)
             except (OSError, ConnectionError, ProtocolError) as exc:
-                raise AgentUnavailable(f"the agent at {self.path!r} stopped answering: {exc}") from None
+                raise AgentUnavailable(
+                    f"the agent at {self.path!r} stopped answering: {exc}"
+                ) from None
         if not reply.get("ok", False):
-            raise TargetProcessError(f"agent refused {cmd!r}: {reply.get('error', 'no reason given')}")
+            raise TargetProcessError(
+                f"agent refused {cmd!r}: {reply.get('error', 'no reason given')}"
+            )
         return reply
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -154,7 +155,10 @@ def _wait_for_agent(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            return None, f"the program exited (status {process.returncode}) before its agent answered"
+            return (
+                None,
+                f"the program exited (status {process.returncode}) before its agent answered",
+            )
         path = find_socket(process.pid)
         if path is not None:
             try:
@@ -169,18 +173,16 @@ def _wait_for_agent(
 
 
 def stop_program(program: LaunchedProgram, grace_s: float = 5.0) -> int:
-    """Ask the program to stop (SIGINT, then SIGTERM, then SIGKILL); returns its exit status."""
+    """Ask the program to stop: SIGINT (as Ctrl+C would), then SIGTERM, then SIGKILL.
+
+    Returns its exit status (negative: the signal that ended it).
+    """
     process = program.process
-    for send in (process.send_signal, process.terminate, process.kill):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
         if process.poll() is not None:
             break
         try:
-            if send is process.send_signal:
-                import signal
-
-                process.send_signal(signal.SIGINT)
-            else:
-                send()  # type: ignore[operator]
+            process.send_signal(sig)
         except ProcessLookupError:
             break
         try:

@@ -75,7 +75,9 @@ def process_info(pid: int, maps: bool = True, largest: int = 5) -> ProcessInfo:
     except psutil.NoSuchProcess:
         raise TargetProcessError(f"no process with pid {pid}") from None
     except psutil.AccessDenied:
-        raise TargetProcessError(f"not allowed to read process {pid}; run as its user or root") from None
+        raise TargetProcessError(
+            f"not allowed to read process {pid}; run as its user or root"
+        ) from None
     notes = []
     uss = pss = swap = None
     try:

@@ -32,7 +32,7 @@ MIB: float = 1024.0 * 1024.0
 
 
 def _triple(value: Any, cast: type = int) -> tuple[Any, Any, Any]:
-    items = list(value or [])[:3] + [0, 0, 0]
+    items = [*list(value or [])[:3], 0, 0, 0]
     return (cast(items[0]), cast(items[1]), cast(items[2]))
 
 
@@ -56,7 +56,9 @@ def parse_census(data: Mapping[str, Any] | None) -> CensusResult | None:
     if not data:
         return None
     containers = tuple(
-        ContainerInfo(str(c.get("type_name", "?")), int(c.get("length", 0)), int(c.get("object_id", 0)))
+        ContainerInfo(
+            str(c.get("type_name", "?")), int(c.get("length", 0)), int(c.get("object_id", 0))
+        )
         for c in data.get("largest_containers", []) or []
         if isinstance(c, Mapping)
     )

@@ -25,6 +25,7 @@ from memtui.engine.monitor_view import (
 from memtui.engine.report.json_report import ReportInput, SourceInfo, build_report
 from memtui.engine.report.writer import write_report
 from memtui.errors import MemtuiError
+from memtui.probe.census import CensusResult
 from memtui.probe.memory import ProcMemoryReader
 from memtui.remote.client import AgentUnavailable
 from memtui.remote.session import AgentSession
@@ -60,7 +61,7 @@ class AgentSource:
         self._seq = 0
         self._ended_at: float | None = None
         self._baseline_sites: dict[Any, tuple[int, int]] | None = None
-        self._baseline_census = None
+        self._baseline_census: CensusResult | None = None
         self._baseline_t: float | None = None
         self._events: list[str] = []
 
@@ -92,10 +93,14 @@ class AgentSource:
         status, code = self._status()
         age = m.duration_s - self._baseline_t if self._baseline_t is not None else None
         allocators = allocator_rows(s.top_allocators(), self._baseline_sites, age)
-        suspects = [
-            f"{r.file}:{r.line} in {r.function}: {r.size_bytes / MIB:.1f} MiB"
-            for r in allocators[:3]
-        ] if s.detector.verdict.state != "ok" else []
+        suspects = (
+            [
+                f"{r.file}:{r.line} in {r.function}: {r.size_bytes / MIB:.1f} MiB"
+                for r in allocators[:3]
+            ]
+            if s.detector.verdict.state != "ok"
+            else []
+        )
         return MonitorFrame(
             seq=self._seq,
             header=HeaderView(
@@ -243,7 +248,9 @@ class OutsideSource:
         )
 
     def _unavailable(self, what: str) -> CommandResult:
-        return CommandResult(False, f"{what} needs memtui's agent in the target: {self.why_limited}")
+        return CommandResult(
+            False, f"{what} needs memtui's agent in the target: {self.why_limited}"
+        )
 
     def take_snapshot(self) -> CommandResult:
         return self._unavailable("A snapshot")

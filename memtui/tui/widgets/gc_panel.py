@@ -1,0 +1,48 @@
+"""Provides GcPanel: collections per generation, time in GC, collected, thresholds, gc.garbage."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import RenderResult
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from memtui.engine.frame import GcView
+from memtui.tui.units import format_count, format_percent
+
+
+def gc_table(gc: GcView) -> Table:
+    """A small grid: one row per fact, one column per generation."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    for _ in range(3):
+        table.add_column(justify="right")
+    table.add_row("", "gen 0", "gen 1", "gen 2")
+    table.add_row("collections", *(format_count(n) for n in gc.collections))
+    table.add_row("collected", *(format_count(n) for n in gc.collected))
+    table.add_row("uncollectable", *(format_count(n) for n in gc.uncollectable))
+    table.add_row("thresholds", *(format_count(n) for n in gc.thresholds))
+    total = "not timed" if gc.total_time_s is None else f"{gc.total_time_s:.4g} s total"
+    recent = (
+        ""
+        if gc.recent_time_fraction is None
+        else f", {format_percent(gc.recent_time_fraction)} of last min"
+    )
+    table.add_row("time in GC", Text(total + recent, no_wrap=True), "", "")
+    table.add_row("gc.garbage", format_count(gc.garbage_count), "", "")
+    return table
+
+
+class GcPanel(Widget):
+    """The GC pane."""
+
+    gc: reactive[GcView | None] = reactive(None)
+    """The latest GC figures."""
+    unavailable: reactive[str] = reactive("")
+    """Why there are no GC figures (empty when there are)."""
+
+    def render(self) -> RenderResult:
+        if self.gc is None:
+            return Text(self.unavailable or "no GC data yet", style="italic")
+        return gc_table(self.gc)
