@@ -177,11 +177,7 @@ def _profiler_for(args: argparse.Namespace, pid: int | None) -> MemoryProfiler:
     )
 
 
-async def _profile(
-    profiler: MemoryProfiler,
-    duration_s: float | None,
-    work: Callable[[threading.Event], None] | None = None,
-) -> bool:
+async def _profile(profiler: MemoryProfiler, duration_s: float | None) -> bool:
     """Profile until the duration passes, the target exits or a signal arrives.
 
     Returns True when interrupted by a signal.
@@ -190,18 +186,10 @@ async def _profile(
     interrupted = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, interrupted.set)
-    stop_work = threading.Event()
-    worker = None
     await profiler.start()
     try:
-        if work is not None:
-            worker = threading.Thread(
-                target=work, args=(stop_work,), name="memtui-demo", daemon=True
-            )
-            worker.start()
-        run = asyncio.ensure_future(
-            profiler.monitor_continuous(seconds=duration_s if duration_s else 10.0 * 365 * 86400)
-        )
+        forever = 10.0 * 365 * 86400
+        run = asyncio.ensure_future(profiler.monitor_continuous(seconds=duration_s or forever))
         waiter = asyncio.ensure_future(interrupted.wait())
         await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
@@ -210,9 +198,6 @@ async def _profile(
         with contextlib.suppress(asyncio.CancelledError):
             await run
     finally:
-        stop_work.set()
-        if worker is not None:
-            worker.join(5.0)
         if profiler.is_running:
             await profiler.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):

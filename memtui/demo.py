@@ -7,7 +7,10 @@ temporary work that is freed. Run it alone with `python -m memtui.demo`.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -87,8 +90,20 @@ def run(
         time.sleep(0.05)
 
 
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m memtui.demo", description=__doc__)
+    parser.add_argument("--leak-rate", type=float, default=2.0, help="MB/s to leak (default 2)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds to run")
+    args = parser.parse_args(argv)
+    print(
+        f"memtui demo service: pid {os.getpid()}, leaking about {args.leak_rate} MB/s", flush=True
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        run(leak_mb_per_s=args.leak_rate, duration_s=args.duration)
+    return 0
+
+
 if __name__ == "__main__":
-    try:
-        run()
-    except KeyboardInterrupt:
-        pass
+    sys.exit(main())

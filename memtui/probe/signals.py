@@ -8,7 +8,7 @@ import re
 import sys
 import time
 import types
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -22,7 +22,7 @@ MAX_FDS_READ: int = 4096
 MAX_CLASS_ATTRS: int = 2000
 """Class or instance dicts larger than this are scanned only up to this many entries."""
 
-_SEQUENCES = frozenset({list, set, frozenset} | {t for t in CONTAINER_TYPES if t.__name__ == "deque"})
+_SEQUENCES: frozenset[type] = frozenset({list, set, frozenset, deque})
 _CALLABLE_TYPES: tuple[type, ...] = (
     types.MethodType,
     types.FunctionType,
@@ -167,7 +167,7 @@ class LeakSignals:
         def pairs(key: str) -> tuple[tuple[str, int], ...]:
             return tuple((str(a), int(b)) for a, b in d.get(key, ()))
 
-        counts = tuple(int(x) for x in d.get("gc_counts", (0, 0, 0)))[:3]
+        c = [int(x) for x in d.get("gc_counts", ())] + [0, 0, 0]
         return cls(
             taken_at=float(d.get("taken_at", 0.0)),
             duration_s=float(d.get("duration_s", 0.0)),
@@ -203,7 +203,7 @@ class LeakSignals:
             modules=int(d.get("modules", 0)),
             gc_garbage=int(d.get("gc_garbage", 0)),
             gc_enabled=bool(d.get("gc_enabled", True)),
-            gc_counts=(counts + (0, 0, 0))[:3],  # type: ignore[arg-type]
+            gc_counts=(c[0], c[1], c[2]),
             scanned=int(d.get("scanned", 0)),
             errors=tuple(str(e) for e in d.get("errors", ())),
         )
@@ -288,7 +288,7 @@ def _module_label(modname: str, d: dict[str, Any]) -> str:
 
 def _walk_modules(walk: _Walk) -> None:
     for order, (modname, module) in enumerate(list(sys.modules.items())):
-        if not isinstance(module, types.ModuleType) or type(modname) is not str:
+        if not issubclass(type(module), types.ModuleType) or type(modname) is not str:
             continue
         try:
             d = _OBJECT_GETATTR(module, "__dict__")
@@ -309,7 +309,7 @@ def _walk_modules(walk: _Walk) -> None:
             if t in _NO_DESCENT:
                 continue
             deeper = (main, order + 1_000_000)
-            if isinstance(v, type):
+            if issubclass(t, type):
                 # Classes only in their home module (imports would repeat them everywhere).
                 own = _TYPE_DICT(v)
                 if own.get("__module__") == modname:
@@ -329,7 +329,8 @@ def _describe(name: str, v: Any) -> NamedContainer | None:
     sample: list[Any]
     if t in _SEQUENCES:
         # The newest items of a list or deque are where a leak shows; sets have no order.
-        sample = list(islice(reversed(v), SAMPLE_ITEMS)) if t is not set and t is not frozenset else list(islice(v, SAMPLE_ITEMS))
+        ordered = t is list or t is deque
+        sample = list(islice(reversed(v) if ordered else iter(v), SAMPLE_ITEMS))
     else:
         sample = list(islice(v.values(), SAMPLE_ITEMS))
     by_type = Counter(map(type, sample))
@@ -375,8 +376,9 @@ def _loggers(max_named: int) -> tuple[tuple[tuple[str, int], ...], int]:
     root = logging.root
     candidates = [("root", root), *list(logger_type.manager.loggerDict.items())]
     for name, logger in candidates:
-        if isinstance(logger, logger_type):
-            handlers = _OBJECT_GETATTR(logger, "__dict__").get("handlers")
+        own = _instance_dict(logger) if issubclass(type(logger), logger_type) else None
+        if own is not None:
+            handlers = own.get("handlers")
             if type(handlers) is list and handlers:
                 pairs.append((str(name), len(handlers)))
     pairs.sort(key=lambda p: (-p[1], p[0]))
@@ -390,7 +392,8 @@ def _threads(max_named: int) -> tuple[int, tuple[tuple[str, int], ...]]:
     groups: Counter[str] = Counter()
     alive = threading.enumerate()
     for thread in alive:
-        name = _OBJECT_GETATTR(thread, "__dict__").get("_name")
+        own = _instance_dict(thread)
+        name = own.get("_name") if own is not None else None
         groups[_DIGITS.sub("N", name) if type(name) is str else "?"] += 1
     return len(alive), tuple(groups.most_common(max_named))
 
@@ -490,7 +493,8 @@ def collect_signals(max_named: int = 20, min_len: int = 1000) -> LeakSignals:
         loggers, total_handlers = _loggers(max_named)
     except Exception as exc:
         guard("logging", exc)
-    threads, groups = 0, ()
+    threads = 0
+    groups: tuple[tuple[str, int], ...] = ()
     try:
         threads, groups = _threads(max_named)
     except Exception as exc:
