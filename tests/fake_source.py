@@ -189,9 +189,9 @@ def _demo_frame(seq: int, now_s: float, *, kind: str, with_baseline: bool) -> Mo
         state="leak" if leaking else "ok",
         rate_mb_per_hour=rate_mb_h if leaking else 0.4,
         confidence=0.94 if leaking else 0.12,
-        projected_oom_hours=(7.5 * 1024 - rss / MIB) / rate_mb_h if leaking else None,
-        memory_limit_source="cgroup memory.max (7.5 GiB)",
-        reason="RSS grows steadily for 50 min (R² 0.97)" if leaking else "no sustained growth",
+        projected_oom_hours=(1024 - rss / MIB) / rate_mb_h if leaking else None,
+        memory_limit_source="cgroup memory.max, 1 GiB",
+        reason="RSS grows steadily for 50 min (fit r=0.97)" if leaking else "no sustained growth",
         suspects=(
             "app/orders.py:57 cache_order: +40 MiB/h",
             "dict: +52,000/h (tracked)",

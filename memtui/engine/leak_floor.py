@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from memtui.engine.leak_stats import FloatArray, Ols, hinge_fit, ols, step_sse, 
 TIER_LEN = 256
 MAX_TIERS = 9
 FLOOR_QUANTILE = 0.2
-MIN_POINTS = 8
+MIN_POINTS = 6
 
 
 class FloorStore:
@@ -147,6 +147,11 @@ class WindowCheck:
     step_mb: float
     growth: bool
     """The floor grows faster than the threshold here, steadily, and not as one step."""
+    full: bool = True
+    """False when the step test was skipped (no growth possible): see `complete`."""
+    t: FloatArray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
+    v: FloatArray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
+    rho_floor: float = field(default=0.0, repr=False, compare=False)
 
 
 def _upper_median(a: FloatArray) -> float:
@@ -185,11 +190,14 @@ def check_window(
     threshold: float,
     rho_floor: float = 0.0,
     min_points: int = MIN_POINTS,
+    full: bool = True,
 ) -> WindowCheck | None:
     """Judge one window of floor points (t in s, v in MiB); None when too few points.
 
     ``rho_floor`` is the residual lag-1 correlation at this window's point spacing expected
-    from the longer-run noise model; the window's own estimate is used when larger.
+    from the longer-run noise model; the window's own estimate is used when larger. With
+    ``full=False`` the step test (which only matters for a window that could show growth) is
+    skipped when the rate's lower bound is below the threshold; `complete` adds it later.
     """
     n = int(t.size)
     if n < min_points:
@@ -201,15 +209,15 @@ def check_window(
     h = n // 2
     f_old: Ols = ols(x[:h], v[:h])
     f_new: Ols = ols(x[n - h :], v[n - h :])
-    se_d = math.hypot(
-        inflate(f_old.se, max(f_old.rho, rho_floor)), inflate(f_new.se, max(f_new.rho, rho_floor))
-    )
-    decel = (
-        f_new.slope < 0.6 * f_old.slope
-        and f_old.slope - f_new.slope > 2.0 * se_d
-        and f_old.slope > threshold
-    )
-    sse_step, k = step_sse(v)
+    decel = False
+    if f_new.slope < 0.6 * f_old.slope and f_old.slope > threshold:
+        se_d = math.hypot(
+            inflate(f_old.se, max(f_old.rho, rho_floor)),
+            inflate(f_new.se, max(f_new.rho, rho_floor)),
+        )
+        decel = f_old.slope - f_new.slope > 2.0 * se_d
+    quick = not full and not lower > threshold
+    sse_step, k = (math.inf, 0) if quick else step_sse(v)
     step_like = False
     step_mb = 0.0
     if sse_step < fit.sse:
@@ -234,7 +242,19 @@ def check_window(
         step_like,
         step_mb,
         growth,
+        not quick,
+        t,
+        v,
+        rho_floor,
     )
+
+
+def complete(c: WindowCheck, threshold: float) -> WindowCheck:
+    """The check with its step test done (for the reason and confidence of a verdict)."""
+    if c.full or c.t.size == 0:
+        return c
+    done = check_window(c.t, c.v, c.window_s, threshold, c.rho_floor, min_points=c.n)
+    return c if done is None else done
 
 
 def segment_rate(t: FloatArray, v: FloatArray) -> tuple[float, float, float, float]:
@@ -249,3 +269,63 @@ def segment_rate(t: FloatArray, v: FloatArray) -> tuple[float, float, float, flo
         fit = ols(x, v)
         x0 = 0.0
     return float(t[0] + x0 * 3600.0), fit.slope, fit.r_squared, fit.se_hac
+
+
+SHORT_BLOCKS = 32
+SHORT_MIN_BLOCK_SAMPLES = 4
+SHORT_MAX_BLOCK_S = 60.0
+SHORT_MIN_POINTS = 8
+SHORT_MIN_Z = 6.0
+SHORT_MIN_R2 = 0.9
+
+
+def short_points(t: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Floor points of a short recording: the 25th percentile of consecutive blocks whose length
+    adapts to the elapsed time (elapsed / 32, at least 4 samples, at most 60 s)."""
+    n = int(t.size)
+    if n < 2:
+        return np.zeros(0), np.zeros(0)
+    elapsed = float(t[-1] - t[0])
+    dt = max(elapsed / (n - 1), 1e-9)
+    m = max(SHORT_MIN_BLOCK_SAMPLES, round(min(elapsed / SHORT_BLOCKS, SHORT_MAX_BLOCK_S) / dt))
+    nb = n // m
+    if nb == 0:
+        return np.zeros(0), np.zeros(0)
+    cut = n - nb * m
+    tt = t[cut:].reshape(nb, m).mean(axis=1)
+    kq = (m - 1) // 4
+    vv = np.partition(x[cut:].reshape(nb, m), kq, axis=1)[:, kq]
+    return tt, vv
+
+
+def short_growth(c: WindowCheck, t: FloatArray, v: FloatArray, threshold: float) -> bool:
+    """Overwhelming, linear, non-decelerating growth over the whole (short) observation.
+
+    Beyond the window test: z of the rate over the threshold >= 6, R^2 >= 0.9, and the last third
+    of the points grows at least half as fast as the first third (a warm-up that levels off or a
+    fill that stops fails this even when it is too quick for the halves test).
+    """
+    if not c.growth or (c.se <= 0.0 and c.rate <= threshold):
+        return False
+    z = (c.rate - threshold) / c.se if c.se > 0.0 else math.inf
+    if z < SHORT_MIN_Z or c.r_squared < SHORT_MIN_R2:
+        return False
+    k = int(t.size) // 3
+    x = (t - t[-1]) / 3600.0
+    first = ols(x[:k], v[:k]).slope
+    last = ols(x[-k:], v[-k:]).slope
+    return last >= 0.5 * first and last > threshold
+
+
+def short_check(
+    t: FloatArray, x: FloatArray, threshold: float
+) -> tuple[WindowCheck | None, bool, FloatArray, FloatArray]:
+    """Judge a short recording on its whole length: (check, strict growth, floor points)."""
+    tt, vv = short_points(t, x)
+    if tt.size < SHORT_MIN_POINTS:
+        return None, False, tt, vv
+    elapsed = float(t[-1] - t[0])
+    c = check_window(tt, vv, elapsed, threshold, 0.0, min_points=SHORT_MIN_POINTS)
+    if c is None:
+        return None, False, tt, vv
+    return c, short_growth(c, tt, vv, threshold), tt, vv

@@ -16,6 +16,10 @@ How it decides (why each step exists):
 * Growth seen in 3 consecutive evaluations of a window (spaced by 1/8 window) raises the alert;
   it clears only after a hysteresis period without growth.
 * A large persistent fall of the floor starts a new segment (restart); the state survives it.
+* Short recordings (under 32 min, where 60 s blocks are too few) are judged on blocks whose
+  length adapts to the elapsed time (`leak_floor.short_check`): only overwhelming, linear,
+  non-decelerating growth counts, and the live alert needs that verdict to have held for a third
+  of the time observed. Spikes, drops and threshold crossings live in `leak_events`.
 """
 
 from __future__ import annotations
@@ -28,14 +32,17 @@ from typing import Literal
 
 import numpy as np
 
+from memtui.engine.leak_events import AnomalyWatch, EventLog, LeakEvent
 from memtui.engine.leak_floor import (
     MIN_POINTS,
     FloorStore,
     WindowCheck,
     block_rho,
     check_window,
+    complete,
     group_floor,
     segment_rate,
+    short_check,
 )
 from memtui.engine.leak_stats import HOUR, MIB, FloatArray, TrendFit, fit_trend, normal_cdf
 
@@ -54,22 +61,22 @@ LeakState = Literal["ok", "suspected", "leak"]
 BLOCK_MIN_S = 60.0
 BLOCK_MIN_SAMPLES = 4
 BLOCK_MAX_SAMPLES = 4096
-WINDOWS_S: tuple[float, ...] = tuple(sorted({HOUR * m * 2.0**k for k in range(8) for m in (1.0, 1.5)}))[:-1]
+WINDOWS_S: tuple[float, ...] = tuple(
+    sorted({HOUR * m * 2.0**k for k in range(8) for m in (1.0, 1.5)})
+)[:-1]
+"""1, 1.5, 2, 3, 4, 6 ... 128 h: half-octave steps, so a leak is first judged on a window not
+much longer than the time it has run (each window is re-checked every 1/8 of its length)."""
 PERSIST_EVALS = 3
 LONE_PERSIST_EVALS = 6
-EVENTS_KEPT = 256
-BASELINE_BLOCKS = 32
 GC_BLOCKS = 64
-
-
-@dataclass(frozen=True, slots=True)
-class LeakEvent:
-    """Something the detector noticed at a point in time (seconds from the first sample)."""
-
-    kind: Literal["leak_started", "leak_cleared", "threshold_crossed", "spike", "drop", "restart"]
-    t_s: float
-    size_mb: float
-    message: str
+SHORT_SPAN_S = 32 * BLOCK_MIN_S
+"""Below this age a recording is judged on adaptive blocks (`short_check`)."""
+SHORT_MAX_SAMPLES = 8192
+SHORT_PERSIST_FRAC = 1.0 / 3.0
+SHORT_PERSIST_EVALS = 4
+SHORT_LIVE_RISE = 0.5
+"""A live alert on a short recording also needs the floor to have grown by half its starting
+level: a warm-up or GC rise looks just as linear for a while, but not at that size."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,28 +132,35 @@ class LeakDetector:
         self._store = FloorStore()
         self._seg_t0 = 0.0
         self._gc: deque[tuple[float, int]] = deque(maxlen=GC_BLOCKS)
-        self._dmad: deque[float] = deque(maxlen=BASELINE_BLOCKS)
+        self._dmad: deque[float] = deque(maxlen=32)
         self._gc_sum_s = 0.0
-        self._anom_tail = {"spike": False, "drop": False}
         self._gc_drops = 0
-        self._base_med: deque[float] = deque(maxlen=BASELINE_BLOCKS)
-        self._base_mad: deque[float] = deque(maxlen=BASELINE_BLOCKS)
+        self._log = EventLog()
+        self._watch = AnomalyWatch(self._log, alert_threshold_mb)
         self._recent_q: deque[float] = deque(maxlen=12)
         self._low_run = 0
-        self._armed = True
         self._rho0 = 0.0
         self._rho_span = 1.0
         self._checks: dict[float, WindowCheck] = {}
         self._last_eval: dict[float, float] = {}
         self._streak: dict[float, int] = {}
+        self._next_due = 0.0
         self._state: LeakState = "ok"
         self._first_alert: float | None = None
         self._alert_window = 0.0
         self._last_growth_t = 0.0
         self._peak_mb = 0.0
-        self._events: deque[LeakEvent] = deque(maxlen=EVENTS_KEPT)
-        self._pending: deque[LeakEvent] = deque(maxlen=EVENTS_KEPT)
         self._verdict: LeakVerdict | None = None
+        # short-recording regime (see module docstring)
+        self._st: list[float] = []
+        self._sx: list[float] = []
+        self._s_active = True
+        self._s_next = 0.0
+        self._s_mark = 0
+        self._s_check: WindowCheck | None = None
+        self._s_strict = False
+        self._s_since: float | None = None
+        self._s_evals = 0
 
     # ------------------------------------------------------------------ feeding
     def update(self, t_s: float, rss_bytes: float) -> LeakVerdict:
@@ -154,10 +168,13 @@ class LeakDetector:
         if self._t0 is None:
             self._t0 = float(t_s)
         t = float(t_s) - self._t0
+        x = float(rss_bytes) / MIB
+        if self._s_active:
+            self._short_feed(t, x)
         if not self._bt:
             self._b_start = t
         self._bt.append(t)
-        self._bx.append(float(rss_bytes) / MIB)
+        self._bx.append(x)
         if (len(self._bt) >= BLOCK_MIN_SAMPLES and t >= self._b_start + BLOCK_MIN_S) or len(
             self._bt
         ) >= BLOCK_MAX_SAMPLES:
@@ -178,6 +195,11 @@ class LeakDetector:
             self._t0 = float(ta[0])
         ta = ta[:n] - self._t0
         i = 0
+        if self._s_active:
+            k = int(np.searchsorted(ta, SHORT_SPAN_S, side="right"))
+            self._short_feed_many(ta[: k + 1], xa[: k + 1])
+            if k + 1 < n and self._s_active:
+                self._short_stop()
         while i < n:
             if not self._bt:
                 self._b_start = float(ta[i])
@@ -200,12 +222,90 @@ class LeakDetector:
             i = j + 1
         return self.verdict
 
-    # ------------------------------------------------------------------ block work
-    def _emit(self, kind: str, t: float, size: float, msg: str) -> None:
-        ev = LeakEvent(kind, t, size, msg)  # type: ignore[arg-type]
-        self._events.append(ev)
-        self._pending.append(ev)
+    # ------------------------------------------------------------------ short recordings
+    def _short_feed(self, t: float, x: float) -> None:
+        if t > SHORT_SPAN_S or self._seg_t0 > 0.0:
+            self._short_stop()
+            return
+        self._st.append(t)
+        self._sx.append(x)
+        if t >= self._s_next or len(self._st) - self._s_mark >= BLOCK_MAX_SAMPLES:
+            self._short_eval(t)
 
+    def _short_feed_many(self, ta: FloatArray, xa: FloatArray) -> None:
+        """update()'s short-regime work for many samples: evaluations at the same samples."""
+        i, n = 0, int(ta.size)
+        while i < n and self._s_active:
+            j = int(np.searchsorted(ta, self._s_next, side="left"))
+            j = min(max(j, i), i + BLOCK_MAX_SAMPLES - (len(self._st) - self._s_mark) - 1)
+            if j >= n:
+                last = n - 1 if ta[n - 1] <= SHORT_SPAN_S else n - 2
+                self._st.extend(ta[i : last + 1].tolist())
+                self._sx.extend(xa[i : last + 1].tolist())
+                return
+            if ta[j] > SHORT_SPAN_S:
+                self._st.extend(ta[i:j].tolist())
+                self._sx.extend(xa[i:j].tolist())
+                self._short_stop()
+                return
+            self._st.extend(ta[i : j + 1].tolist())
+            self._sx.extend(xa[i : j + 1].tolist())
+            self._short_eval(float(ta[j]))
+            i = j + 1
+
+    def _short_stop(self) -> None:
+        self._s_active = False
+        self._st, self._sx = [], []
+
+    def _short_arrays(self) -> tuple[FloatArray, FloatArray]:
+        if len(self._st) > SHORT_MAX_SAMPLES:  # halve by averaging pairs: bounded memory
+            m = len(self._st) // 2 * 2
+            t = np.asarray(self._st[:m]).reshape(-1, 2).mean(axis=1)
+            x = np.asarray(self._sx[:m]).reshape(-1, 2).mean(axis=1)
+            self._st = t.tolist() + self._st[m:]
+            self._sx = x.tolist() + self._sx[m:]
+        return np.asarray(self._st, dtype=np.float64), np.asarray(self._sx, dtype=np.float64)
+
+    def _short_eval(self, now: float) -> None:
+        """Judge the recording so far on adaptive blocks; raise the live alert when the strict
+        verdict has held for SHORT_PERSIST_EVALS checks and a third of the time observed."""
+        t, x = self._short_arrays()
+        self._s_mark = len(self._st)
+        n = int(t.size)
+        elapsed = now - float(t[0]) if n else 0.0
+        dt = elapsed / max(n - 1, 1)
+        step = min(max(elapsed / 32.0, 4.0 * dt), BLOCK_MIN_S)
+        self._s_next = now + max(step, 1e-6)
+        c, strict, _, vv = short_check(t, x, self.threshold)
+        self._s_check, self._s_strict = c, strict
+        self._verdict = None
+        if not strict:
+            self._s_since, self._s_evals = None, 0
+            if self._state == "suspected" and not (c is not None and c.growth):
+                self._state = "ok"
+            return
+        if self._s_since is None:
+            self._s_since = now
+        self._s_evals += 1
+        self._last_growth_t = now
+        held = now - self._s_since >= SHORT_PERSIST_FRAC * now
+        held = held and float(vv[-1] - vv[0]) >= SHORT_LIVE_RISE * max(float(vv[0]), 1.0)
+        if self._state != "leak" and self._s_evals >= SHORT_PERSIST_EVALS and held:
+            self._state = "leak"
+            self._alert_window = elapsed
+            if self._first_alert is None:
+                self._first_alert = now
+            self._log.emit(
+                "leak_started",
+                now,
+                c.rate if c is not None else 0.0,
+                f"leak: RSS floor +{c.rate if c is not None else 0.0:.0f} MB/h, steady over "
+                f"the whole {elapsed:.0f} s observed",
+            )
+        elif self._state == "ok":
+            self._state = "suspected"
+
+    # ------------------------------------------------------------------ block work
     def _close_block(self, ts: FloatArray, xs: FloatArray) -> None:
         now = float(ts[-1])
         dur = max(now - float(ts[0]), 1e-9)
@@ -219,18 +319,19 @@ class LeakDetector:
         med = _sorted_median(srt)
         mad = _sorted_median(np.sort(np.abs(xs - med)))
         self._peak_mb = float(srt[-1])
-        self._anomalies(ts, xs)
-        self._thresholds(ts, xs)
+        self._watch.block(ts, xs, med, mad, float(srt[0]), self._peak_mb)
         # GC drops: sample-to-sample falls far outside the (pooled) noise of differences.
         seq = xs if self._last_x is None else np.concatenate([[self._last_x], xs])
         drops = 0
         if seq.size >= 3:
             d = np.diff(seq)
-            dm = _sorted_median(np.sort(d))
+            ds = np.sort(d)
+            dm = _sorted_median(ds)
             self._dmad.append(1.4826 * _sorted_median(np.sort(np.abs(d - dm))))
             if len(self._dmad) >= 4:
-                dmad = statistics.median(self._dmad)
-                drops = int(np.count_nonzero(d < -max(6.0 * dmad, 1.0)))
+                lim = -max(6.0 * statistics.median(self._dmad), 1.0)
+                if ds[0] < lim:
+                    drops = int(np.count_nonzero(d < lim))
         if len(self._gc) == self._gc.maxlen:
             old_d, old_k = self._gc[0]
             self._gc_sum_s -= old_d
@@ -240,70 +341,12 @@ class LeakDetector:
         self._gc_drops += drops
         self._last_x = float(xs[-1])
         self._last_t = now
-        self._base_med.append(med)
-        self._base_mad.append(mad)
         if self._restarted(now, q):
             return
         self._store.push(float(ts.mean()), q, dur)
         self._verdict = None
-        self._evaluate(now)
-
-    def _anomalies(self, ts: FloatArray, xs: FloatArray) -> None:
-        """Spikes and drops against a robust moving baseline (median of block medians, MAD)."""
-        if len(self._base_med) < 8:
-            return
-        center = statistics.median(self._base_med)
-        spread = 1.4826 * (
-            statistics.median(self._base_mad)
-            + statistics.median([abs(m - center) for m in self._base_med])
-        )
-        margin = max(8.0 * spread, 16.0)
-        hi = center + margin
-        lo = center - margin
-        if float(xs.max()) <= hi and float(xs.min()) >= lo:
-            return
-        for kind, mask in (("spike", xs > hi), ("drop", xs < lo)):
-            if not bool(mask.any()):
-                self._anom_tail[kind] = False
-                continue
-            starts = np.flatnonzero(mask & ~np.concatenate([[self._anom_tail[kind]], mask[:-1]]))
-            self._anom_tail[kind] = bool(mask[-1])
-            for s in starts[:4]:
-                size = float(xs[s] - center)
-                self._emit(
-                    kind,
-                    float(ts[s]),
-                    size,
-                    f"RSS {kind} of {size:+.0f} MB against a baseline of {center:.0f} MB",
-                )
-
-    def _thresholds(self, ts: FloatArray, xs: FloatArray) -> None:
-        """One 'threshold_crossed' per upward crossing; re-arms 5% below the threshold."""
-        lim = self.alert_threshold_mb
-        if lim is None:
-            return
-        i = 0
-        n = xs.size
-        while i < n:
-            if self._armed:
-                hit = np.flatnonzero(xs[i:] >= lim)
-                if hit.size == 0:
-                    return
-                k = i + int(hit[0])
-                self._armed = False
-                self._emit(
-                    "threshold_crossed",
-                    float(ts[k]),
-                    float(xs[k]),
-                    f"RSS {xs[k]:.0f} MB crossed the alert threshold of {lim:.0f} MB",
-                )
-                i = k + 1
-            else:
-                back = np.flatnonzero(xs[i:] < lim * 0.95)
-                if back.size == 0:
-                    return
-                self._armed = True
-                i += int(back[0]) + 1
+        if now >= self._next_due:
+            self._evaluate(now)
 
     def _restarted(self, now: float, q: float) -> bool:
         """A fall of the floor by >= 30% of its level (and >= 64 MB) held for 3 blocks."""
@@ -315,7 +358,7 @@ class LeakDetector:
             self._recent_q.append(q)
         if self._low_run < 3:
             return False
-        self._emit(
+        self._log.emit(
             "restart",
             now,
             q - (ref or q),
@@ -328,6 +371,7 @@ class LeakDetector:
         self._checks.clear()
         self._last_eval.clear()
         self._streak.clear()
+        self._next_due = 0.0
         self._verdict = None
         return True
 
@@ -367,12 +411,9 @@ class LeakDetector:
         age = now - self._seg_t0
         any_growth = False
         changed = False
-        due = [
-            w
-            for w in WINDOWS_S
-            if w <= age * 1.02 and now - self._last_eval.get(w, -math.inf) >= w / 8.0
-        ]
-        if not due:
+        if not any(
+            now - self._last_eval.get(w, -math.inf) >= w / 8.0 for w in WINDOWS_S if w <= age * 1.02
+        ):
             return
         vals, self._rho_span = self._store.tier_values(1.5 * self.gc_period_s())
         self._rho0 = block_rho(vals)
@@ -385,7 +426,7 @@ class LeakDetector:
                 continue
             self._last_eval[w] = now
             tt, vv, rho = self._window_points(w)
-            c = check_window(tt, vv, w, self.threshold, rho)
+            c = check_window(tt, vv, w, self.threshold, rho, full=False)
             changed = True
             if c is None:
                 self._checks.pop(w, None)
@@ -401,12 +442,20 @@ class LeakDetector:
                 self._alert_window = w
                 if self._first_alert is None:
                     self._first_alert = now
-                self._emit(
+                self._log.emit(
                     "leak_started",
                     now,
                     c.rate,
-                    f"leak: RSS floor +{c.rate:.1f} MB/h over the last {w / HOUR:.0f} h",
+                    f"leak: RSS floor +{c.rate:.1f} MB/h over the last {w / HOUR:.1f} h",
                 )
+        self._next_due = min(
+            (self._last_eval.get(w, -math.inf) + w / 8.0 for w in WINDOWS_S if w <= age * 1.02),
+            default=math.inf,
+        )
+        for w in WINDOWS_S:
+            if w > age * 1.02:
+                self._next_due = min(self._next_due, self._seg_t0 + w / 1.02)
+                break
         if not changed:
             return
         self._verdict = None
@@ -417,7 +466,7 @@ class LeakDetector:
             rates = [c.rate for c in self._checks.values()]
             if now - self._last_growth_t >= hold and (not rates or max(rates) < self.threshold):
                 self._state = "ok"
-                self._emit("leak_cleared", now, 0.0, "leak cleared: the floor stopped growing")
+                self._log.emit("leak_cleared", now, 0.0, "leak cleared: the floor stopped growing")
         elif any_growth:
             self._state = "suspected"
         else:
@@ -432,7 +481,8 @@ class LeakDetector:
 
     def _build(self, final: bool) -> LeakVerdict:
         state = self._state
-        age = max(self._last_t - self._seg_t0, 0.0)
+        last_t = max(self._last_t, self._st[-1] if self._st else 0.0)
+        age = max(last_t - self._seg_t0, 0.0)
         deciding: WindowCheck | None = None
         if self._checks:
             grow = [c for c in self._checks.values() if c.growth]
@@ -441,22 +491,36 @@ class LeakDetector:
                 if grow
                 else max(self._checks.values(), key=lambda c: c.window_s)
             )
-        tt, vv = self._segment_points()
-        whole = (
-            check_window(tt, vv, age, self.threshold, self._rho0) if tt.size >= MIN_POINTS else None
-        )
-        short = age < 2.0 * HOUR or state == "suspected"
-        if whole is None and final and tt.size >= 6:
-            whole = check_window(tt, vv, age, self.threshold, self._rho0, min_points=6)
-        if final and state != "leak" and short and whole is not None and whole.growth:
-            state = "leak"
-            deciding = whole
-        held = [c for w, c in self._checks.items() if c.growth and self._streak.get(w, 0) >= 2]
-        if final and state == "suspected" and held:
-            state = "leak"
-            deciding = max(held, key=lambda c: c.window_s)
-        if deciding is None:
-            deciding = whole
+        if self._s_active and self._st:
+            # Short recording: adaptive blocks over the whole of it (see _short_eval).
+            ts, xs = self._short_arrays()
+            whole, strict, tt, vv = short_check(ts, xs, self.threshold)
+            if final and strict:
+                state = "leak"
+            elif final and state == "suspected":
+                state = "ok"
+            deciding = deciding or whole
+        else:
+            tt, vv = self._segment_points()
+            whole = (
+                check_window(tt, vv, age, self.threshold, self._rho0)
+                if tt.size >= MIN_POINTS
+                else None
+            )
+            short = age < 2.0 * HOUR or state == "suspected"
+            if whole is None and final and tt.size >= 6:
+                whole = check_window(tt, vv, age, self.threshold, self._rho0, min_points=6)
+            if final and state != "leak" and short and whole is not None and whole.growth:
+                state = "leak"
+                deciding = whole
+            held = [c for w, c in self._checks.items() if c.growth and self._streak.get(w, 0) >= 2]
+            if final and state == "suspected" and held:
+                state = "leak"
+                deciding = max(held, key=lambda c: c.window_s)
+            if deciding is None:
+                deciding = whole
+        if deciding is not None:
+            deciding = complete(deciding, self.threshold)
         onset: float | None = None
         if state == "leak" and tt.size >= 3:
             onset, rate, r2, se = segment_rate(tt, vv)
@@ -472,7 +536,8 @@ class LeakDetector:
             conf *= 0.5
         oom: float | None = None
         if self.memory_limit_bytes is not None and rate > 0.0:
-            oom = max(self.memory_limit_bytes / MIB - self._peak_mb, 0.0) / rate
+            peak = max(self._peak_mb, max(self._sx) if self._sx else 0.0)
+            oom = max(self.memory_limit_bytes / MIB - peak, 0.0) / rate
         return LeakVerdict(
             state=state,
             leak_detected=state == "leak",
@@ -482,29 +547,40 @@ class LeakDetector:
             first_detected_at=self._first_alert,
             onset_s=onset,
             projected_oom_hours=oom,
-            reason=self._reason(state, rate, deciding, onset, age),
+            reason=self._reason(state, rate, deciding, onset, age, last_t),
         )
 
     def _reason(
-        self, state: LeakState, rate: float, c: WindowCheck | None, onset: float | None, age: float
+        self,
+        state: LeakState,
+        rate: float,
+        c: WindowCheck | None,
+        onset: float | None,
+        age: float,
+        last_t: float,
     ) -> str:
         hours = age / HOUR
         if state == "leak":
-            span = (self._last_t - (onset if onset is not None else self._seg_t0)) / HOUR
+            span = (last_t - (onset if onset is not None else self._seg_t0)) / HOUR
+            if span < 1.0:
+                return (
+                    f"RSS floor {rate:+.1f} MB/h, steady for {span * 60:.1f} min, not levelling off"
+                )
             per = self.gc_period_s()
             cyc = f" across {span * HOUR / per:.0f} GC cycles" if per > 0 else ""
             return f"RSS floor {rate:+.1f} MB/h for {span:.1f} h{cyc}, not levelling off"
         if c is None:
-            return f"not enough data yet ({hours * 60:.0f} min)"
+            return f"not enough data yet ({hours * 60:.1f} min)"
+        over = f"{c.window_s / HOUR:.1f} h" if c.window_s >= HOUR else f"{c.window_s / 60:.1f} min"
         if state == "suspected":
-            return (
-                f"growing: floor {rate:+.1f} MB/h over {c.window_s / HOUR:.1f} h, not yet sustained"
-            )
+            return f"growing: floor {rate:+.1f} MB/h over {over}, not yet sustained"
         if c.step_like and abs(c.step_mb) >= 4.0:
             return f"one step of {c.step_mb:+.0f} MB then flat (cache fill), not a leak"
         if c.decelerating:
             return f"levelling off: floor growth slowed to {c.rate_new:+.1f} MB/h (warm-up)"
-        return f"flat: floor {rate:+.1f} MB/h over {c.window_s / HOUR:.1f} h"
+        if c.growth:
+            return f"growing {rate:+.1f} MB/h over {over}, but not steadily enough to call a leak"
+        return f"flat: floor {rate:+.1f} MB/h over {over}"
 
     @property
     def verdict(self) -> LeakVerdict:
@@ -520,26 +596,23 @@ class LeakDetector:
 
     def drain_events(self) -> list[LeakEvent]:
         """Events raised since the last call (new leak episodes, threshold crossings, anomalies)."""
-        out = list(self._pending)
-        self._pending.clear()
-        return out
+        return self._log.drain()
 
     @property
     def events(self) -> tuple[LeakEvent, ...]:
         """The most recent events (bounded)."""
-        return tuple(self._events)
+        return tuple(self._log.events)
 
     def memory_items(self) -> int:
         """Number of stored values (buffers, rings, events): flat over a run of any length."""
         return (
             self._store.memory_items()
             + len(self._bt) * 2
+            + len(self._st) * 2
             + len(self._gc) * 2
-            + len(self._base_med)
-            + len(self._base_mad)
+            + self._watch.memory_items()
             + len(self._recent_q)
             + len(self._dmad)
-            + len(self._events)
-            + len(self._pending)
+            + len(self._log)
             + len(self._checks) * 12
         )

@@ -232,7 +232,7 @@ class Agent:
         try:
             return {"ok": True, **handler(self, message)}, None
         except CommandError as exc:
-            return {"ok": False, "error": f"{cmd}: {exc}"}, None
+            return {"ok": False, "error": str(exc)}, None
         except Exception as exc:
             # A command runs inside the target: report the failure to the viewer and keep
             # serving rather than let it end the connection thread with a traceback.

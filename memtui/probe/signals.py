@@ -8,9 +8,11 @@ import re
 import sys
 import time
 import types
+from bisect import bisect_right
 from collections import Counter, deque
-from dataclasses import dataclass, field
-from itertools import islice
+from dataclasses import asdict, dataclass, field
+from itertools import accumulate, chain, compress, islice, repeat
+from operator import is_, methodcaller
 from typing import Any
 
 from memtui.probe.census import CONTAINER_TYPES, type_name
@@ -19,8 +21,8 @@ SAMPLE_ITEMS: int = 50
 """Items sampled per named container to say what it mostly holds."""
 MAX_FDS_READ: int = 4096
 """At most this many /proc/self/fd links are read; the rest count as 'unread'."""
-MAX_CLASS_ATTRS: int = 2000
-"""Class or instance dicts larger than this are scanned only up to this many entries."""
+MAX_ATTRS: int = 10_000
+"""Instance dicts larger than this (used as namespaces of data) are not opened."""
 
 _SEQUENCES: frozenset[type] = frozenset({list, set, frozenset, deque})
 _CALLABLE_TYPES: tuple[type, ...] = (
@@ -32,7 +34,11 @@ _CALLABLE_TYPES: tuple[type, ...] = (
 _TYPE_DICT = type.__dict__["__dict__"].__get__
 _TYPE_MRO = type.__dict__["__mro__"].__get__
 _OBJECT_GETATTR = object.__getattribute__
+_TYPE_DICTOFFSET = type.__dict__["__dictoffset__"].__get__
 _GETSET = types.GetSetDescriptorType
+_VALUES = methodcaller("values")
+_KEYS = methodcaller("keys")
+_MODULE_OF = methodcaller("get", "__module__")
 _DIGITS = re.compile(r"\d+")
 _NO_DESCENT: frozenset[type] = frozenset(
     {
@@ -119,46 +125,8 @@ class LeakSignals:
     """Sections that failed ('section: ExcType'); the rest of the reading is still valid."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dicts, lists, str and numbers only (json.dumps-able)."""
-        return {
-            "taken_at": self.taken_at,
-            "duration_s": self.duration_s,
-            "containers": [
-                {
-                    "name": c.name,
-                    "type_name": c.type_name,
-                    "length": c.length,
-                    "object_id": c.object_id,
-                    "item_types": [list(p) for p in c.item_types],
-                    "sampled": c.sampled,
-                    "callables": c.callables,
-                }
-                for c in self.containers
-            ],
-            "lru_caches": [
-                {
-                    "name": c.name,
-                    "currsize": c.currsize,
-                    "maxsize": c.maxsize,
-                    "hits": c.hits,
-                    "misses": c.misses,
-                }
-                for c in self.lru_caches
-            ],
-            "logger_handlers": [list(p) for p in self.logger_handlers],
-            "total_handlers": self.total_handlers,
-            "threads": self.threads,
-            "thread_groups": [list(p) for p in self.thread_groups],
-            "asyncio_tasks": self.asyncio_tasks,
-            "fds": self.fds,
-            "fd_kinds": [list(p) for p in self.fd_kinds],
-            "modules": self.modules,
-            "gc_garbage": self.gc_garbage,
-            "gc_enabled": self.gc_enabled,
-            "gc_counts": list(self.gc_counts),
-            "scanned": self.scanned,
-            "errors": list(self.errors),
-        }
+        """Plain dicts, tuples, str and numbers only (json.dumps-able)."""
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LeakSignals:
@@ -209,46 +177,9 @@ class LeakSignals:
         )
 
 
-class _Walk:
-    """State of one walk over module globals: found containers and caches, deduplicated by id."""
-
-    def __init__(self, min_len: int) -> None:
-        self.min_len = min_len
-        self.lru_type: Any = _lru_type()
-        # id -> (rank, name, container); rank prefers non-__main__ and shallower names.
-        self.containers: dict[int, tuple[tuple[int, int], str, Any]] = {}
-        self.caches: dict[int, tuple[tuple[int, int], str, Any]] = {}
-        self.scanned = 0
-
-    def value(self, name: str, v: Any, rank: tuple[int, int]) -> bool:
-        """Record v if it is a large container or an lru cache; True when it was either."""
-        t = type(v)
-        if t in CONTAINER_TYPES:
-            if len(v) >= self.min_len:
-                self._keep(self.containers, name, v, rank)
-            return True
-        if t is self.lru_type:
-            self._keep(self.caches, name, v, rank)
-            return True
-        return False
-
-    @staticmethod
-    def _keep(
-        into: dict[int, tuple[tuple[int, int], str, Any]], name: str, v: Any, rank: tuple[int, int]
-    ) -> None:
-        key = id(v)
-        old = into.get(key)
-        if old is None or rank < old[0]:
-            into[key] = (rank, name, v)
-
-    def attrs(self, prefix: str, mapping: Any, rank: tuple[int, int]) -> None:
-        """One level below a module global: a class's or an instance's own attributes."""
-        if type(mapping) not in (dict, types.MappingProxyType):
-            return
-        for key, v in islice(list(mapping.items()), MAX_CLASS_ATTRS):
-            if type(key) is str:
-                self.scanned += 1
-                self.value(f"{prefix}.{key}", v, rank)
+_Entry = tuple[tuple[int, int], str, Any]
+"""(rank, name, object): the lowest rank names an object found under several names."""
+_MAIN_NAMES = frozenset({"__main__", "__mp_main__"})
 
 
 def _lru_type() -> Any:
@@ -257,28 +188,38 @@ def _lru_type() -> Any:
     return t if isinstance(t, type) else None
 
 
-def _instance_dict(v: Any) -> Any:
-    """v's own __dict__ when reading it runs no user code (plain getset descriptor); else None."""
+def _plain_dict_slot(t: type) -> bool:
+    """True when instances of t have a __dict__ read by the plain C getset (no user code)."""
     try:
-        for klass in _TYPE_MRO(type(v)):
+        if _TYPE_DICTOFFSET(t) == 0:
+            return False
+        for klass in _TYPE_MRO(t):
             slot = _TYPE_DICT(klass).get("__dict__")
             if slot is not None:
-                if type(slot) is not _GETSET:
-                    return None
-                d = _OBJECT_GETATTR(v, "__dict__")
-                return d if type(d) is dict else None
+                return type(slot) is _GETSET
     except (AttributeError, TypeError):
+        return False
+    return False
+
+
+def _instance_dict(v: Any) -> dict[str, Any] | None:
+    """v's own __dict__ when reading it runs no user code; else None."""
+    if not _plain_dict_slot(type(v)):
         return None
-    return None
+    try:
+        d = _OBJECT_GETATTR(v, "__dict__")
+    except AttributeError:
+        return None
+    return d if type(d) is dict else None
 
 
 def _module_label(modname: str, d: dict[str, Any]) -> str:
     """'__main__' shown as the script's name ('leaker_list' for python leaker_list.py)."""
-    if modname != "__main__":
+    if modname not in _MAIN_NAMES:
         return modname
     spec = d.get("__spec__")
     spec_name = getattr(spec, "name", None) if type(spec).__name__ == "ModuleSpec" else None
-    if isinstance(spec_name, str) and spec_name:
+    if isinstance(spec_name, str) and spec_name and spec_name not in _MAIN_NAMES:
         return spec_name
     path = d.get("__file__")
     if type(path) is str and path:
@@ -286,39 +227,134 @@ def _module_label(modname: str, d: dict[str, Any]) -> str:
     return modname
 
 
-def _walk_modules(walk: _Walk) -> None:
+class _Level:
+    """The values of many dicts side by side in one flat list (built at C speed)."""
+
+    def __init__(self, dicts: list[Any]) -> None:
+        self.dicts = dicts
+        # list() runs without executing bytecode, so no other thread mutates a dict inside
+        # it; afterwards one may, so a hit's key is looked up and checked (key_of).
+        self.values: list[Any] = list(chain.from_iterable(map(_VALUES, dicts)))
+        self.ends: list[int] = list(accumulate(map(len, dicts)))
+        self.types: list[type] = list(map(type, self.values))
+
+    def select(self, wanted: frozenset[type], within: list[int] | None = None) -> list[int]:
+        """Positions (all, or of ``within``) whose value's exact type is in ``wanted``."""
+        if within is None:
+            return list(compress(range(len(self.types)), map(wanted.__contains__, self.types)))
+        kinds = map(self.types.__getitem__, within)
+        return list(compress(within, map(wanted.__contains__, kinds)))
+
+    def large(self, min_len: int, within: list[int] | None = None) -> list[int]:
+        """Positions of exact builtin containers with len ≥ min_len (C speed)."""
+        pos = self.select(CONTAINER_TYPES, within)
+        return list(compress(pos, map(min_len.__le__, map(len, self.objects(pos)))))
+
+    def objects(self, positions: list[int]) -> list[Any]:
+        return list(map(self.values.__getitem__, positions))
+
+    def key_of(self, i: int) -> tuple[int, str] | None:
+        """(dict index, key) of position i; None if that dict changed since the walk."""
+        which = bisect_right(self.ends, i)
+        if which >= len(self.dicts):
+            return None
+        d = self.dicts[which]
+        offset = i - (self.ends[which - 1] if which else 0)
+        key = next(islice(_KEYS(d), offset, None), None)
+        if type(key) is not str or d.get(key) is not self.values[i]:
+            return None
+        return which, key
+
+
+def _module_dicts() -> tuple[list[Any], list[str], list[tuple[int, int]], list[str]]:
+    """(globals dict, label, rank, module name) of every module in sys.modules."""
+    dicts: list[Any] = []
+    labels: list[str] = []
+    ranks: list[tuple[int, int]] = []
+    homes: list[str] = []
     for order, (modname, module) in enumerate(list(sys.modules.items())):
-        if not issubclass(type(module), types.ModuleType) or type(modname) is not str:
+        if type(modname) is not str or not issubclass(type(module), types.ModuleType):
             continue
         try:
             d = _OBJECT_GETATTR(module, "__dict__")
         except AttributeError:
             continue
-        if type(d) is not dict:
+        if type(d) is dict:
+            dicts.append(d)
+            labels.append(_module_label(modname, d))
+            ranks.append((1 if modname in _MAIN_NAMES else 0, order))
+            homes.append(modname)
+    return dicts, labels, ranks, homes
+
+
+def _walk_modules(min_len: int) -> tuple[dict[int, _Entry], dict[int, _Entry], int]:
+    """Large containers and lru caches by id, and how many names were looked at.
+
+    Level 1: module globals. Level 2: the own dicts of classes defined in that module and of
+    module-level instances whose type has a plain __dict__. Selection runs at C speed
+    (map/compress over flat lists); Python code runs per hit only.
+    """
+    lru = _lru_type()
+    watched = CONTAINER_TYPES | frozenset({lru} if lru is not None else ())
+    dicts, labels, ranks, homes = _module_dicts()
+    top = _Level(dicts)
+    seen = set(top.types)
+    class_types = frozenset(t for t in seen if issubclass(t, type))
+    openable = frozenset(t for t in seen - _NO_DESCENT - class_types if _plain_dict_slot(t))
+    candidates = top.select(watched | class_types | openable)
+    # Classes: only in their home module (imports would repeat them everywhere).
+    cpos = top.select(class_types, candidates)
+    own = list(map(_TYPE_DICT, top.objects(cpos)))
+    home_at = list(chain.from_iterable(map(repeat, homes, map(len, dicts))))
+    at_home = map(
+        is_, map(str.__eq__, map(home_at.__getitem__, cpos), map(_MODULE_OF, own)), repeat(True)
+    )
+    inner = list(compress(zip(cpos, own), at_home))
+    class_count = len(inner)
+    # Module-level instances whose type keeps a plain __dict__ (read by C code only).
+    ipos = top.select(openable, candidates)
+    for i, obj in zip(ipos, top.objects(ipos)):
+        try:
+            d = _OBJECT_GETATTR(obj, "__dict__")
+        except AttributeError:
             continue
-        label = _module_label(modname, d)
-        main = 1 if modname == "__main__" else 0
-        for key, v in list(d.items()):
-            if type(key) is not str:
+        if type(d) is dict and len(d) <= MAX_ATTRS:
+            inner.append((i, d))
+    level2 = _Level([d for _, d in inner])
+    lru_types = frozenset({lru} if lru is not None else ())
+    hits = [(top, i) for i in top.large(min_len, candidates) + top.select(lru_types, candidates)]
+    hits += [(level2, i) for i in level2.large(min_len) + level2.select(lru_types)]
+    containers: dict[int, _Entry] = {}
+    caches: dict[int, _Entry] = {}
+    for level, i in hits:
+        value = level.values[i]
+        if type(value) is lru:
+            into = caches
+        elif len(value) >= min_len:
+            into = containers
+        else:
+            continue
+        place = level.key_of(i)
+        if place is None:
+            continue
+        which, key = place
+        if level is top:
+            name, rank = f"{labels[which]}.{key}", ranks[which]
+        else:
+            parent = top.key_of(inner[which][0])
+            if parent is None:
                 continue
-            walk.scanned += 1
-            rank = (main, order)
-            if walk.value(f"{label}.{key}", v, rank):
-                continue
-            t = type(v)
-            if t in _NO_DESCENT:
-                continue
-            deeper = (main, order + 1_000_000)
-            if issubclass(t, type):
-                # Classes only in their home module (imports would repeat them everywhere).
-                own = _TYPE_DICT(v)
-                if own.get("__module__") == modname:
-                    walk.attrs(f"{label}.{key}", own, deeper)
-            else:
-                home = _TYPE_DICT(t).get("__module__")
-                inst = _instance_dict(v)
-                if inst is not None:
-                    walk.attrs(f"{label}.{key}", inst, (main if home == modname else 1, order))
+            outer, attr = parent
+            name = f"{labels[outer]}.{attr}.{key}"
+            rank = (
+                ranks[outer]
+                if which >= class_count
+                else (ranks[outer][0], ranks[outer][1] + (1 << 30))
+            )
+        old = into.get(id(value))
+        if old is None or rank < old[0]:
+            into[id(value)] = (rank, name, value)
+    return containers, caches, len(top.values) + len(level2.values)
 
 
 def _describe(name: str, v: Any) -> NamedContainer | None:
@@ -349,9 +385,9 @@ def _describe(name: str, v: Any) -> NamedContainer | None:
     )
 
 
-def _caches(walk: _Walk, max_named: int) -> tuple[LruCacheInfo, ...]:
+def _caches(lru_found: dict[int, _Entry], max_named: int) -> tuple[LruCacheInfo, ...]:
     found = []
-    for _, name, wrapper in walk.caches.values():
+    for _, name, wrapper in lru_found.values():
         info = wrapper.cache_info()  # C code on the exact lru wrapper type
         found.append(
             LruCacheInfo(
@@ -466,27 +502,29 @@ def collect_signals(max_named: int = 20, min_len: int = 1000) -> LeakSignals:
     """
     started = time.perf_counter()
     errors: list[str] = []
-    walk = _Walk(min_len)
     containers: tuple[NamedContainer, ...] = ()
     caches: tuple[LruCacheInfo, ...] = ()
+    found: dict[int, _Entry] = {}
+    lru_found: dict[int, _Entry] = {}
+    scanned = 0
 
     def guard(section: str, exc: Exception) -> None:
         errors.append(f"{section}: {type(exc).__name__}")
 
     try:
-        _walk_modules(walk)
-        top = sorted(walk.containers.values(), key=lambda e: -len(e[2]))[:max_named]
+        found, lru_found, scanned = _walk_modules(min_len)
+        top = sorted(found.values(), key=lambda e: -len(e[2]))[:max_named]
         described = (_describe(name, v) for _, name, v in top)
         containers = tuple(c for c in described if c is not None)
         del top
     except Exception as exc:  # a module dict or container of a kind not foreseen
         guard("containers", exc)
     try:
-        caches = _caches(walk, max_named)
+        caches = _caches(lru_found, max_named)
     except Exception as exc:
         guard("lru_caches", exc)
-    scanned = walk.scanned
-    del walk
+    found.clear()  # hold nothing of the target's past this call
+    lru_found.clear()
     loggers: tuple[tuple[str, int], ...] = ()
     total_handlers = 0
     try:

@@ -103,7 +103,7 @@ def format_uptime(seconds: float) -> str:
 
 def format_elapsed_tick(seconds: float) -> str:
     """An x-axis label for time since the first sample: ``30s``, ``5m``, ``1h30``, ``2d04h``."""
-    s = int(round(max(0.0, seconds)))
+    s = round(max(0.0, seconds))
     if s < 60:
         return f"{s}s"
     if s < 3600:

@@ -17,7 +17,7 @@ from memtui.tui.units import (
 from memtui.tui.widgets.sortable_table import Column, SortableTable
 
 
-def location(row: AllocatorRow, width: int = 40) -> str:
+def location(row: AllocatorRow, width: int = 28) -> str:
     """``file:line``, keeping the end of a long path (the part that names the module)."""
     text = f"{row.file}:{row.line}"
     return text if len(text) <= width else "..." + text[-(width - 3) :]

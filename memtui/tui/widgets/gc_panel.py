@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import RenderResult
@@ -12,8 +13,8 @@ from memtui.engine.frame import GcView
 from memtui.tui.units import format_count, format_percent
 
 
-def gc_table(gc: GcView) -> Table:
-    """A small grid: one row per fact, one column per generation."""
+def gc_table(gc: GcView) -> Group:
+    """A small grid (one row per fact, one column per generation), then time and garbage."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     for _ in range(3):
@@ -29,9 +30,12 @@ def gc_table(gc: GcView) -> Table:
         if gc.recent_time_fraction is None
         else f", {format_percent(gc.recent_time_fraction)} of last min"
     )
-    table.add_row("time in GC", Text(total + recent, no_wrap=True), "", "")
-    table.add_row("gc.garbage", format_count(gc.garbage_count), "", "")
-    return table
+    footer = Text()
+    footer.append("time in GC", style="bold")
+    footer.append(f"     {total}{recent}\n")
+    footer.append("gc.garbage", style="bold")
+    footer.append(f"     {format_count(gc.garbage_count)} objects")
+    return Group(table, footer)
 
 
 class GcPanel(Widget):

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from textual import events
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-from memtui.engine.frame import MonitorFrame, SeriesPoint
-from memtui.tui.units import MIB, format_elapsed_tick
+from memtui.engine.frame import MonitorFrame
+from memtui.tui.units import MIB, format_bytes, format_elapsed_tick
 
 WINDOWS: Final[tuple[tuple[str, float | None], ...]] = (
     ("5 min", 300.0),
@@ -38,7 +38,7 @@ def nice_step(span: float, ticks: int = 4) -> float:
     """A 1-2-5 step giving about ``ticks`` ticks over ``span``."""
     raw = max(span, 1e-9) / ticks
     mag = 10 ** math.floor(math.log10(raw))
-    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    return float(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw))
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,10 @@ class ChartView:
     y_ticks: tuple[float, ...]
     series: tuple[tuple[str, tuple[tuple[int, int], ...]], ...]
     """(name, pixels) per series: the picture's fingerprint, used to skip redraws."""
-    lines: tuple[tuple[str, tuple[float, ...], tuple[float, ...]], ...]
+    lines: tuple[tuple[str, tuple[float, ...], tuple[float, ...]], ...] = field(compare=False)
     """(name, xs, ys) per series to plot."""
     threshold: float | None
-    trend: tuple[tuple[float, float], tuple[float, float]] | None
+    trend: tuple[tuple[float, float], tuple[float, float]] | None = field(compare=False)
 
 
 def _downsample(
@@ -117,13 +117,26 @@ def chart_view(
     if traced:
         names.append(("traced", traced))
 
-    values = [v for _, pts in names for _, v in pts]
+    verdict = frame.verdict
+    trend_bytes: list[tuple[float, float]] = []
+    if (
+        verdict.state != "ok"
+        and verdict.trend_start_s is not None
+        and verdict.trend_intercept_bytes is not None
+    ):
+        start = max(verdict.trend_start_s, x_lo)
+        for t in (start, t_end):
+            grown = verdict.rate_mb_per_hour * MIB * (t - verdict.trend_start_s) / 3600.0
+            trend_bytes.append((t, max(0.0, verdict.trend_intercept_bytes + grown)))
+
+    values = [v for _, pts in names for _, v in pts] + [v for _, v in trend_bytes]
     top = max(values)
     threshold = frame.alert_threshold_bytes
     if threshold is not None and threshold <= 2 * top:
-        top = max(top, float(threshold))
+        values.append(float(threshold))
     else:
         threshold = None
+    top = max(values)
     scale, unit = (1024.0 * MIB, "GiB") if top >= 1024 * MIB else (MIB, "MiB")
     y_min, y_max = min(values) / scale, top / scale
     y_step = nice_step(y_max - y_min)
@@ -154,23 +167,12 @@ def chart_view(
         )
 
     trend = None
-    verdict = frame.verdict
-    if (
-        verdict.state != "ok"
-        and verdict.trend_start_s is not None
-        and verdict.trend_intercept_bytes is not None
-    ):
-        start = max(verdict.trend_start_s, x_lo)
-
-        def at(t: float) -> float:
-            assert verdict.trend_intercept_bytes is not None
-            assert verdict.trend_start_s is not None
-            grown = verdict.rate_mb_per_hour * MIB * (t - verdict.trend_start_s) / 3600.0
-            return (verdict.trend_intercept_bytes + grown) / scale
-
-        trend = ((start, at(start)), (t_end, at(t_end)))
-        trend_px = tuple((round(x), round(y * rows / (y_hi - y_lo))) for x, y in trend)
-        pixels.append(("trend", trend_px))
+    if trend_bytes:
+        (x0, y0), (x1, y1) = ((t, v / scale) for t, v in trend_bytes)
+        trend = ((x0, y0), (x1, y1))
+        pixels.append(
+            ("trend", tuple((round(x), round(y * rows / (y_hi - y_lo))) for x, y in trend))
+        )
 
     return ChartView(
         unit=unit,
@@ -231,12 +233,19 @@ class RssChart(PlotextPlot):
         self.replot()
 
     def watch_window(self) -> None:
-        self.border_title = f"Memory - window {WINDOWS[self.window][0]}"
         self.replot()
+
+    def _title(self) -> str:
+        title = f"Memory - window {WINDOWS[self.window][0]}"
+        frame = self.frame
+        if frame is not None and frame.alert_threshold_bytes is not None:
+            if self._view is not None and self._view.threshold is None:
+                title += f" - alert at {format_bytes(frame.alert_threshold_bytes)} (off scale)"
+        return title
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.border_title = f"Memory - window {WINDOWS[self.window][0]}"
+        self.border_title = self._title()
         self.border_subtitle = "1: 5 min  2: 1 h  3: 24 h  4: all"
 
     def on_resize(self, event: events.Resize) -> None:
@@ -251,6 +260,7 @@ class RssChart(PlotextPlot):
             return
         self._view = view
         self.redraws += 1
+        self.border_title = self._title()
         plt = self.plt
         plt.clear_figure()
         if view is None:

@@ -1,4 +1,4 @@
-"""Provides SortableTable: a DataTable of frame rows with stable keys, key-driven sorting, a filter."""
+"""Provides SortableTable: a DataTable of frame rows with stable keys, sorting and a filter."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class SortableTable(DataTable[Text], Generic[RowT]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("o", "cycle_sort", "Sort"),
+        Binding("o", "cycle_sort", "Sort", show=False),
         Binding("O", "reverse_sort", "Reverse sort", show=False),
     ]
 
@@ -64,9 +64,9 @@ class SortableTable(DataTable[Text], Generic[RowT]):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=False)
-        self._rows: tuple[RowT, ...] = ()
-        self._shown: list[tuple[str, RowT]] = []
-        self._cells: dict[str, tuple[str, ...]] = {}
+        self._all_rows: tuple[RowT, ...] = ()
+        self._shown_rows: list[tuple[str, RowT]] = []
+        self._cell_text: dict[str, tuple[str, ...]] = {}
         self.set_reactive(SortableTable.sort_key, self.DEFAULT_SORT)
 
     def on_mount(self) -> None:
@@ -88,25 +88,25 @@ class SortableTable(DataTable[Text], Generic[RowT]):
         return True
 
     @property
-    def rows(self) -> tuple[RowT, ...]:
+    def all_rows(self) -> tuple[RowT, ...]:
         """All rows of the last frame, before filtering."""
-        return self._rows
+        return self._all_rows
 
     @property
     def shown_rows(self) -> list[RowT]:
         """The rows on screen, in screen order."""
-        return [row for _, row in self._shown]
+        return [row for _, row in self._shown_rows]
 
     @property
     def cursor_item(self) -> RowT | None:
         """The row under the cursor, if any."""
-        if not self._shown or not 0 <= self.cursor_row < len(self._shown):
+        if not self._shown_rows or not 0 <= self.cursor_row < len(self._shown_rows):
             return None
-        return self._shown[self.cursor_row][1]
+        return self._shown_rows[self.cursor_row][1]
 
     def set_rows(self, rows: Sequence[RowT]) -> None:
         """Show ``rows`` (a new frame's); updates cells in place when the order is unchanged."""
-        self._rows = tuple(rows)
+        self._all_rows = tuple(rows)
         self._populate()
 
     def watch_sort_key(self) -> None:
@@ -147,7 +147,7 @@ class SortableTable(DataTable[Text], Generic[RowT]):
 
     def _ordered(self) -> list[tuple[str, RowT]]:
         text = self.filter_text.strip().lower()
-        rows = [r for r in self._rows if not text or self.matches(r, text)]
+        rows = [r for r in self._all_rows if not text or self.matches(r, text)]
         column = next((c for c in self.COLUMNS if c.key == self.sort_key), None)
         if column is not None:
             # None (not measured) sorts last whichever way the order goes.
@@ -162,14 +162,14 @@ class SortableTable(DataTable[Text], Generic[RowT]):
             return
         ordered = self._ordered()
         cells = {key: tuple(c.cell(row) for c in self.COLUMNS) for key, row in ordered}
-        same_order = [k for k, _ in ordered] == [k for k, _ in self._shown]
-        self._shown = ordered
+        same_order = [k for k, _ in ordered] == [k for k, _ in self._shown_rows]
+        self._shown_rows = ordered
         if same_order:
-            changed = [k for k in cells if cells[k] != self._cells.get(k)]
+            changed = [k for k in cells if cells[k] != self._cell_text.get(k)]
             for key in changed:
                 for column, value in zip(self.COLUMNS, cells[key], strict=True):
                     self.update_cell(key, column.key, self._cell(column, value))
-            self._cells = cells
+            self._cell_text = cells
             return
         cursor_key = None
         if self.row_count and 0 <= self.cursor_row < self.row_count:
@@ -180,7 +180,7 @@ class SortableTable(DataTable[Text], Generic[RowT]):
                 *(self._cell(c, v) for c, v in zip(self.COLUMNS, cells[key], strict=True)),
                 key=key,
             )
-        self._cells = cells
+        self._cell_text = cells
         keys = [k for k, _ in ordered]
         if cursor_key in keys:
             self.move_cursor(row=keys.index(cursor_key), animate=False, scroll=False)
