@@ -42,20 +42,20 @@ import workloads  # noqa: E402  (a sibling module, found through the path set ab
 
 WORKLOAD_NAMES: tuple[str, ...] = ("alloc", "mixed", "leak")
 
-# Iterations per workload. Traced runs are 3x-13x slower, so they use a short run (about
-# 0.3 s bare); the untraced modes need a longer one (about 1.3 s bare) so that precision
-# reaches the 5% goal and snapshot_interval=1 snapshots at least once during the work.
-SHORT_ITERS: dict[str, int] = {"alloc": 200, "mixed": 300_000, "leak": 300_000}
-LONG_ITERS: dict[str, int] = {"alloc": 700, "mixed": 1_800_000, "leak": 1_500_000}
+# Iterations per workload. Traced runs are 3x-20x slower and memtui's stop() aggregates every
+# trace, so they use short runs (0.1-0.3 s bare); the untraced modes use longer ones (about
+# 1 s bare, CPU), so that snapshot_interval=1 snapshots during the work at least once.
+SHORT_ITERS: dict[str, int] = {"alloc": 100, "mixed": 100_000, "leak": 100_000}
+LONG_ITERS: dict[str, int] = {"alloc": 450, "mixed": 1_500_000, "leak": 1_200_000}
 CHILD_TIMEOUT_S = 300.0
 
 REFERENCE: dict[str, tuple[float, float, float]] = {
     "tracemalloc, 1 frame": (2.50, 12.8, 7.53),
-    "tracemalloc 1 frame + snapshot/statistics every 1 s": (3.98, 12.7, 15.5),
+    "tracemalloc 1 fr. + statistics every 1 s": (3.98, 12.7, 15.5),
     "thread: type census every 1 s": (1.04, 1.00, 1.00),
-    "gc.callbacks hook recording each collection": (1.16, 1.02, 1.01),
+    "gc.callbacks hook recording each coll.": (1.16, 1.02, 1.01),
     "memray (default)": (1.20, 2.23, 1.40),
-    "mprof (RSS from another process, 10 Hz)": (1.07, 1.10, 1.06),
+    "mprof (RSS from outside, 10 Hz)": (1.07, 1.10, 1.06),
 }
 """Slowdowns (alloc, mixed, leak) from /work/shared/MEASUREMENTS.md, measured earlier."""
 
@@ -118,12 +118,12 @@ async def _child_run(mode: Mode, workload: str, iterations: int) -> dict[str, An
     if mode.kind in ("bare", "import"):
         if mode.kind == "import":
             import memtui.engine.profiler  # noqa: F401  (the import alone is what is measured)
-        result["seconds"] = workloads.timed(workload, iterations)
+        result.update(workloads.timed(workload, iterations))
     elif mode.kind == "tracemalloc":
         import tracemalloc
 
         tracemalloc.start(1)
-        result["seconds"] = workloads.timed(workload, iterations)
+        result.update(workloads.timed(workload, iterations))
         tracemalloc.stop()
     else:
         from memtui import MemoryProfiler
@@ -132,7 +132,7 @@ async def _child_run(mode: Mode, workload: str, iterations: int) -> dict[str, An
         started = time.perf_counter()
         await profiler.start()
         result["start_s"] = time.perf_counter() - started
-        result["seconds"] = workloads.timed(workload, iterations)
+        result.update(workloads.timed(workload, iterations))
         started = time.perf_counter()
         await profiler.stop()
         result["stop_s"] = time.perf_counter() - started
@@ -164,16 +164,22 @@ def run_child(mode: Mode, workload: str, iterations: int) -> dict[str, Any]:
 # -- parent side: paired runs and the table ------------------------------------------------
 
 
+METRICS: tuple[tuple[str, str], ...] = (
+    ("seconds", "wall-clock time"),
+    ("cpu_seconds", "CPU time of the profiled process (process_time, all its threads)"),
+)
+
+
 @dataclass
 class Cell:
-    """Paired runs of one mode on one workload."""
+    """Paired runs of one mode on one workload: per-pair ratios for each metric."""
 
-    ratios: list[float] = field(default_factory=list)
-    bare_s: list[float] = field(default_factory=list)
+    ratios: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m, _ in METRICS})
+    bare: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
 
-    def median(self) -> float:
-        return statistics.median(self.ratios)
+    def median(self, metric: str) -> float:
+        return statistics.median(self.ratios[metric])
 
 
 def _iterations(workload: str, long_run: bool, scale: float) -> int:
@@ -183,9 +189,7 @@ def _iterations(workload: str, long_run: bool, scale: float) -> int:
 def run_pairs(pairs: int, scale: float) -> dict[tuple[str, str], Cell]:
     """For each workload, ``pairs`` rounds; each round runs every mode once, each paired with
     its own bare run (bare first in even rounds, second in odd ones; modes rotate)."""
-    cells: dict[tuple[str, str], Cell] = {
-        (m.name, w): Cell() for m in MODES for w in WORKLOAD_NAMES
-    }
+    cells = {(m.name, w): Cell() for m in MODES for w in WORKLOAD_NAMES}
     for workload in WORKLOAD_NAMES:
         started = time.perf_counter()
         for rnd in range(pairs):
@@ -197,8 +201,9 @@ def run_pairs(pairs: int, scale: float) -> dict[tuple[str, str], Cell]:
                 b = run_child(second, workload, iters)
                 bare, profiled = (a, b) if first is BARE else (b, a)
                 cell = cells[(mode.name, workload)]
-                cell.ratios.append(profiled["seconds"] / bare["seconds"])
-                cell.bare_s.append(bare["seconds"])
+                for metric, _ in METRICS:
+                    cell.ratios[metric].append(profiled[metric] / bare[metric])
+                cell.bare.append(bare)
                 cell.runs.append(profiled)
         print(
             f"   ({workload}: {pairs} rounds in {time.perf_counter() - started:.0f} s)",
@@ -207,67 +212,80 @@ def run_pairs(pairs: int, scale: float) -> dict[tuple[str, str], Cell]:
     return cells
 
 
-def _fmt_ratio(cell: Cell) -> str:
-    return f"{cell.median():5.2f} [{min(cell.ratios):.2f}-{max(cell.ratios):.2f}]"
+WIDTH = 36
+COL = 19
 
 
-def print_overhead(cells: dict[tuple[str, str], Cell], pairs: int, scale: float) -> None:
-    width = 36
-    col = 19
-    print(
-        f"\n-- slowdown of the profiled program (× bare; median of {pairs} paired runs "
-        "[min-max of the per-pair ratios])"
-    )
-    print(f"{'':{width}}" + "".join(f"{w:>{col}}" for w in WORKLOAD_NAMES) + "   goal")
+def _fmt_ratio(values: list[float]) -> str:
+    return f"{statistics.median(values):5.2f} [{min(values):.2f}-{max(values):.2f}]"
+
+
+def _print_slowdown(cells: dict[tuple[str, str], Cell], metric: str, scale: float) -> None:
+    print(f"{'':{WIDTH}}" + "".join(f"{w:>{COL}}" for w in WORKLOAD_NAMES) + "   goal")
     for group, title in ((False, "short runs"), (True, "long runs")):
         modes = [m for m in MODES if m.long_run == group]
-        cells_of = {w: [cells[(m.name, w)] for m in modes] for w in WORKLOAD_NAMES}
-        bare = {w: statistics.median(b for c in cells_of[w] for b in c.bare_s) for w in cells_of}
+        bare = {
+            w: statistics.median(b[metric] for m in modes for b in cells[(m.name, w)].bare)
+            for w in WORKLOAD_NAMES
+        }
         iters = {w: _iterations(w, group, scale) for w in WORKLOAD_NAMES}
-        print(f"{f'bare, {title}: seconds of work':{width}}")
+        print(f"bare, {title} (seconds; iterations)")
         print(
-            f"{'  (iterations)':{width}}"
-            + "".join(f"{f'{bare[w]:.3f} s ({iters[w]:,})':>{col}}" for w in WORKLOAD_NAMES)
+            f"{'':{WIDTH}}"
+            + "".join(f"{f'{bare[w]:.3f} s; {iters[w]:,}':>{COL}}" for w in WORKLOAD_NAMES)
         )
         for mode in modes:
-            row = [cells[(mode.name, w)] for w in WORKLOAD_NAMES]
-            line = f"{mode.label:{width}}" + "".join(f"{_fmt_ratio(c):>{col}}" for c in row)
+            row = [cells[(mode.name, w)].ratios[metric] for w in WORKLOAD_NAMES]
+            line = f"{mode.label:{WIDTH}}" + "".join(f"{_fmt_ratio(r):>{COL}}" for r in row)
             if mode.goal is not None:
-                worst = max(c.median() for c in row)
+                worst = max(statistics.median(r) for r in row)
                 verdict = "met" if worst <= mode.goal else f"MISSED by {worst / mode.goal - 1:.1%}"
                 line += f"   <= {mode.goal:.2f}: {verdict}"
             print(line)
 
-    print("\n-- memtui's added cost on top of tracemalloc (memtui / tracemalloc alone, per round)")
+
+def print_overhead(cells: dict[tuple[str, str], Cell], pairs: int, scale: float) -> None:
+    for metric, title in METRICS:
+        print(f"\n-- slowdown (× bare), {title}: median of {pairs} per-pair ratios [min-max]")
+        _print_slowdown(cells, metric, scale)
+
+    print("\n-- memtui's added cost on top of tracemalloc: memtui / tracemalloc alone, per round")
+    print(f"{'':{WIDTH}}" + "".join(f"{w:>{COL}}" for w in WORKLOAD_NAMES) + "   goal")
     for name in ("memtui", "memtui_snap1"):
-        values = []
-        for w in WORKLOAD_NAMES:
-            ours, theirs = cells[(name, w)], cells[("tracemalloc", w)]
-            per_round = [a / b for a, b in zip(ours.ratios, theirs.ratios, strict=True)]
-            values.append(f"{statistics.median(per_round):5.2f}")
-        goal = "   goal <= 1.05" if name == "memtui" else ""
-        print(f"{MODE_BY_NAME[name].label:{width}}" + "".join(f"{v:>{col}}" for v in values) + goal)
+        for metric, _ in METRICS:
+            values = []
+            for w in WORKLOAD_NAMES:
+                ours, theirs = (
+                    cells[(name, w)].ratios[metric],
+                    cells[("tracemalloc", w)].ratios[metric],
+                )
+                values.append(_fmt_ratio([a / b for a, b in zip(ours, theirs, strict=True)]))
+            kind = "wall" if metric == "seconds" else "CPU"
+            label = f"{MODE_BY_NAME[name].label.split(' (')[0]} ({kind})"
+            goal = "   <= 1.05" if name == "memtui" else ""
+            print(f"{label:{WIDTH}}" + "".join(f"{v:>{COL}}" for v in values) + goal)
 
-    print("\n-- memtui's self-report (medians over its runs): own_cpu_seconds (share of the work's")
-    print("   wall time) | effective_snapshot_interval_seconds | snapshots taken | stop() seconds")
+    print("\n-- memtui's self-report, medians over its runs: own_cpu_seconds (its share of the")
+    print("   work's CPU) | effective_snapshot_interval_seconds | snapshots | stop() seconds")
     for mode in (m for m in MODES if m.kind == "memtui"):
-        parts = []
+        print(f"   {mode.label.strip()}:")
         for w in WORKLOAD_NAMES:
-            cell = cells[(mode.name, w)]
-            own = statistics.median(r["own_cpu_s"] for r in cell.runs)
-            share = statistics.median(r["own_cpu_s"] / r["seconds"] for r in cell.runs)
-            interval = statistics.median(r["effective_interval_s"] for r in cell.runs)
-            snaps = statistics.median(r["snapshots"] for r in cell.runs)
-            stop = statistics.median(r["stop_s"] for r in cell.runs)
-            parts.append(f"{w} {own:.3f} s ({share:.1%}) | {interval:g} s | {snaps:g} | {stop:.2f}")
-            errors = {e for r in cell.runs for e in r["errors"]}
+            runs = cells[(mode.name, w)].runs
+            own = statistics.median(r["own_cpu_s"] for r in runs)
+            share = statistics.median(r["own_cpu_s"] / r["cpu_seconds"] for r in runs)
+            interval = statistics.median(r["effective_interval_s"] for r in runs)
+            snaps = statistics.median(r["snapshots"] for r in runs)
+            stop = statistics.median(r["stop_s"] for r in runs)
+            line = f"      {w:6} {own:.3f} s ({share:5.1%}) | {interval:g} s | {snaps:g}"
+            line += f" | {stop:.2f} s"
+            errors = {e for r in runs for e in r["errors"]}
             if errors:
-                parts[-1] += f" | errors: {sorted(errors)}"
-        print(f"   {mode.label.strip()}:\n      " + "\n      ".join(parts))
+                line += f" | errors: {sorted(errors)}"
+            print(line)
 
-    print("\n-- reference, measured earlier (MEASUREMENTS.md; NOT this run, other tools/workloads)")
+    print("\n-- reference, measured earlier (MEASUREMENTS.md; NOT this run: other workloads, wall)")
     for label, ref in REFERENCE.items():
-        print(f"   {label:{width + -3}}" + "".join(f"{v:>{col}.2f}" for v in ref))
+        print(f"   {label:{WIDTH - 3}}" + "".join(f"{v:>{COL}.2f}" for v in ref))
 
 
 # -- census -------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def test_unknown_commands_keep_the_connection(
     version=st.one_of(
         st.integers().filter(lambda v: v != protocol.PROTOCOL_VERSION),
         st.booleans(),
-        st.floats(allow_nan=False),
+        st.floats(allow_nan=False, allow_infinity=False),
         st.text(max_size=5),
         st.none(),
     ),

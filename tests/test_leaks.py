@@ -195,3 +195,67 @@ def test_seven_days_stable_no_alert_and_flat_memory() -> None:
     # Bounded by a constant (fixed number of fixed-size rings), not by the run length.
     assert max(sizes) <= MAX_TIERS * TIER_LEN * 2 + 1000
     assert sizes[-1] <= sizes[2] * 1.5
+
+
+# ---------------------------------------------------------------- short recordings
+def _short(seconds: float, hz: float, base: float = 40.0, noise: float = 0.3, seed: int = 5):
+    rng = np.random.default_rng(seed)
+    t = np.arange(0.0, seconds + 1e-9, 1.0 / hz)
+    return t, base + rng.normal(0.0, noise, t.size)
+
+
+def _both(t: np.ndarray, y_mb: np.ndarray):  # type: ignore[no-untyped-def]
+    live = LeakDetector()
+    for ti, yi in zip(t.tolist(), (y_mb * MIB).tolist(), strict=True):
+        live.update(ti, yi)
+    batch = _run(t, y_mb * MIB)
+    assert batch.verdict == live.verdict
+    return live.verdict, batch.final_verdict()
+
+
+def test_short_blatant_leak_is_called_live_and_final() -> None:
+    t, y = _short(12.0, 5.0)
+    live, final = _both(t, y + 20.0 * t)  # 20 MB/s = 72,000 MB/h
+    for v in (live, final):
+        assert v.leak_detected
+        assert v.rate_mb_per_hour == pytest.approx(72_000.0, rel=0.1)
+        assert v.confidence > 0.9
+    assert live.first_detected_at is not None and live.first_detected_at <= 12.0
+
+
+def test_short_demo_like_leak() -> None:
+    t, y = _short(20.0, 4.0, base=60.0)
+    live, final = _both(t, y + 2.0 * t)  # the built-in demo: 2 MB/s
+    assert final.leak_detected and live.leak_detected
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        pytest.param("flat", id="60s-flat-noise"),
+        pytest.param("warmup", id="2min-warmup-plateau"),
+        pytest.param("step", id="60s-one-200MB-step"),
+    ],
+)
+def test_short_non_leaks(shape: str) -> None:
+    if shape == "flat":
+        t, y = _short(60.0, 5.0, noise=2.0)
+    elif shape == "warmup":
+        t, y = _short(120.0, 5.0)
+        y = y + 300.0 * (1.0 - np.exp(-t / 15.0))
+    else:
+        t, y = _short(60.0, 5.0)
+        y = y + 200.0 * (t > 25.0)
+    live, final = _both(t, y)
+    assert not final.leak_detected, final.reason
+    assert live.first_detected_at is None
+
+
+def test_short_moderate_rise_is_suspected_not_alerted() -> None:
+    """10 minutes of a steady 600 MB/h rise on 500 MB: called at the end, no live alert (a
+    half-hour warm-up looks the same for minutes)."""
+    t, y = _short(600.0, 1.0, base=500.0)
+    live, final = _both(t, y + 600.0 * t / HOUR)
+    assert final.leak_detected
+    assert final.rate_mb_per_hour == pytest.approx(600.0, rel=0.1)
+    assert live.first_detected_at is None and live.state == "suspected"

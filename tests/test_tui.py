@@ -206,16 +206,18 @@ async def test_sorting_cycles_and_reverses_and_keeps_the_cursor_row() -> None:
         assert sizes == sorted(sizes, reverse=True)
         await pilot.press("down", "down")
         under_cursor = table.cursor_item
-        await pilot.press("o")  # size -> count
-        assert table.sort_key == "count"
-        counts = [r.count for r in table.shown_rows]
-        assert counts == sorted(counts, reverse=True)
+        await pilot.press("o")  # size -> growth
+        assert table.sort_key == "growth"
+        growth = [r.growth_bytes for r in table.shown_rows]
+        assert growth == sorted(growth, reverse=True)
         assert table.cursor_item == under_cursor
         await pilot.press("O")  # smallest first
-        assert [r.count for r in table.shown_rows] == sorted(counts)
-        await pilot.press("o", "o")  # count -> growth -> rate
-        rates = [r.growth_mb_per_hour for r in table.shown_rows]
-        assert rates[0] == 40.0
+        assert [r.growth_bytes for r in table.shown_rows] == sorted(growth)
+        await pilot.press("o")  # growth -> rate (largest first again)
+        assert table.shown_rows[0].growth_mb_per_hour == 40.0
+        await pilot.press("o")  # rate -> count
+        counts = [r.count for r in table.shown_rows]
+        assert counts == sorted(counts, reverse=True)
 
 
 async def test_enter_opens_the_traceback_and_esc_closes_it() -> None:

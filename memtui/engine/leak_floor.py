@@ -277,6 +277,7 @@ SHORT_MAX_BLOCK_S = 60.0
 SHORT_MIN_POINTS = 8
 SHORT_MIN_Z = 6.0
 SHORT_MIN_R2 = 0.9
+SHORT_MIN_RATIO = 0.75
 
 
 def short_points(t: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -302,7 +303,7 @@ def short_growth(c: WindowCheck, t: FloatArray, v: FloatArray, threshold: float)
     """Overwhelming, linear, non-decelerating growth over the whole (short) observation.
 
     Beyond the window test: z of the rate over the threshold >= 6, R^2 >= 0.9, and the last third
-    of the points grows at least half as fast as the first third (a warm-up that levels off or a
+    of the points grows at least 3/4 as fast as the first third (a warm-up that levels off or a
     fill that stops fails this even when it is too quick for the halves test).
     """
     if not c.growth or (c.se <= 0.0 and c.rate <= threshold):
@@ -314,7 +315,7 @@ def short_growth(c: WindowCheck, t: FloatArray, v: FloatArray, threshold: float)
     x = (t - t[-1]) / 3600.0
     first = ols(x[:k], v[:k]).slope
     last = ols(x[-k:], v[-k:]).slope
-    return last >= 0.5 * first and last > threshold
+    return last >= SHORT_MIN_RATIO * first and last > threshold
 
 
 def short_check(

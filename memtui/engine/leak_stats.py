@@ -57,8 +57,8 @@ def ols(x: FloatArray, y: FloatArray) -> Ols:
     n = int(x.size)
     if n < 3:
         return _ZERO_OLS if n == 0 else Ols(0.0, float(np.mean(y)), 0.0, 0.0, 0.0, 0.0, n)
-    xm = float(x.mean())
-    ym = float(y.mean())
+    xm = float(np.add.reduce(x)) / n
+    ym = float(np.add.reduce(y)) / n
     dx = x - xm
     dy = y - ym
     sxx = float(dx @ dx)

@@ -69,14 +69,17 @@ much longer than the time it has run (each window is re-checked every 1/8 of its
 PERSIST_EVALS = 3
 LONE_PERSIST_EVALS = 6
 GC_BLOCKS = 64
+TICK_S = WINDOWS_S[0] / 16.0
 SHORT_SPAN_S = 32 * BLOCK_MIN_S
 """Below this age a recording is judged on adaptive blocks (`short_check`)."""
 SHORT_MAX_SAMPLES = 8192
 SHORT_PERSIST_FRAC = 1.0 / 3.0
 SHORT_PERSIST_EVALS = 4
 SHORT_LIVE_RISE = 0.5
-"""A live alert on a short recording also needs the floor to have grown by half its starting
-level: a warm-up or GC rise looks just as linear for a while, but not at that size."""
+SHORT_LIVE_RATE = 100.0
+"""A live alert on a short recording also needs a blatant leak: a rate >= 100x the threshold
+that has grown the floor by half its starting level. A warm-up with a time constant of half
+an hour, or a GC rise, looks just as linear for minutes; only the size tells them apart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +292,12 @@ class LeakDetector:
         self._s_evals += 1
         self._last_growth_t = now
         held = now - self._s_since >= SHORT_PERSIST_FRAC * now
-        held = held and float(vv[-1] - vv[0]) >= SHORT_LIVE_RISE * max(float(vv[0]), 1.0)
+        held = (
+            held
+            and c is not None
+            and c.rate >= SHORT_LIVE_RATE * self.threshold
+            and float(vv[-1] - vv[0]) >= SHORT_LIVE_RISE * max(float(vv[0]), 1.0)
+        )
         if self._state != "leak" and self._s_evals >= SHORT_PERSIST_EVALS and held:
             self._state = "leak"
             self._alert_window = elapsed
@@ -407,20 +415,35 @@ class LeakDetector:
             partner = check_window(tt, vv, age, self.threshold, rho)
         return partner is not None and partner.growth
 
+    def _due(self, w: float, now: float) -> bool:
+        """Window ``w`` is re-checked every w/8, on a grid of ticks (1/16 of the shortest window)
+        so that all windows due around the same time share one evaluation."""
+        return now - self._last_eval.get(w, -math.inf) >= w / 8.0 - TICK_S / 2.0
+
+    def _due_after(self, age: float) -> float:
+        """The first tick at which some window is due or a longer window becomes eligible."""
+        nxt = math.inf
+        for w in WINDOWS_S:
+            if w > age * 1.02:
+                nxt = min(nxt, self._seg_t0 + w / 1.02)
+                break
+            nxt = min(nxt, self._last_eval.get(w, -math.inf) + w / 8.0 - TICK_S / 2.0)
+        k = math.ceil((nxt - self._seg_t0) / TICK_S - 1e-9)
+        return self._seg_t0 + max(k, 0) * TICK_S
+
     def _evaluate(self, now: float) -> None:
         age = now - self._seg_t0
         any_growth = False
         changed = False
-        if not any(
-            now - self._last_eval.get(w, -math.inf) >= w / 8.0 for w in WINDOWS_S if w <= age * 1.02
-        ):
+        if not any(self._due(w, now) for w in WINDOWS_S if w <= age * 1.02):
+            self._next_due = self._due_after(age)
             return
         vals, self._rho_span = self._store.tier_values(1.5 * self.gc_period_s())
         self._rho0 = block_rho(vals)
         for w in WINDOWS_S:
             if w > age * 1.02:
                 break
-            if now - self._last_eval.get(w, -math.inf) < w / 8.0:
+            if not self._due(w, now):
                 c = self._checks.get(w)
                 any_growth = any_growth or (c is not None and c.growth)
                 continue
@@ -448,14 +471,7 @@ class LeakDetector:
                     c.rate,
                     f"leak: RSS floor +{c.rate:.1f} MB/h over the last {w / HOUR:.1f} h",
                 )
-        self._next_due = min(
-            (self._last_eval.get(w, -math.inf) + w / 8.0 for w in WINDOWS_S if w <= age * 1.02),
-            default=math.inf,
-        )
-        for w in WINDOWS_S:
-            if w > age * 1.02:
-                self._next_due = min(self._next_due, self._seg_t0 + w / 1.02)
-                break
+        self._next_due = self._due_after(age)
         if not changed:
             return
         self._verdict = None
@@ -493,7 +509,9 @@ class LeakDetector:
             )
         if self._s_active and self._st:
             # Short recording: adaptive blocks over the whole of it (see _short_eval).
-            ts, xs = self._short_arrays()
+            end = len(self._st) if final else self._s_mark
+            ts = np.asarray(self._st[:end], dtype=np.float64)
+            xs = np.asarray(self._sx[:end], dtype=np.float64)
             whole, strict, tt, vv = short_check(ts, xs, self.threshold)
             if final and strict:
                 state = "leak"

@@ -46,8 +46,10 @@ MIN_LATE: float = 0.25
 LARGE_HANDLERS: int = 10
 """A logger with this many handlers is named even when the count is not growing."""
 CYCLE_FREED: int = 1000
-"""A forced gc.collect() freeing this many objects, or collections freeing this many each
-on average, points at reference cycles."""
+"""A forced gc.collect() freeing this many objects points at reference cycles."""
+CYCLE_PER_COLLECTION: int = 200
+"""Automatic collections freeing this many cyclic objects each on average (and 10 ×
+CYCLE_FREED in all) mean objects keep dying in reference cycles."""
 MIN_INCREASE: dict[str, float] = {
     "container": 100,
     "lru": 100,
@@ -282,6 +284,8 @@ class SignatureTracker:
 
     def _signals(self, t: float, s: LeakSignals) -> None:
         for c in s.containers:
+            if c.name == "gc.garbage":  # reported as 'uncollectable' instead
+                continue
             self._add("container", c.name, t, c.length)
             self._containers[c.name] = c
         for lru in s.lru_caches:
@@ -324,6 +328,9 @@ class SignatureTracker:
                 self._add("anon", key, t, info.length)
                 self._containers[key] = info
 
+    def _loggers(self) -> set[str]:
+        return {name for family, name in self._series if family == "logger"}
+
     def _evict(self) -> None:
         excess = len(self._series) - self.max_series
         if excess <= 0:
@@ -353,6 +360,8 @@ class SignatureTracker:
             if suspect is not None:
                 out.append(suspect)
         out.extend(self._gc_suspects())
+        if any(s.kind == "logging_handlers" and s.name in self._loggers() for s in out):
+            out = [s for s in out if s.name != _SIMPLE["handlers"][1]]
         out.sort(key=lambda s: (-s.score, s.kind, s.name))
         return out
 
@@ -436,7 +445,11 @@ class SignatureTracker:
             collections = sum(b.collections) - sum(a.collections)
             collected = sum(b.collected) - sum(a.collected)
             hours = max(t1 - t0, 1e-9) / 3600.0
-            if collections >= 3 and collected / collections >= CYCLE_FREED:
+            if (
+                collections >= 3
+                and collected >= 10 * CYCLE_FREED
+                and collected >= CYCLE_PER_COLLECTION * collections
+            ):
                 per = collected / collections
                 detail = (
                     f"collections free {_n(per)} cyclic objects each "

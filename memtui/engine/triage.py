@@ -100,7 +100,9 @@ def triage_rss(samples: Sequence[Sample]) -> Triage:
     def result(verdict: Verdict, why: str) -> Triage:
         return Triage(verdict, why, d_rss, d_traced, d_blocks, blocks_share, share, free_end, span)
 
-    free_note = f"; malloc holds {free_end / MIB:,.0f} MB free (fordblks)" if free_end else ""
+    free_note = ""
+    if free_end is not None and free_end >= MIB:
+        free_note = f"; malloc holds {free_end / MIB:,.0f} MB free (fordblks)"
     # 2. Retention: Python's memory went down, the process's did not.
     py_fell = (
         traced is not None
@@ -110,7 +112,8 @@ def triage_rss(samples: Sequence[Sample]) -> Triage:
     if py_fell and d_traced is not None and -d_rss < RETAINED_SHARE * -d_traced:
         return result(
             "allocator_retention",
-            f"Python's traced memory fell {_mb(d_traced)} but RSS changed only {_mb(d_rss)}: "
+            f"Python's traced memory fell {-d_traced / MIB:,.1f} MB but RSS changed only "
+            f"{_mb(d_rss)}: "
             f"freed memory is kept by the allocator (fragmentation){free_note}",
         )
     blocks_fell = traced is None and blocks_share is not None and blocks_share <= -PY_DROP_SHARE

@@ -10,13 +10,15 @@ import time
 import types
 from bisect import bisect_right
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from itertools import accumulate, chain, compress, islice, repeat
 from operator import is_, methodcaller
-from typing import Any
+from typing import Any, TypeVar
 
 from memtui.probe.census import CONTAINER_TYPES, type_name
 
+T = TypeVar("T")
 SAMPLE_ITEMS: int = 50
 """Items sampled per named container to say what it mostly holds."""
 MAX_FDS_READ: int = 4096
@@ -40,28 +42,14 @@ _VALUES = methodcaller("values")
 _KEYS = methodcaller("keys")
 _MODULE_OF = methodcaller("get", "__module__")
 _DIGITS = re.compile(r"\d+")
-_NO_DESCENT: frozenset[type] = frozenset(
-    {
-        type(None),
-        bool,
-        int,
-        float,
-        complex,
-        str,
-        bytes,
-        bytearray,
-        tuple,
-        types.ModuleType,
-        types.FunctionType,
-        types.BuiltinFunctionType,
-        types.MethodType,
-        types.CodeType,
-        property,
-        staticmethod,
-        classmethod,
-    }
-    | set(CONTAINER_TYPES)
-)
+# fmt: off
+_NO_DESCENT: frozenset[type] = frozenset({
+    type(None), bool, int, float, complex, str, bytes, bytearray, tuple, property,
+    staticmethod, classmethod, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+    types.MethodType, types.CodeType, *CONTAINER_TYPES,
+})
+"""Types whose values are never opened for attributes."""
+# fmt: on
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,51 +118,34 @@ class LeakSignals:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LeakSignals:
-        """The inverse of to_dict(); missing keys take their defaults."""
-
-        def pairs(key: str) -> tuple[tuple[str, int], ...]:
-            return tuple((str(a), int(b)) for a, b in d.get(key, ()))
-
-        c = [int(x) for x in d.get("gc_counts", ())] + [0, 0, 0]
-        return cls(
-            taken_at=float(d.get("taken_at", 0.0)),
-            duration_s=float(d.get("duration_s", 0.0)),
-            containers=tuple(
-                NamedContainer(
-                    name=str(c["name"]),
-                    type_name=str(c["type_name"]),
-                    length=int(c["length"]),
-                    object_id=int(c.get("object_id", 0)),
-                    item_types=tuple((str(a), int(b)) for a, b in c.get("item_types", ())),
-                    sampled=int(c.get("sampled", 0)),
-                    callables=int(c.get("callables", 0)),
-                )
-                for c in d.get("containers", ())
-            ),
-            lru_caches=tuple(
-                LruCacheInfo(
-                    name=str(c["name"]),
-                    currsize=int(c["currsize"]),
-                    maxsize=None if c.get("maxsize") is None else int(c["maxsize"]),
-                    hits=int(c.get("hits", 0)),
-                    misses=int(c.get("misses", 0)),
-                )
-                for c in d.get("lru_caches", ())
-            ),
-            logger_handlers=pairs("logger_handlers"),
-            total_handlers=int(d.get("total_handlers", 0)),
-            threads=int(d.get("threads", 0)),
-            thread_groups=pairs("thread_groups"),
-            asyncio_tasks=None if d.get("asyncio_tasks") is None else int(d["asyncio_tasks"]),
-            fds=None if d.get("fds") is None else int(d["fds"]),
-            fd_kinds=pairs("fd_kinds"),
-            modules=int(d.get("modules", 0)),
-            gc_garbage=int(d.get("gc_garbage", 0)),
-            gc_enabled=bool(d.get("gc_enabled", True)),
-            gc_counts=(c[0], c[1], c[2]),
-            scanned=int(d.get("scanned", 0)),
-            errors=tuple(str(e) for e in d.get("errors", ())),
+        """The inverse of to_dict() (also after a JSON round trip); unknown keys are ignored."""
+        kw: dict[str, Any] = {k: d[k] for k in _FIELDS[cls] if k in d}
+        kw["containers"] = tuple(
+            NamedContainer(**_known(NamedContainer, c, item_types=_pairs(c.get("item_types"))))
+            for c in d.get("containers", ())
         )
+        kw["lru_caches"] = tuple(
+            LruCacheInfo(**_known(LruCacheInfo, c)) for c in d.get("lru_caches", ())
+        )
+        for key in ("logger_handlers", "thread_groups", "fd_kinds"):
+            kw[key] = _pairs(d.get(key))
+        counts = [*d.get("gc_counts", ()), 0, 0, 0]
+        kw["gc_counts"] = (int(counts[0]), int(counts[1]), int(counts[2]))
+        kw["errors"] = tuple(str(e) for e in d.get("errors", ()))
+        return cls(**kw)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {
+    t: tuple(f.name for f in fields(t)) for t in (NamedContainer, LruCacheInfo, LeakSignals)
+}
+
+
+def _known(t: type, d: dict[str, Any], **override: Any) -> dict[str, Any]:
+    return {**{k: d[k] for k in _FIELDS[t] if k in d}, **override}
+
+
+def _pairs(items: Any) -> tuple[tuple[str, int], ...]:
+    return tuple((str(a), int(b)) for a, b in items or ())
 
 
 _Entry = tuple[tuple[int, int], str, Any]
@@ -309,11 +280,11 @@ def _walk_modules(min_len: int) -> tuple[dict[int, _Entry], dict[int, _Entry], i
     at_home = map(
         is_, map(str.__eq__, map(home_at.__getitem__, cpos), map(_MODULE_OF, own)), repeat(True)
     )
-    inner = list(compress(zip(cpos, own), at_home))
+    inner = list(compress(zip(cpos, own, strict=False), at_home))
     class_count = len(inner)
     # Module-level instances whose type keeps a plain __dict__ (read by C code only).
     ipos = top.select(openable, candidates)
-    for i, obj in zip(ipos, top.objects(ipos)):
+    for i, obj in zip(ipos, top.objects(ipos), strict=False):
         try:
             d = _OBJECT_GETATTR(obj, "__dict__")
         except AttributeError:
@@ -502,64 +473,47 @@ def collect_signals(max_named: int = 20, min_len: int = 1000) -> LeakSignals:
     """
     started = time.perf_counter()
     errors: list[str] = []
-    containers: tuple[NamedContainer, ...] = ()
-    caches: tuple[LruCacheInfo, ...] = ()
-    found: dict[int, _Entry] = {}
-    lru_found: dict[int, _Entry] = {}
-    scanned = 0
 
-    def guard(section: str, exc: Exception) -> None:
-        errors.append(f"{section}: {type(exc).__name__}")
+    def safe(section: str, read: Callable[[], T], default: T) -> T:
+        try:
+            return read()
+        except Exception as exc:  # one section failing must not lose the others
+            errors.append(f"{section}: {type(exc).__name__}")
+            return default
 
-    try:
-        found, lru_found, scanned = _walk_modules(min_len)
-        top = sorted(found.values(), key=lambda e: -len(e[2]))[:max_named]
-        described = (_describe(name, v) for _, name, v in top)
-        containers = tuple(c for c in described if c is not None)
-        del top
-    except Exception as exc:  # a module dict or container of a kind not foreseen
-        guard("containers", exc)
-    try:
-        caches = _caches(lru_found, max_named)
-    except Exception as exc:
-        guard("lru_caches", exc)
+    nothing: dict[int, _Entry] = {}
+    no_pairs: tuple[tuple[str, int], ...] = ()
+    no_described: list[NamedContainer | None] = []
+    no_caches: tuple[LruCacheInfo, ...] = ()
+    found, lru_found, scanned = safe(
+        "walk", lambda: _walk_modules(min_len), (nothing, nothing.copy(), 0)
+    )
+    top = sorted(found.values(), key=lambda e: -len(e[2]))[:max_named]
+    described = safe("containers", lambda: [_describe(n, v) for _, n, v in top], no_described)
+    caches = safe("lru_caches", lambda: _caches(lru_found, max_named), no_caches)
+    top.clear()
     found.clear()  # hold nothing of the target's past this call
     lru_found.clear()
-    loggers: tuple[tuple[str, int], ...] = ()
-    total_handlers = 0
-    try:
-        loggers, total_handlers = _loggers(max_named)
-    except Exception as exc:
-        guard("logging", exc)
-    threads = 0
-    groups: tuple[tuple[str, int], ...] = ()
-    try:
-        threads, groups = _threads(max_named)
-    except Exception as exc:
-        guard("threads", exc)
-    tasks = None
-    try:
-        tasks = _asyncio_tasks()
-    except Exception as exc:
-        guard("asyncio", exc)
+    loggers, total_handlers = safe("logging", lambda: _loggers(max_named), (no_pairs, 0))
+    threads, groups = safe("threads", lambda: _threads(max_named), (0, no_pairs))
+    counts = gc.get_count()
     fds, fd_kinds = _fds()
-    raw_counts = gc.get_count()
     return LeakSignals(
         taken_at=time.time(),
         duration_s=time.perf_counter() - started,
-        containers=containers,
+        containers=tuple(c for c in described if c is not None),
         lru_caches=caches,
         logger_handlers=loggers,
         total_handlers=total_handlers,
         threads=threads,
         thread_groups=groups,
-        asyncio_tasks=tasks,
+        asyncio_tasks=safe("asyncio", _asyncio_tasks, None),
         fds=fds,
         fd_kinds=fd_kinds,
         modules=len(sys.modules),
         gc_garbage=len(gc.garbage),
         gc_enabled=gc.isenabled(),
-        gc_counts=(int(raw_counts[0]), int(raw_counts[1]), int(raw_counts[2])),
+        gc_counts=(int(counts[0]), int(counts[1]), int(counts[2])),
         scanned=scanned,
         errors=tuple(errors),
     )

@@ -92,6 +92,7 @@ class MemtuiApp(App[MonitorOutcome]):
     """The live monitor: polls a ``Source`` on a timer and renders its ``MonitorFrame``s."""
 
     CSS_PATH: ClassVar[str] = "memtui.tcss"
+    TITLE = "memtui"
     ENABLE_COMMAND_PALETTE: ClassVar[bool] = False
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "request_quit", "Quit"),
@@ -188,7 +189,6 @@ class MemtuiApp(App[MonitorOutcome]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.title = "memtui"
         self._panes_ready = True
         self.narrow = self._is_narrow(self.size.width, self.size.height)
         self._apply_pane()

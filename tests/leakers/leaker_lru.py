@@ -10,7 +10,7 @@ import _harness
 _keys = itertools.count()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)  # noqa: UP033 - the pattern under test
 def price(sku: int) -> float:
     return sku * 1.1
 

@@ -30,7 +30,6 @@ class AllocatorsTable(SortableTable[AllocatorRow]):
         Column("location", "Location", location, lambda r: (r.file, r.line), numeric=False),
         Column("function", "Function", lambda r: r.function, lambda r: r.function, numeric=False),
         Column("size", "Size", lambda r: format_bytes(r.size_bytes), lambda r: r.size_bytes),
-        Column("count", "Count", lambda r: format_count(r.count), lambda r: r.count),
         Column(
             "growth",
             "Growth",
@@ -43,6 +42,7 @@ class AllocatorsTable(SortableTable[AllocatorRow]):
             lambda r: format_rate_mib_per_hour(r.growth_mb_per_hour),
             lambda r: r.growth_mb_per_hour,
         ),
+        Column("count", "Count", lambda r: format_count(r.count), lambda r: r.count),
     )
     DEFAULT_SORT: ClassVar[str] = "size"
 

@@ -153,26 +153,13 @@ def chart_view(
     for name, pts in names:
         pts_down = _downsample([(t, v / scale) for t, v in pts], (x_lo, x_hi), columns)
         lines.append((name, tuple(t for t, _ in pts_down), tuple(v for _, v in pts_down)))
-        pixels.append(
-            (
-                name,
-                tuple(
-                    (
-                        int((t - x_lo) / (x_hi - x_lo) * columns),
-                        int((v - y_lo) / (y_hi - y_lo) * rows),
-                    )
-                    for t, v in pts_down
-                ),
-            )
-        )
+        pixels.append((name, _pixels(pts_down, (x_lo, x_hi), (y_lo, y_hi), columns, rows)))
 
     trend = None
     if trend_bytes:
         (x0, y0), (x1, y1) = ((t, v / scale) for t, v in trend_bytes)
         trend = ((x0, y0), (x1, y1))
-        pixels.append(
-            ("trend", tuple((round(x), round(y * rows / (y_hi - y_lo))) for x, y in trend))
-        )
+        pixels.append(("trend", _pixels(trend, (x_lo, x_hi), (y_lo, y_hi), columns, rows)))
 
     return ChartView(
         unit=unit,
@@ -185,6 +172,25 @@ def chart_view(
         threshold=None if threshold is None else threshold / scale,
         trend=trend,
     )
+
+
+def _pixels(
+    points: Sequence[tuple[float, float]],
+    x_lim: tuple[float, float],
+    y_lim: tuple[float, float],
+    columns: int,
+    rows: int,
+) -> tuple[tuple[int, int], ...]:
+    """The dots ``points`` land on, without repeats: the picture's fingerprint."""
+    out: list[tuple[int, int]] = []
+    for t, v in points:
+        dot = (
+            int((t - x_lim[0]) / (x_lim[1] - x_lim[0]) * columns),
+            int((v - y_lim[0]) / (y_lim[1] - y_lim[0]) * rows),
+        )
+        if not out or out[-1] != dot:
+            out.append(dot)
+    return tuple(out)
 
 
 def _ticks(lo: float, hi: float, step: float) -> list[float]:
