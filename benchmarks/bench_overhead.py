@@ -249,6 +249,20 @@ def print_overhead(cells: dict[tuple[str, str], Cell], pairs: int, scale: float)
         print(f"\n-- slowdown (× bare), {title}: median of {pairs} per-pair ratios [min-max]")
         _print_slowdown(cells, metric, scale)
 
+    print("\n-- the same as extra CPU seconds per run (profiled - bare, median): a fixed cost")
+    print("   (imports, start-up threads) stays put as runs grow, a rate grows with them")
+    print(f"{'':{WIDTH}}" + "".join(f"{w:>{COL}}" for w in WORKLOAD_NAMES))
+    for mode in MODES:
+        extra = []
+        for w in WORKLOAD_NAMES:
+            cell = cells[(mode.name, w)]
+            diffs = [
+                r["cpu_seconds"] - b["cpu_seconds"]
+                for r, b in zip(cell.runs, cell.bare, strict=True)
+            ]
+            extra.append(f"{statistics.median(diffs):+.3f} s")
+        print(f"{mode.label:{WIDTH}}" + "".join(f"{e:>{COL}}" for e in extra))
+
     print("\n-- memtui's added cost on top of tracemalloc: memtui / tracemalloc alone, per round")
     print(f"{'':{WIDTH}}" + "".join(f"{w:>{COL}}" for w in WORKLOAD_NAMES) + "   goal")
     for name in ("memtui", "memtui_snap1"):

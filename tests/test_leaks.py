@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from memtui.engine.leak_floor import MAX_TIERS, TIER_LEN
-from memtui.engine.leaks import MIB, LeakDetector, fit_trend
+from memtui.engine.leaks import MIB, LeakDetector, LeakVerdict, fit_trend
 
 HOUR = 3600.0
 
@@ -143,7 +143,7 @@ def test_late_onset_rate_is_of_leaking_segment() -> None:
 
 def test_projected_oom_against_limit() -> None:
     t, y = _series(6, 10, rate=100.0)
-    v = _run(t, y, memory_limit_bytes=2048 * MIB).final_verdict()  # type: ignore[arg-type]
+    v = _run(t, y, memory_limit_bytes=2048 * MIB).final_verdict()
     assert v.projected_oom_hours is not None
     assert v.projected_oom_hours == pytest.approx((2048 - 1100) / 100.0, rel=0.1)
 
@@ -198,13 +198,15 @@ def test_seven_days_stable_no_alert_and_flat_memory() -> None:
 
 
 # ---------------------------------------------------------------- short recordings
-def _short(seconds: float, hz: float, base: float = 40.0, noise: float = 0.3, seed: int = 5):
+def _short(
+    seconds: float, hz: float, base: float = 40.0, noise: float = 0.3, seed: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     t = np.arange(0.0, seconds + 1e-9, 1.0 / hz)
     return t, base + rng.normal(0.0, noise, t.size)
 
 
-def _both(t: np.ndarray, y_mb: np.ndarray):  # type: ignore[no-untyped-def]
+def _both(t: np.ndarray, y_mb: np.ndarray) -> tuple[LeakVerdict, LeakVerdict]:
     live = LeakDetector()
     for ti, yi in zip(t.tolist(), (y_mb * MIB).tolist(), strict=True):
         live.update(ti, yi)

@@ -16,6 +16,7 @@ import numpy as np
 
 from memtui.engine.leak_stats import FloatArray
 
+LeakState = Literal["ok", "suspected", "leak"]
 EventKind = Literal["leak_started", "leak_cleared", "threshold_crossed", "spike", "drop", "restart"]
 BASELINE_BLOCKS = 32
 EVENTS_KEPT = 256
@@ -138,3 +139,23 @@ class AnomalyWatch:
                     return
                 self._armed = True
                 i += int(back[0]) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class LeakVerdict:
+    """The detector's current judgement."""
+
+    state: LeakState
+    leak_detected: bool
+    confidence: float
+    """0..1: one-sided probability (normal approximation, standard error inflated for
+    autocorrelation) that the memory floor in the deciding window grows faster than the
+    threshold; halved when the shape looks like one step or a levelling-off."""
+    rate_mb_per_hour: float
+    """Growth rate of the leaking (or latest) segment, MiB per hour."""
+    r_squared: float
+    first_detected_at: float | None
+    """Seconds from the first sample at which the live alert was first raised; None if never."""
+    onset_s: float | None
+    projected_oom_hours: float | None
+    reason: str

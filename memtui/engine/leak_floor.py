@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -330,3 +331,105 @@ def short_check(
     if c is None:
         return None, False, tt, vv
     return c, short_growth(c, tt, vv, threshold), tt, vv
+
+
+SHORT_SPAN_S = 32 * 60.0
+"""Below this age (32 blocks of 60 s) a recording is judged on adaptive blocks."""
+SHORT_MAX_SAMPLES = 8192
+SHORT_EVAL_MAX_SAMPLES = 4096
+SHORT_PERSIST_FRAC = 1.0 / 3.0
+SHORT_PERSIST_EVALS = 4
+SHORT_LIVE_RISE = 0.5
+SHORT_LIVE_RATE = 100.0
+"""A live alert on a short recording also needs a blatant leak: a rate >= 100x the threshold
+that has grown the floor by half its starting level. A warm-up with a time constant of half an
+hour, or a GC rise, looks just as linear for minutes; only the size tells them apart."""
+
+
+class ShortRun:
+    """Raw samples of the first 32 minutes (bounded: pairs are averaged past 8192) and the
+    schedule of short-recording checks: one per adaptive block (elapsed/32, >= 4 samples)."""
+
+    __slots__ = ("_evals", "_mark", "_next", "_since", "active", "t", "x")
+
+    def __init__(self) -> None:
+        self.t: list[float] = []
+        self.x: list[float] = []
+        self.active = True
+        self._next = 0.0
+        self._mark = 0
+        self._since: float | None = None
+        self._evals = 0
+
+    def last_t(self) -> float:
+        return self.t[-1] if self.t else 0.0
+
+    def stop(self) -> None:
+        self.active = False
+        self.t, self.x = [], []
+
+    def feed(self, t: float, x: float, restarted: bool) -> bool:
+        """Add one sample; True when a check is due at it."""
+        if t > SHORT_SPAN_S or restarted:
+            self.stop()
+            return False
+        self.t.append(t)
+        self.x.append(x)
+        return t >= self._next or len(self.t) - self._mark >= SHORT_EVAL_MAX_SAMPLES
+
+    def feed_many(self, ta: FloatArray, xa: FloatArray) -> Iterator[float]:
+        """`feed` for many samples (all within the short span): yields the check times, so
+        checks happen at exactly the samples where `feed` would ask for them."""
+        i, n = 0, int(ta.size)
+        while i < n and self.active:
+            j = int(np.searchsorted(ta, self._next, side="left"))
+            j = min(max(j, i), i + SHORT_EVAL_MAX_SAMPLES - (len(self.t) - self._mark) - 1)
+            if j >= n:
+                last = n if ta[n - 1] <= SHORT_SPAN_S else n - 1
+                self.t.extend(ta[i:last].tolist())
+                self.x.extend(xa[i:last].tolist())
+                return
+            if ta[j] > SHORT_SPAN_S:
+                self.t.extend(ta[i:j].tolist())
+                self.x.extend(xa[i:j].tolist())
+                self.stop()
+                return
+            self.t.extend(ta[i : j + 1].tolist())
+            self.x.extend(xa[i : j + 1].tolist())
+            yield float(ta[j])
+            i = j + 1
+
+    def arrays(self, final: bool = True) -> tuple[FloatArray, FloatArray]:
+        """All samples (final) or those up to the last check (live verdict)."""
+        end = len(self.t) if final else self._mark
+        return np.asarray(self.t[:end], dtype=np.float64), np.asarray(
+            self.x[:end], dtype=np.float64
+        )
+
+    def judge(self, now: float, threshold: float) -> tuple[WindowCheck | None, bool, bool]:
+        """Check the recording so far: (check, strict growth, live alert warranted). The alert
+        needs strict growth for 4 checks and for a third of the time observed, and a blatant
+        size (see SHORT_LIVE_RATE)."""
+        if len(self.t) > SHORT_MAX_SAMPLES:  # halve by averaging pairs: bounded memory
+            m = len(self.t) // 2 * 2
+            self.t = np.asarray(self.t[:m]).reshape(-1, 2).mean(axis=1).tolist() + self.t[m:]
+            self.x = np.asarray(self.x[:m]).reshape(-1, 2).mean(axis=1).tolist() + self.x[m:]
+        self._mark = len(self.t)
+        t, x = self.arrays()
+        elapsed = now - float(t[0])
+        dt = elapsed / max(t.size - 1, 1)
+        self._next = now + max(min(max(elapsed / SHORT_BLOCKS, 4.0 * dt), SHORT_MAX_BLOCK_S), 1e-6)
+        c, strict, _, vv = short_check(t, x, threshold)
+        if not strict or c is None:
+            self._since, self._evals = None, 0
+            return c, False, False
+        if self._since is None:
+            self._since = now
+        self._evals += 1
+        alert = (
+            self._evals >= SHORT_PERSIST_EVALS
+            and now - self._since >= SHORT_PERSIST_FRAC * now
+            and c.rate >= SHORT_LIVE_RATE * threshold
+            and float(vv[-1] - vv[0]) >= SHORT_LIVE_RISE * max(float(vv[0]), 1.0)
+        )
+        return c, True, alert

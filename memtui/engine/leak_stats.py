@@ -19,6 +19,12 @@ HOUR: float = 3600.0
 FloatArray = NDArray[np.float64]
 
 
+def sorted_median(s: FloatArray) -> float:
+    """Median of an already sorted, non-empty array (np.median is slow on tiny arrays)."""
+    n = s.size
+    return float(s[(n - 1) // 2] + s[n // 2]) * 0.5
+
+
 def normal_cdf(z: float) -> float:
     """Standard normal CDF (no scipy)."""
     return 0.5 * math.erfc(-z / math.sqrt(2.0))

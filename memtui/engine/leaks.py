@@ -27,15 +27,15 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-from memtui.engine.leak_events import AnomalyWatch, EventLog, LeakEvent
+from memtui.engine.leak_events import AnomalyWatch, EventLog, LeakEvent, LeakState, LeakVerdict
 from memtui.engine.leak_floor import (
     MIN_POINTS,
+    SHORT_SPAN_S,
     FloorStore,
+    ShortRun,
     WindowCheck,
     block_rho,
     check_window,
@@ -44,7 +44,17 @@ from memtui.engine.leak_floor import (
     segment_rate,
     short_check,
 )
-from memtui.engine.leak_stats import HOUR, MIB, FloatArray, TrendFit, fit_trend, normal_cdf
+from memtui.engine.leak_stats import (
+    HOUR,
+    MIB,
+    FloatArray,
+    TrendFit,
+    fit_trend,
+    normal_cdf,
+)
+from memtui.engine.leak_stats import (
+    sorted_median as _sorted_median,
+)
 
 __all__ = [
     "MIB",
@@ -56,7 +66,6 @@ __all__ = [
     "fit_trend",
 ]
 
-LeakState = Literal["ok", "suspected", "leak"]
 
 BLOCK_MIN_S = 60.0
 BLOCK_MIN_SAMPLES = 4
@@ -70,42 +79,6 @@ PERSIST_EVALS = 3
 LONE_PERSIST_EVALS = 6
 GC_BLOCKS = 64
 TICK_S = WINDOWS_S[0] / 16.0
-SHORT_SPAN_S = 32 * BLOCK_MIN_S
-"""Below this age a recording is judged on adaptive blocks (`short_check`)."""
-SHORT_MAX_SAMPLES = 8192
-SHORT_PERSIST_FRAC = 1.0 / 3.0
-SHORT_PERSIST_EVALS = 4
-SHORT_LIVE_RISE = 0.5
-SHORT_LIVE_RATE = 100.0
-"""A live alert on a short recording also needs a blatant leak: a rate >= 100x the threshold
-that has grown the floor by half its starting level. A warm-up with a time constant of half
-an hour, or a GC rise, looks just as linear for minutes; only the size tells them apart."""
-
-
-@dataclass(frozen=True, slots=True)
-class LeakVerdict:
-    """The detector's current judgement."""
-
-    state: LeakState
-    leak_detected: bool
-    confidence: float
-    """0..1: one-sided probability (normal approximation, standard error inflated for
-    autocorrelation) that the memory floor in the deciding window grows faster than the
-    threshold; halved when the shape looks like one step or a levelling-off."""
-    rate_mb_per_hour: float
-    """Growth rate of the leaking (or latest) segment, MiB per hour."""
-    r_squared: float
-    first_detected_at: float | None
-    """Seconds from the first sample at which the live alert was first raised; None if never."""
-    onset_s: float | None
-    projected_oom_hours: float | None
-    reason: str
-
-
-def _sorted_median(s: FloatArray) -> float:
-    """Median of an already sorted, non-empty array (np.median is slow on tiny arrays)."""
-    n = s.size
-    return float(s[(n - 1) // 2] + s[n // 2]) * 0.5
 
 
 class LeakDetector:
@@ -154,16 +127,7 @@ class LeakDetector:
         self._last_growth_t = 0.0
         self._peak_mb = 0.0
         self._verdict: LeakVerdict | None = None
-        # short-recording regime (see module docstring)
-        self._st: list[float] = []
-        self._sx: list[float] = []
-        self._s_active = True
-        self._s_next = 0.0
-        self._s_mark = 0
-        self._s_check: WindowCheck | None = None
-        self._s_strict = False
-        self._s_since: float | None = None
-        self._s_evals = 0
+        self._short = ShortRun()
 
     # ------------------------------------------------------------------ feeding
     def update(self, t_s: float, rss_bytes: float) -> LeakVerdict:
@@ -172,8 +136,8 @@ class LeakDetector:
             self._t0 = float(t_s)
         t = float(t_s) - self._t0
         x = float(rss_bytes) / MIB
-        if self._s_active:
-            self._short_feed(t, x)
+        if self._short.active and self._short.feed(t, x, self._seg_t0 > 0.0):
+            self._short_eval(t)
         if not self._bt:
             self._b_start = t
         self._bt.append(t)
@@ -198,11 +162,12 @@ class LeakDetector:
             self._t0 = float(ta[0])
         ta = ta[:n] - self._t0
         i = 0
-        if self._s_active:
+        if self._short.active:
             k = int(np.searchsorted(ta, SHORT_SPAN_S, side="right"))
-            self._short_feed_many(ta[: k + 1], xa[: k + 1])
-            if k + 1 < n and self._s_active:
-                self._short_stop()
+            for now in self._short.feed_many(ta[: k + 1], xa[: k + 1]):
+                self._short_eval(now)
+            if k + 1 < n:
+                self._short.stop()
         while i < n:
             if not self._bt:
                 self._b_start = float(ta[i])
@@ -226,89 +191,25 @@ class LeakDetector:
         return self.verdict
 
     # ------------------------------------------------------------------ short recordings
-    def _short_feed(self, t: float, x: float) -> None:
-        if t > SHORT_SPAN_S or self._seg_t0 > 0.0:
-            self._short_stop()
-            return
-        self._st.append(t)
-        self._sx.append(x)
-        if t >= self._s_next or len(self._st) - self._s_mark >= BLOCK_MAX_SAMPLES:
-            self._short_eval(t)
-
-    def _short_feed_many(self, ta: FloatArray, xa: FloatArray) -> None:
-        """update()'s short-regime work for many samples: evaluations at the same samples."""
-        i, n = 0, int(ta.size)
-        while i < n and self._s_active:
-            j = int(np.searchsorted(ta, self._s_next, side="left"))
-            j = min(max(j, i), i + BLOCK_MAX_SAMPLES - (len(self._st) - self._s_mark) - 1)
-            if j >= n:
-                last = n - 1 if ta[n - 1] <= SHORT_SPAN_S else n - 2
-                self._st.extend(ta[i : last + 1].tolist())
-                self._sx.extend(xa[i : last + 1].tolist())
-                return
-            if ta[j] > SHORT_SPAN_S:
-                self._st.extend(ta[i:j].tolist())
-                self._sx.extend(xa[i:j].tolist())
-                self._short_stop()
-                return
-            self._st.extend(ta[i : j + 1].tolist())
-            self._sx.extend(xa[i : j + 1].tolist())
-            self._short_eval(float(ta[j]))
-            i = j + 1
-
-    def _short_stop(self) -> None:
-        self._s_active = False
-        self._st, self._sx = [], []
-
-    def _short_arrays(self) -> tuple[FloatArray, FloatArray]:
-        if len(self._st) > SHORT_MAX_SAMPLES:  # halve by averaging pairs: bounded memory
-            m = len(self._st) // 2 * 2
-            t = np.asarray(self._st[:m]).reshape(-1, 2).mean(axis=1)
-            x = np.asarray(self._sx[:m]).reshape(-1, 2).mean(axis=1)
-            self._st = t.tolist() + self._st[m:]
-            self._sx = x.tolist() + self._sx[m:]
-        return np.asarray(self._st, dtype=np.float64), np.asarray(self._sx, dtype=np.float64)
-
     def _short_eval(self, now: float) -> None:
-        """Judge the recording so far on adaptive blocks; raise the live alert when the strict
-        verdict has held for SHORT_PERSIST_EVALS checks and a third of the time observed."""
-        t, x = self._short_arrays()
-        self._s_mark = len(self._st)
-        n = int(t.size)
-        elapsed = now - float(t[0]) if n else 0.0
-        dt = elapsed / max(n - 1, 1)
-        step = min(max(elapsed / 32.0, 4.0 * dt), BLOCK_MIN_S)
-        self._s_next = now + max(step, 1e-6)
-        c, strict, _, vv = short_check(t, x, self.threshold)
-        self._s_check, self._s_strict = c, strict
+        """Judge the recording so far on adaptive blocks (`ShortRun.judge`) and move the state."""
+        c, strict, alert = self._short.judge(now, self.threshold)
         self._verdict = None
         if not strict:
-            self._s_since, self._s_evals = None, 0
             if self._state == "suspected" and not (c is not None and c.growth):
                 self._state = "ok"
             return
-        if self._s_since is None:
-            self._s_since = now
-        self._s_evals += 1
         self._last_growth_t = now
-        held = now - self._s_since >= SHORT_PERSIST_FRAC * now
-        held = (
-            held
-            and c is not None
-            and c.rate >= SHORT_LIVE_RATE * self.threshold
-            and float(vv[-1] - vv[0]) >= SHORT_LIVE_RISE * max(float(vv[0]), 1.0)
-        )
-        if self._state != "leak" and self._s_evals >= SHORT_PERSIST_EVALS and held:
+        if self._state != "leak" and alert and c is not None:
             self._state = "leak"
-            self._alert_window = elapsed
+            self._alert_window = now
             if self._first_alert is None:
                 self._first_alert = now
             self._log.emit(
                 "leak_started",
                 now,
-                c.rate if c is not None else 0.0,
-                f"leak: RSS floor +{c.rate if c is not None else 0.0:.0f} MB/h, steady over "
-                f"the whole {elapsed:.0f} s observed",
+                c.rate,
+                f"leak: RSS floor +{c.rate:.0f} MB/h, steady over the whole {now:.0f} s observed",
             )
         elif self._state == "ok":
             self._state = "suspected"
@@ -497,7 +398,7 @@ class LeakDetector:
 
     def _build(self, final: bool) -> LeakVerdict:
         state = self._state
-        last_t = max(self._last_t, self._st[-1] if self._st else 0.0)
+        last_t = max(self._last_t, self._short.last_t())
         age = max(last_t - self._seg_t0, 0.0)
         deciding: WindowCheck | None = None
         if self._checks:
@@ -507,11 +408,9 @@ class LeakDetector:
                 if grow
                 else max(self._checks.values(), key=lambda c: c.window_s)
             )
-        if self._s_active and self._st:
+        if self._short.active and self._short.t:
             # Short recording: adaptive blocks over the whole of it (see _short_eval).
-            end = len(self._st) if final else self._s_mark
-            ts = np.asarray(self._st[:end], dtype=np.float64)
-            xs = np.asarray(self._sx[:end], dtype=np.float64)
+            ts, xs = self._short.arrays(final)
             whole, strict, tt, vv = short_check(ts, xs, self.threshold)
             if final and strict:
                 state = "leak"
@@ -554,7 +453,7 @@ class LeakDetector:
             conf *= 0.5
         oom: float | None = None
         if self.memory_limit_bytes is not None and rate > 0.0:
-            peak = max(self._peak_mb, max(self._sx) if self._sx else 0.0)
+            peak = max(self._peak_mb, max(self._short.x) if self._short.x else 0.0)
             oom = max(self.memory_limit_bytes / MIB - peak, 0.0) / rate
         return LeakVerdict(
             state=state,
@@ -626,7 +525,7 @@ class LeakDetector:
         return (
             self._store.memory_items()
             + len(self._bt) * 2
-            + len(self._st) * 2
+            + len(self._short.t) * 2
             + len(self._gc) * 2
             + self._watch.memory_items()
             + len(self._recent_q)

@@ -189,7 +189,8 @@ def _module_label(modname: str, d: dict[str, Any]) -> str:
     if modname not in _MAIN_NAMES:
         return modname
     spec = d.get("__spec__")
-    spec_name = getattr(spec, "name", None) if type(spec).__name__ == "ModuleSpec" else None
+    spec_dict = _instance_dict(spec) if spec is not None else None
+    spec_name = spec_dict.get("name") if spec_dict is not None else None
     if isinstance(spec_name, str) and spec_name and spec_name not in _MAIN_NAMES:
         return spec_name
     path = d.get("__file__")
@@ -216,10 +217,15 @@ class _Level:
         kinds = map(self.types.__getitem__, within)
         return list(compress(within, map(wanted.__contains__, kinds)))
 
-    def large(self, min_len: int, within: list[int] | None = None) -> list[int]:
-        """Positions of exact builtin containers with len ≥ min_len (C speed)."""
-        pos = self.select(CONTAINER_TYPES, within)
-        return list(compress(pos, map(min_len.__le__, map(len, self.objects(pos)))))
+    def found(self, min_len: int, lru: Any, within: list[int] | None = None) -> list[int]:
+        """Positions of lru caches and of exact builtin containers with len ≥ min_len."""
+        if lru is None:
+            pos, caches = self.select(CONTAINER_TYPES, within), []
+        else:
+            pos = self.select(CONTAINER_TYPES | {lru}, within)
+            caches = self.select(frozenset({lru}), pos)
+        pos = self.select(CONTAINER_TYPES, pos) if caches else pos
+        return caches + list(compress(pos, map(min_len.__le__, map(len, self.objects(pos)))))
 
     def objects(self, positions: list[int]) -> list[Any]:
         return list(map(self.values.__getitem__, positions))
@@ -284,17 +290,16 @@ def _walk_modules(min_len: int) -> tuple[dict[int, _Entry], dict[int, _Entry], i
     class_count = len(inner)
     # Module-level instances whose type keeps a plain __dict__ (read by C code only).
     ipos = top.select(openable, candidates)
-    for i, obj in zip(ipos, top.objects(ipos), strict=False):
-        try:
-            d = _OBJECT_GETATTR(obj, "__dict__")
-        except AttributeError:
-            continue
-        if type(d) is dict and len(d) <= MAX_ATTRS:
-            inner.append((i, d))
+    try:  # openable types always have a __dict__ (created on demand): C speed
+        own_dicts = list(map(_OBJECT_GETATTR, top.objects(ipos), repeat("__dict__")))
+    except AttributeError:  # an odd one (a __class__ swapped meanwhile): one by one
+        own_dicts = [_instance_dict(obj) for obj in top.objects(ipos)]
+    pairs = zip(ipos, own_dicts, strict=False)
+    inner += [(i, d) for i, d in pairs if type(d) is dict and len(d) <= MAX_ATTRS]
+    time.sleep(0)  # let waiting threads run between the two halves (GIL held ~half as long)
     level2 = _Level([d for _, d in inner])
-    lru_types = frozenset({lru} if lru is not None else ())
-    hits = [(top, i) for i in top.large(min_len, candidates) + top.select(lru_types, candidates)]
-    hits += [(level2, i) for i in level2.large(min_len) + level2.select(lru_types)]
+    hits = [(top, i) for i in top.found(min_len, lru, candidates)]
+    hits += [(level2, i) for i in level2.found(min_len, lru)]
     containers: dict[int, _Entry] = {}
     caches: dict[int, _Entry] = {}
     for level, i in hits:
@@ -470,6 +475,11 @@ def collect_signals(max_named: int = 20, min_len: int = 1000) -> LeakSignals:
     so no user __len__/__getattr__/property runs. Each section that fails is listed in
     ``errors`` and the others are still returned. Keeps the ``max_named`` longest containers
     (len ≥ ``min_len``) and lru caches; holds no reference to anything after returning.
+
+    asyncio: pending tasks are counted from asyncio's own task registry (``_all_tasks`` on
+    3.10-3.11, ``_scheduled_tasks`` + ``_eager_tasks`` on 3.12-3.13): every loop in every
+    thread, no gc walk, O(tasks). Cost (measured, CPython 3.11, 2 cores): 7-11 ms CPU with
+    ~23-26k module globals plus 17-38k class/instance attributes; ~3 ms in a small program.
     """
     started = time.perf_counter()
     errors: list[str] = []

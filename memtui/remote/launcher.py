@@ -39,7 +39,9 @@ def _memtui_chain_original():
     import importlib.util
     saved = list(_sys.path)
     _sys.path[:] = [p for p in _sys.path if _os.path.abspath(p or ".") != _here]
-    _sys.modules.pop("sitecustomize", None)
+    # We are sitecustomize, still being imported: step aside while looking, then come back,
+    # or the import machinery loses track of us.
+    me = _sys.modules.pop("sitecustomize", None)
     try:
         spec = importlib.util.find_spec("sitecustomize")
         if spec is not None and spec.loader is not None:
@@ -47,6 +49,8 @@ def _memtui_chain_original():
             spec.loader.exec_module(module)
     finally:
         _sys.path[:] = saved
+        if me is not None:
+            _sys.modules["sitecustomize"] = me
 
 
 def _memtui_start():

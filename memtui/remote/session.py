@@ -144,6 +144,8 @@ class AgentSession:
         self.last_poll_wall = time.time()
         gc_reading = parse_gc(frame.get("gc")) or self.gc
         self.gc = gc_reading
+        if self.seq == 0:
+            self._replay_history(frame.get("history"))
         for row in frame.get("samples", []) or []:
             seq, t, rss, vms, traced, blocks = (list(row) + [0] * 6)[:6]
             if int(seq) <= self.seq:
@@ -168,6 +170,26 @@ class AgentSession:
             self.sites = parse_sites(frame.get("sites"))
         if isinstance(frame.get("tracing"), Mapping):
             self.tracing = dict(frame["tracing"])
+
+    def _replay_history(self, points: Sequence[Any] | None) -> None:
+        """Feed what the agent recorded before we came (bucket means), oldest first."""
+        for p in points or []:
+            if not isinstance(p, Mapping):
+                continue
+            mean = [*list(p.get("mean") or [])[:4], 0, 0, 0, 0]
+            t = float(p.get("t_end", 0.0))
+            rss = float(mean[0])
+            if rss <= 0:
+                continue
+            self.metrics.add_sample(
+                t,
+                MemoryReading(int(rss), int(mean[1])),
+                int(mean[2]),
+                AllocatorReading(allocated_blocks=int(mean[3])),
+                None,
+            )
+            self.detector.update(t, rss)
+        self.detector.drain_events()  # events of the past are in the verdict, not news
 
     def _snapshot(self, census: CensusResult | None) -> MemorySnapshot:
         m = self.metrics
@@ -215,7 +237,7 @@ class AgentSession:
                 note=note,
                 ended=self.ended,
             ),
-            start_wall=self.first_poll_wall - self.metrics.duration_s,
+            start_wall=self.metrics.start_t_s or self.first_poll_wall,
             end_wall=self.last_poll_wall,
             metrics=self.metrics,
             verdict=self.detector.verdict,
