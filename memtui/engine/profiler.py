@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from memtui.engine.culprits import CulpritAnalysis
 from memtui.engine.leaks import LeakDetector, LeakEvent, LeakVerdict
 from memtui.engine.memlimit import detect_memory_limit
 from memtui.engine.metrics import MemoryMetrics
@@ -37,6 +38,7 @@ from memtui.probe.census import CensusResult, take_census
 from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.gcstats import GcMonitor
 from memtui.probe.memory import MemoryReading, ProcMemoryReader
+from memtui.probe.signals import collect_signals
 from memtui.probe.tracing import SiteTotals, TraceKey, start_tracing, stop_tracing, take_site_totals
 
 log = logging.getLogger("memtui")
@@ -150,6 +152,7 @@ class MemoryProfiler:
         self.metrics = MemoryMetrics()
         self._sites: SiteGrowthTracker[TraceKey] = SiteGrowthTracker(max_sites=4 * self.trace_limit)
         self._types: SiteGrowthTracker[str] = SiteGrowthTracker(max_sites=400)
+        self.culprits = CulpritAnalysis()
         self._tracked_types: list[type] = []
         self._snapshots = SnapshotLog(MAX_SNAPSHOTS)
         self._first_snapshot: MemorySnapshot | None = None
@@ -372,6 +375,15 @@ class MemoryProfiler:
         if self._baseline_stats is not None:
             self._baseline_stats.add(memory.rss_bytes)
         self.detector.update(t_s, float(memory.rss_bytes))
+        self.culprits.observe_sample(
+            t_s,
+            float(memory.rss_bytes),
+            float(traced) if self._started_tracing else None,
+            float(allocator.allocated_blocks) if allocator is not None else None,
+            float(allocator.malloc_free_bytes)
+            if allocator is not None and allocator.malloc_free_bytes is not None
+            else None,
+        )
         for event in self.detector.drain_events():
             self._dispatch(event)
 
@@ -392,6 +404,7 @@ class MemoryProfiler:
             census=census,
             gc=self._gc.read() if self._gc is not None and self._state == "running" else None,
             pid=self.pid,
+            signals=collect_signals() if self.in_process else None,
         )
 
     def _periodic_snapshot(self) -> None:
@@ -405,10 +418,13 @@ class MemoryProfiler:
         if snap.census is not None:
             counts = {k: (v, v) for k, v in snap.census.counts.items()}
             self._types.observe(snap.elapsed_s, counts, 100)
+        self.culprits.observe_snapshot(snap.elapsed_s, snap.signals, snap.census, snap.gc)
         self._latest_snapshot = snap
         if self._first_snapshot is None:
             self._first_snapshot = snap
-        light = dataclasses.replace(snap, traces=None, census=_light_census(snap.census))
+        light = dataclasses.replace(
+            snap, traces=None, census=_light_census(snap.census), signals=None
+        )
         self._snapshots.append(light)
 
     # ----------------------------------------------------------------- callbacks
@@ -457,7 +473,8 @@ class MemoryProfiler:
             "confidence": verdict.confidence,
             "projected_oom_hours": verdict.projected_oom_hours,
             "reason": verdict.reason,
-            "suspects": [str(t) for t in self.get_leaking_tracebacks()[:5]],
+            "suspects": [s.detail for s in self.culprits.suspects(5)]
+            + [str(t) for t in self.get_leaking_tracebacks()[:5]],
         }
 
     # ----------------------------------------------------------------- queries
@@ -538,9 +555,14 @@ class MemoryProfiler:
 
     def analyze_allocation_patterns(self) -> dict[str, Any]:
         """Suspicious patterns: growing sites and types, growing containers, uncollectable garbage."""
-        return allocation_patterns(
+        patterns = allocation_patterns(
             self._sites, self._types, self._latest_snapshot, self._first_snapshot
         )
+        named = [{**s.to_dict(), "description": s.detail} for s in self.culprits.suspects()]
+        patterns["suspicious"] = named + patterns["suspicious"]
+        patterns["signatures"] = named
+        patterns["triage"] = self.culprits.triage().to_dict()
+        return patterns
 
     def analyze_growth_pattern(self) -> dict[str, Any]:
         """Growth rate, fit, projection and leak verdict of the memory series so far."""
@@ -615,6 +637,7 @@ class MemoryProfiler:
                 events=self.detector.events,
                 memory_limit_bytes=self._limit_bytes,
                 memory_limit_source=self._limit_source,
+                culprits=self.culprits.to_report() if self.in_process else None,
                 extra={
                     "profiler": {
                         "sample_interval_seconds": self.sample_interval,

@@ -12,6 +12,7 @@ from memtui.engine.sourcemap import function_at
 from memtui.probe.census import CensusResult
 from memtui.probe.gcstats import GcReading
 from memtui.probe.memory import MemoryReading
+from memtui.probe.signals import LeakSignals
 from memtui.probe.tracing import Frame, SiteTotals, TraceKey
 
 MIB: float = 1024.0 * 1024.0
@@ -148,6 +149,8 @@ class MemorySnapshot:
     census: CensusResult | None = None
     gc: GcReading | None = None
     pid: int = field(default_factory=os.getpid)
+    signals: LeakSignals | None = None
+    """Named containers, caches, handlers, threads, fds (in-process snapshots only)."""
 
     @property
     def total_memory_bytes(self) -> int:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from memtui.engine.culprits import CulpritAnalysis
 from memtui.engine.leaks import LeakDetector, LeakEvent
 from memtui.engine.memlimit import detect_memory_limit
 from memtui.engine.metrics import MemoryMetrics
@@ -115,6 +116,7 @@ class AgentSession:
             memory_limit_bytes=limit.limit_bytes,
         )
         self.metrics = MemoryMetrics()
+        self.culprits = CulpritAnalysis()
         self.snapshots = SnapshotLog()
         self.seq = 0
         self.gc: GcReading | None = None
@@ -159,6 +161,9 @@ class AgentSession:
                 gc_reading,
             )
             self.detector.update(float(t), float(rss))
+            self.culprits.observe_sample(
+                float(t), float(rss), float(traced) if traced else None, float(blocks), None
+            )
         self.new_events.extend(self.detector.drain_events())
         census = parse_census(frame.get("census"))
         if census is not None and (self.census is None or census != self.census):
@@ -166,6 +171,13 @@ class AgentSession:
             if self.first_census is None:
                 self.first_census = census
             self.snapshots.append(self._snapshot(census))
+            raw = frame.get("census")
+            gc_raw = frame.get("gc")
+            self.culprits.observe_frame_census(
+                self.metrics.last_t_s or 0.0,
+                raw if isinstance(raw, Mapping) else None,
+                gc_raw if isinstance(gc_raw, Mapping) else None,
+            )
         if frame.get("sites") is not None:
             self.sites = parse_sites(frame.get("sites"))
         if isinstance(frame.get("tracing"), Mapping):
@@ -248,6 +260,7 @@ class AgentSession:
             events=self.detector.events,
             memory_limit_bytes=self.memory_limit.limit_bytes,
             memory_limit_source=self.memory_limit.source,
+            culprits=self.culprits.to_report(),
             extra={"agent": {"capabilities": self.capabilities, "tracing": self.tracing}},
         )
 

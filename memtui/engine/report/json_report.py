@@ -55,6 +55,8 @@ class ReportInput:
     events: tuple[LeakEvent, ...] = ()
     memory_limit_bytes: int | None = None
     memory_limit_source: str | None = None
+    culprits: dict[str, Any] | None = None
+    """CulpritAnalysis.to_report(): named suspects and RSS triage."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -189,6 +191,8 @@ def build_report(data: ReportInput) -> dict[str, Any]:
         report["summary"]["swap_mb"] = _num((m.swap_bytes or 0) / MIB, 3)
     if m.allocator is not None and m.allocator.malloc_free_bytes is not None:
         report["summary"]["malloc_free_mb"] = _num(m.allocator.malloc_free_bytes / MIB, 3)
+    if data.culprits is not None:
+        report["leak_detection"].update(data.culprits)
     report.update(data.extra)
     # The spec's examples read these at the top level.
     report["memory_leak_detected"] = report["leak_detection"]["leak_detected"]
