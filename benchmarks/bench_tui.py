@@ -1,4 +1,4 @@
-"""Provides the monitor benchmark: CPU, terminal bytes/s and time to first frame in a real tmux pane.
+"""Provides the monitor benchmark: CPU, terminal KB/s and time to first frame in a tmux pane.
 
 Runs the app (on FakeSource frames, one new frame per poll) at 160x45 inside
 ``script`` inside tmux, then measures, with psutil, the app's CPU while live, paused (``p``)
@@ -35,25 +35,26 @@ def child(control: Path) -> None:
 
     from memtui.engine.frame import MonitorFrame
     from memtui.tui.app import MemtuiApp
+    from memtui.tui.messages import FrameReceived
 
     class LiveSource(FakeSource):
         def poll(self, max_points: int = 600) -> MonitorFrame:
             if self.exit_code is None and (control / "exit").exists():
                 self.exit(code=0, at=time.time())
+            # One new frame per poll, built when asked, as a real source does.
+            self.frames = demo_frames(1, start_s=3 * 3600.0 + self.polls)
             return super().poll(max_points)
 
-    source = LiveSource(demo_frames(400, start_s=3 * 3600.0, step_s=1.0))
-    app = MemtuiApp(source, out_dir=str(control))
+    source = LiveSource(demo_frames(1, start_s=3 * 3600.0))
     painted: list[float] = []
 
-    def on_frame() -> None:
-        if not painted and app.first_frame_at is not None:
-            painted.append(time.time())
+    class BenchApp(MemtuiApp):
+        def on_frame_received(self, message: FrameReceived) -> None:
+            super().on_frame_received(message)
+            if not painted:
+                self.call_after_refresh(lambda: painted.append(time.time()))
 
-    def watch() -> None:
-        app.call_after_refresh(on_frame)
-
-    app.set_interval(0.01, watch, repeat=50)  # cheap: only during the first 0.5 s
+    app = BenchApp(source, out_dir=str(control))
     (control / "pid").write_text(str(os.getpid()))
     app.run()
     (control / "result.json").write_text(
@@ -79,6 +80,8 @@ def measure(live_s: float, idle_s: float) -> dict[str, float]:
     _tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "45", cmd)
     try:
         while not (control / "pid").exists():
+            if time.time() - launched > 20:
+                raise RuntimeError(f"the app did not start; see {out}")
             time.sleep(0.01)
         first_seen = None
         while first_seen is None and time.time() - launched < 10:

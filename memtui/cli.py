@@ -475,7 +475,8 @@ def _cmd_attach(argv: Sequence[str]) -> int:
 
 def _watch_pid(pid: int, args: argparse.Namespace, fallback: bool) -> int:
     """Watch another process: through its agent (attaching if needed) or from outside."""
-    session, why = _agent_session_for(pid, args, attach=not args.no_attach, fallback=fallback)
+    attach = not getattr(args, "no_attach", False)
+    session, why = _agent_session_for(pid, args, attach=attach, fallback=fallback)
     if _wants_monitor(args):
         from memtui.remote.sources import AgentSource, OutsideSource
 

@@ -23,7 +23,9 @@ SIZES = ((160, 45), (80, 24))
 async def capture(width: int, height: int, out_dir: Path) -> Path:
     """Run the app at ``width`` x ``height`` on the demo frames and save one SVG."""
     source = FakeSource(demo_frames(1, start_s=3 * 3600.0))
-    app = MemtuiApp(source, out_dir=str(out_dir), refresh_s=3600.0, clock_format=lambda _: "12:00:00")
+    app = MemtuiApp(
+        source, out_dir=str(out_dir), refresh_s=3600.0, clock_format=lambda _: "12:00:00"
+    )
     async with app.run_test(size=(width, height)) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()

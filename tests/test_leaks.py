@@ -261,3 +261,16 @@ def test_short_moderate_rise_is_suspected_not_alerted() -> None:
     assert final.leak_detected
     assert final.rate_mb_per_hour == pytest.approx(600.0, rel=0.1)
     assert live.first_detected_at is None and live.state == "suspected"
+
+
+def test_short_run_with_few_floor_points_is_still_judged() -> None:
+    """16 s at 2 Hz gives 8 floor points: thirds must still have enough points for a slope."""
+    rng = np.random.default_rng(1)
+    t = np.arange(0, 16.5, 0.5)
+    rss = 30e6 + 3.3e6 * t + rng.normal(0, 3e5, t.size)
+    det = LeakDetector(growth_threshold_mb_per_hour=10)
+    for a, b in zip(t, rss, strict=True):
+        det.update(float(a), float(b))
+    verdict = det.final_verdict()
+    assert verdict.leak_detected
+    assert verdict.rate_mb_per_hour == pytest.approx(3.3e6 * 3600 / 2**20, rel=0.05)

@@ -312,7 +312,8 @@ def short_growth(c: WindowCheck, t: FloatArray, v: FloatArray, threshold: float)
     z = (c.rate - threshold) / c.se if c.se > 0.0 else math.inf
     if z < SHORT_MIN_Z or c.r_squared < SHORT_MIN_R2:
         return False
-    k = int(t.size) // 3
+    # Thirds of at least 3 points (a slope needs 3): with fewer than 9 points they overlap.
+    k = max(3, int(t.size) // 3)
     x = (t - t[-1]) / 3600.0
     first = ols(x[:k], v[:k]).slope
     last = ols(x[-k:], v[-k:]).slope

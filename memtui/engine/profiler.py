@@ -566,7 +566,7 @@ class MemoryProfiler:
 
     def analyze_growth_pattern(self) -> dict[str, Any]:
         """Growth rate, fit, projection and leak verdict of the memory series so far."""
-        v = self.detector.verdict
+        v = self.detector.final_verdict()
         current = self.metrics.current_mb
         return {
             "rate_mb_per_hour": v.rate_mb_per_hour,
@@ -585,7 +585,7 @@ class MemoryProfiler:
     def confirm_memory_leak(self, confidence: float = 0.95) -> bool:
         """True when a leak is detected with at least ``confidence`` (0..1)."""
         _require(0 <= confidence <= 1, f"confidence must be in [0, 1], got {confidence!r}")
-        v = self.detector.verdict
+        v = self.detector.final_verdict()
         return bool(v.leak_detected and v.confidence >= confidence)
 
     # ----------------------------------------------------------------- heap dumps
@@ -628,7 +628,7 @@ class MemoryProfiler:
                 start_wall=self._start_wall,
                 end_wall=end_wall,
                 metrics=self.metrics,
-                verdict=self.detector.verdict,
+                verdict=self.detector.final_verdict(),
                 growth_threshold_mb_per_hour=self.growth_threshold_mb_per_hour,
                 alert_threshold_mb=self.alert_threshold_mb,
                 top_allocators=top,

@@ -252,7 +252,7 @@ class AgentSession:
             start_wall=self.metrics.start_t_s or self.first_poll_wall,
             end_wall=self.last_poll_wall,
             metrics=self.metrics,
-            verdict=self.detector.verdict,
+            verdict=self.detector.final_verdict(),
             growth_threshold_mb_per_hour=self.growth_threshold_mb_per_hour,
             alert_threshold_mb=self.alert_threshold_mb,
             top_allocators=tuple(self.top_allocators()),

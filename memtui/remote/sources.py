@@ -280,7 +280,7 @@ class OutsideSource:
             start_wall=self._start_wall,
             end_wall=self._ended_at or time.time(),
             metrics=self.metrics,
-            verdict=self.detector.verdict,
+            verdict=self.detector.final_verdict(),
             growth_threshold_mb_per_hour=self.growth_threshold_mb_per_hour,
             alert_threshold_mb=self.alert_threshold_mb,
             events=self.detector.events,

@@ -91,7 +91,7 @@ def _keys(key: str) -> str:
 class MemtuiApp(App[MonitorOutcome]):
     """The live monitor: polls a ``Source`` on a timer and renders its ``MonitorFrame``s."""
 
-    CSS_PATH: ClassVar[str] = "memtui.tcss"
+    CSS_PATH: ClassVar[str] = str(Path(__file__).with_name("memtui.tcss"))
     TITLE = "memtui"
     ENABLE_COMMAND_PALETTE: ClassVar[bool] = False
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -244,9 +244,13 @@ class RssChart(PlotextPlot):
     def _title(self) -> str:
         title = f"Memory - window {WINDOWS[self.window][0]}"
         frame = self.frame
-        if frame is not None and frame.alert_threshold_bytes is not None:
-            if self._view is not None and self._view.threshold is None:
-                title += f" - alert at {format_bytes(frame.alert_threshold_bytes)} (off scale)"
+        if (
+            frame is not None
+            and frame.alert_threshold_bytes is not None
+            and self._view is not None
+            and self._view.threshold is None
+        ):
+            title += f" - alert at {format_bytes(frame.alert_threshold_bytes)} (off scale)"
         return title
 
     def on_mount(self) -> None:
