@@ -107,3 +107,23 @@ def test_seven_days_at_one_hertz_is_bounded_and_fast() -> None:
     points = h.points(max_points=80)
     assert len(points) == 80
     assert sum(p.count for p in h.points()) == 604_800
+
+
+def test_a_run_starting_mid_bucket_keeps_its_fine_points() -> None:
+    """Wall-clock timestamps start inside coarse buckets; they must not swallow the fine ones."""
+    h = History(("rss",))
+    for i in range(10):
+        h.append(1_700_000_000.5 + i, (float(i),))
+    points = h.points()
+    assert len(points) == 10
+    assert sum(p.count for p in points) == 10
+
+
+def test_coarse_buckets_add_only_older_samples() -> None:
+    h = History(("rss",), tiers=((1.0, 5), (10.0, 100)))
+    for i in range(30):
+        h.append(1_700_000_003.0 + i, (float(i),))
+    points = h.points()
+    assert sum(p.count for p in points) == 30
+    assert [p.count for p in points[-3:]] == [1, 1, 1]
+    assert all(a.t_end < b.t_start for a, b in zip(points, points[1:]))

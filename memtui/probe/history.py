@@ -159,24 +159,25 @@ class History:
         sample), so spans neither overlap nor leave gaps.
         """
         merged: list[_Bucket] = []
-        cover_start = math.inf  # start of the span already covered by finer tiers
+        cover_start = math.inf  # time of the oldest sample already covered by finer tiers
         for tier in self.tiers:
             if not len(tier):
                 continue
-            width = tier.width
             if cover_start == math.inf:
                 merged = tier.buckets()
-                cover_start = merged[0][0] * width
+                cover_start = merged[0][1]
                 continue
-            older = [b for b in tier.buckets() if b[0] * width < cover_start]
+            # Only coarse buckets holding samples older than the finer coverage add anything
+            # (compare real sample times: a run that starts mid-bucket must not look older).
+            older = [b for b in tier.buckets() if b[1] < cover_start]
             if not older:
                 continue
-            span_end = (older[-1][0] + 1) * width
-            if span_end > cover_start:
+            span_end = older[-1][2]
+            if span_end >= cover_start:
                 # The newest coarse bucket straddles: drop the finer buckets it covers.
-                merged = [b for b in merged if b[1] >= span_end]
+                merged = [b for b in merged if b[1] > span_end]
             merged = older + merged
-            cover_start = older[0][0] * width
+            cover_start = older[0][1]
         return merged
 
     def points(

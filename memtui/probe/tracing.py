@@ -11,6 +11,7 @@ Run as a script, this module must need nothing but the standard library.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -70,12 +71,32 @@ _OWN_VISIBLE: frozenset[str] = frozenset({os.path.join(_OWN_PACKAGE_DIR, "demo.p
 
 
 def _is_hidden(frames: TraceKey) -> bool:
+    """True for allocations made by tracemalloc itself or by memtui's own code.
+
+    Any frame inside memtui (the demo excepted) hides the trace: with a few frames, the
+    agent's json and threading work shows up under stdlib lines that only a deeper frame
+    can attribute to memtui.
+    """
     if not frames:
         return False
-    filename = frames[0][0]
-    if filename in _HIDDEN_FILES:
+    if frames[0][0] in _HIDDEN_FILES:
         return True
-    return filename.startswith(_OWN_PACKAGE_DIR) and filename not in _OWN_VISIBLE
+    return any(f.startswith(_OWN_PACKAGE_DIR) and f not in _OWN_VISIBLE for f, _ in frames)
+
+
+def visible_totals(
+    totals: dict[TraceKey, tuple[int, int]], keep_frames: int | None = None
+) -> dict[TraceKey, tuple[int, int]]:
+    """The program's own totals: memtui's hidden, tracebacks cut to ``keep_frames`` and summed."""
+    out: dict[TraceKey, tuple[int, int]] = {}
+    for key, (size, count) in totals.items():
+        if _is_hidden(key):
+            continue
+        if keep_frames is not None and len(key) > keep_frames:
+            key = key[:keep_frames]
+        old = out.get(key)
+        out[key] = (size, count) if old is None else (old[0] + size, old[1] + count)
+    return out
 
 
 def aggregate_raw_traces(
@@ -97,7 +118,7 @@ def _totals_from_snapshot(snapshot: tracemalloc.Snapshot) -> dict[TraceKey, tupl
     # Filtering per key after aggregating: Snapshot.filter_traces is a Python loop per trace.
     # The raw tuples, not Trace objects: wrapping each of a million traces costs seconds.
     totals = aggregate_raw_traces(snapshot.traces._traces)  # type: ignore[attr-defined]
-    return {k: v for k, v in totals.items() if not _is_hidden(k)}
+    return visible_totals(totals)
 
 
 def take_site_totals(
@@ -148,10 +169,8 @@ def _aggregate_in_child(
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
     finally:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(path)
-        except OSError:
-            pass
 
 
 def encode_totals(totals: dict[TraceKey, tuple[int, int]]) -> bytes:

@@ -224,7 +224,8 @@ class AgentSession:
         )
 
     def top_allocators(self, limit: int | None = None) -> list[AllocationStat]:
-        ranked = sorted(self.sites.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        live = [(k, v) for k, v in self.sites.items() if v[0] > 0]
+        ranked = sorted(live, key=lambda kv: (-kv[1][0], kv[0]))
         return [
             AllocationStat(AllocationTraceback(k), size, count)
             for k, (size, count) in ranked[: limit or self.trace_limit]
