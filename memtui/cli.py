@@ -412,7 +412,7 @@ def _run_launched(command: list[str], args: argparse.Namespace) -> int:
             source = AgentSource(session, args.sample_interval, program.process)
             stop = _open_monitor(source, args, launched=True, log_path=log_path)
             if stop:
-                return stop_program(program)
+                return _exit_status(stop_program(program))
             return 0
         interrupted = _watch_session(
             session,
@@ -429,9 +429,14 @@ def _run_launched(command: list[str], args: argparse.Namespace) -> int:
         report, _ = _finish_session(session, args)
         if status == 0 and args.fail_on_leak and report["memory_leak_detected"]:
             return EXIT_LEAK
-        return status if status >= 0 else 128 - status
+        return _exit_status(status)
     finally:
         program.cleanup()
+
+
+def _exit_status(returncode: int) -> int:
+    """A child's status as a shell reports it: killed by signal N gives 128 + N."""
+    return returncode if returncode >= 0 else 128 - returncode
 
 
 def _open_monitor(
@@ -444,6 +449,8 @@ def _open_monitor(
         source, out_dir=args.out_dir, launched=launched, refresh_s=max(0.2, args.sample_interval)
     )
     print(f"memtui: {outcome.summary}", file=sys.stderr)
+    if outcome.report_path:
+        print(f"memtui: report saved to {outcome.report_path}", file=sys.stderr)
     if log_path:
         print(f"memtui: the program's output is in {log_path}", file=sys.stderr)
     return bool(outcome.stop_target)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,8 +38,9 @@ STABLE = textwrap.dedent("""\
 
 
 def _spawn(source: str, *args: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", source, *args], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", source, *args], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return proc
 
@@ -71,8 +72,22 @@ def test_pid_of_a_leaking_process_fails_ci(
 ) -> None:
     out_file = tmp_path / "memory_report.json"
     code, _, err = _run(
-        ["--pid", str(leaker.pid), "--no-attach", "--duration", "12", "--sample-interval", "0.2",
-         "--growth-threshold", "5", "--output", str(out_file), "--fail-on-leak"], capsys)
+        [
+            "--pid",
+            str(leaker.pid),
+            "--no-attach",
+            "--duration",
+            "12",
+            "--sample-interval",
+            "0.2",
+            "--growth-threshold",
+            "5",
+            "--output",
+            str(out_file),
+            "--fail-on-leak",
+        ],
+        capsys,
+    )
     report = json.loads(out_file.read_text())
     assert report["leak_detection"]["leak_detected"] is True, report["leak_detection"]
     assert code == EXIT_LEAK
@@ -86,8 +101,18 @@ def test_pid_of_a_stable_process_passes(
     stable: subprocess.Popen[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = _run(
-        ["--pid", str(stable.pid), "--no-attach", "--duration", "8", "--sample-interval", "0.2",
-         "--fail-on-leak"], capsys)
+        [
+            "--pid",
+            str(stable.pid),
+            "--no-attach",
+            "--duration",
+            "8",
+            "--sample-interval",
+            "0.2",
+            "--fail-on-leak",
+        ],
+        capsys,
+    )
     report = json.loads(out)
     assert code == 0, report["leak_detection"]
     assert report["leak_detection"]["leak_detected"] is False
@@ -99,8 +124,20 @@ def test_pid_that_exits_mid_run_still_gets_its_report(
 ) -> None:
     proc = _spawn("import time; print('ready', flush=True); time.sleep(2)")
     out_file = tmp_path / "r.json"
-    code, _, err = _run(["--pid", str(proc.pid), "--no-attach", "--duration", "30",
-                         "--sample-interval", "0.2", "--output", str(out_file)], capsys)
+    code, _, err = _run(
+        [
+            "--pid",
+            str(proc.pid),
+            "--no-attach",
+            "--duration",
+            "30",
+            "--sample-interval",
+            "0.2",
+            "--output",
+            str(out_file),
+        ],
+        capsys,
+    )
     proc.wait()
     assert code == EXIT_TARGET_ENDED
     report = json.loads(out_file.read_text())
@@ -117,8 +154,9 @@ def test_pid_that_exits_mid_run_still_gets_its_report(
         pytest.param(["--trace-limit", "1.5"], "whole number", id="fractional-limit"),
         pytest.param(["--pid", "0"], "positive whole number", id="pid-zero"),
         pytest.param(["--bogus"], "unrecognized arguments", id="unknown-flag"),
-        pytest.param(["--output", "r.pdf", "--duration", "1"], "unknown report extension",
-                     id="bad-extension"),
+        pytest.param(
+            ["--output", "r.pdf", "--duration", "1"], "unknown report extension", id="bad-extension"
+        ),
         pytest.param(["--detailed-report", "--duration", "1"], "not available", id="html-report"),
     ],
 )
@@ -161,8 +199,20 @@ def test_another_users_process_is_watched_with_what_may_be_read() -> None:
         try:
             os.setgid(65534)
             os.setuid(65534)
-            code = main(["--pid", str(target.pid), "--duration", "1.5", "--sample-interval",
-                         "0.2", "--output", str(out_file), "--quiet", "--no-attach"])
+            code = main(
+                [
+                    "--pid",
+                    str(target.pid),
+                    "--duration",
+                    "1.5",
+                    "--sample-interval",
+                    "0.2",
+                    "--output",
+                    str(out_file),
+                    "--quiet",
+                    "--no-attach",
+                ]
+            )
         finally:
             os._exit(code)
     _, status = os.waitpid(child, 0)
@@ -179,8 +229,9 @@ def test_demo_headless_report_names_the_leak(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out_file = tmp_path / "demo.json"
-    code, _, err = _run(["demo", "--headless", "--duration", "6", "--output", str(out_file)],
-                        capsys)
+    code, _, err = _run(
+        ["demo", "--headless", "--duration", "6", "--output", str(out_file)], capsys
+    )
     assert code == 0, err
     report = json.loads(out_file.read_text())
     top = report["top_allocators"][0]
@@ -188,7 +239,8 @@ def test_demo_headless_report_names_the_leak(
 
 
 def test_python_dash_m_memtui_smoke(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "memtui", "--help"], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "memtui", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and "--snapshot-interval" in proc.stdout
     assert "exit status" in proc.stdout

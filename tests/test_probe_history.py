@@ -126,4 +126,4 @@ def test_coarse_buckets_add_only_older_samples() -> None:
     points = h.points()
     assert sum(p.count for p in points) == 30
     assert [p.count for p in points[-3:]] == [1, 1, 1]
-    assert all(a.t_end < b.t_start for a, b in zip(points, points[1:]))
+    assert all(a.t_end < b.t_start for a, b in itertools.pairwise(points))

@@ -60,8 +60,7 @@ def script(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def running(script: Path) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen([sys.executable, str(script), "120"], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, str(script), "120"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     yield proc
     proc.kill()
@@ -78,16 +77,31 @@ def test_run_names_the_leaking_line_and_passes_the_exit_code(
     script: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run.json"
-    code = main(["run", "--headless", "--output", str(out), "--sample-interval", "0.5",
-                 "--", sys.executable, str(script), "16", "7"])
+    code = main(
+        [
+            "run",
+            "--headless",
+            "--output",
+            str(out),
+            "--sample-interval",
+            "0.5",
+            "--",
+            sys.executable,
+            str(script),
+            "16",
+            "7",
+        ]
+    )
     assert code == 7  # the program's own exit status
     report = json.loads(out.read_text())
     assert _top(report) == (str(script), LEAK_LINE)
     assert report["source"]["kind"] == "agent" and report["source"]["target_exited"]
     assert report["summary"]["samples"] >= 15
     assert report["gc_statistics"]["available"] is True
-    assert any(s["kind"] == "unbounded_collection" and "CACHE" in s["name"]
-               for s in report["leak_detection"]["suspects"]), report["leak_detection"]
+    assert any(
+        s["kind"] == "unbounded_collection" and "CACHE" in s["name"]
+        for s in report["leak_detection"]["suspects"]
+    ), report["leak_detection"]
     assert "ready" in capfd.readouterr().out  # the program's output stays ours
 
 
@@ -101,8 +115,20 @@ def test_attach_names_the_leaking_line(
 ) -> None:
     out = tmp_path / "attach.json"
     started = time.monotonic()
-    code = main(["attach", str(running.pid), "--headless", "--duration", "10",
-                 "--sample-interval", "0.5", "--output", str(out), "--fail-on-leak"])
+    code = main(
+        [
+            "attach",
+            str(running.pid),
+            "--headless",
+            "--duration",
+            "10",
+            "--sample-interval",
+            "0.5",
+            "--output",
+            str(out),
+            "--fail-on-leak",
+        ]
+    )
     report = json.loads(out.read_text())
     assert _top(report) == (str(script), LEAK_LINE)
     assert report["source"]["kind"] == "agent"
@@ -110,8 +136,9 @@ def test_attach_names_the_leaking_line(
     assert time.monotonic() - started < 40
     assert running.poll() is None  # the target keeps running
     # A second watch reuses the running agent, then detach removes it.
-    assert main(["--pid", str(running.pid), "--duration", "2", "--output",
-                 str(tmp_path / "again.json")]) in (0, EXIT_LEAK)
+    assert main(
+        ["--pid", str(running.pid), "--duration", "2", "--output", str(tmp_path / "again.json")]
+    ) in (0, EXIT_LEAK)
     assert json.loads((tmp_path / "again.json").read_text())["source"]["kind"] == "agent"
     assert main(["detach", str(running.pid)]) == 0
     assert find_socket(running.pid) is None
@@ -125,8 +152,18 @@ def test_pid_of_a_non_python_process_falls_back_to_outside(
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         out = tmp_path / "sleep.json"
-        code = main(["--pid", str(sleeper.pid), "--duration", "2", "--sample-interval", "0.5",
-                     "--output", str(out)])
+        code = main(
+            [
+                "--pid",
+                str(sleeper.pid),
+                "--duration",
+                "2",
+                "--sample-interval",
+                "0.5",
+                "--output",
+                str(out),
+            ]
+        )
     finally:
         sleeper.kill()
         sleeper.wait()

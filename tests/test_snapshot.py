@@ -17,7 +17,9 @@ def _snap(by_tb: dict[TraceKey, tuple[int, int]], t: float = 0.0) -> MemorySnaps
     traced = sum(s for s, _ in by_tb.values())
     totals = SiteTotals(by_tb, traced, sum(c for _, c in by_tb.values()), traced, 2)
     return MemorySnapshot(
-        timestamp=1_700_000_000.0 + t, elapsed_s=t, memory=MemoryReading(100 << 20, 200 << 20),
+        timestamp=1_700_000_000.0 + t,
+        elapsed_s=t,
+        memory=MemoryReading(100 << 20, 200 << 20),
         traces=totals,
     )
 
@@ -75,7 +77,8 @@ def test_compare_to_rejects_unknown_key_type() -> None:
 
 def test_function_names_come_from_the_source(tmp_path: Path) -> None:
     src = tmp_path / "svc.py"
-    src.write_text(textwrap.dedent("""\
+    src.write_text(
+        textwrap.dedent("""\
         import os
 
         class Book:
@@ -86,7 +89,8 @@ def test_function_names_come_from_the_source(tmp_path: Path) -> None:
             def inner():
                 return [1]
             return inner()
-        """))
+        """)
+    )
     assert function_at(str(src), 5) == "Book.add_order"
     assert function_at(str(src), 9) == "main.inner"
     assert function_at(str(src), 10) == "main"

@@ -32,7 +32,7 @@ def analyze_snapshot_growth(
     traced_fit = fit_trend(ts, [float(s.traced_memory_bytes) for s in snaps], threshold_mb_per_hour)
     sites: SiteGrowthTracker[TraceKey] = SiteGrowthTracker()
     types: SiteGrowthTracker[str] = SiteGrowthTracker()
-    for t, s in zip(ts, snaps):
+    for t, s in zip(ts, snaps, strict=True):
         if s.traces is not None:
             sites.observe(t, s.traces.by_traceback, limit=100)
         if s.census is not None:

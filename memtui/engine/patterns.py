@@ -1,4 +1,4 @@
-"""Provides the profiler's pattern analysis: leaking tracebacks and suspicious allocation patterns."""
+"""Provides the profiler's pattern analysis: leaking tracebacks and suspicious patterns."""
 
 from __future__ import annotations
 
@@ -54,12 +54,13 @@ def leaking_tracebacks(sites: SiteGrowthTracker[TraceKey]) -> list[LeakingTraceb
 
 
 def allocation_patterns(
-    sites: SiteGrowthTracker[TraceKey],
-    types: SiteGrowthTracker[str],
-    latest: MemorySnapshot | None,
-    first: MemorySnapshot | None,
+    sites: SiteGrowthTracker[TraceKey], latest: MemorySnapshot | None
 ) -> dict[str, Any]:
-    """Suspicious patterns, each a dict with 'kind' and a readable 'description'."""
+    """Suspicious allocation-site patterns, each a dict with 'kind' and a 'description'.
+
+    Named containers, caches, listeners, cycles and growing types come from the signature
+    tracker (memtui.engine.signatures); this adds what only tracemalloc sites can tell.
+    """
     suspicious: list[dict[str, Any]] = []
     for leak in leaking_tracebacks(sites):
         suspicious.append(
@@ -70,47 +71,6 @@ def allocation_patterns(
                 "growth_mb_per_hour": round(leak.growth_mb_per_hour, 3),
                 "description": f"allocations at {leak.location} keep growing: "
                 f"{leak.growth_mb_per_hour:+.2f} MB/h, now {leak.size_mb:.2f} MiB",
-            }
-        )
-    for g in types.leaking():
-        per_hour = g.growth_mb_per_hour * MIB  # the tracker's "bytes" are object counts here
-        suspicious.append(
-            {
-                "kind": "growing_object_type",
-                "type": g.key,
-                "count": g.size_bytes,
-                "first_count": g.first_size_bytes,
-                "objects_per_hour": round(per_hour, 1),
-                "description": f"{g.key} objects keep growing: {g.first_size_bytes:,} → "
-                f"{g.size_bytes:,} ({per_hour:+,.0f}/h)",
-            }
-        )
-    if latest is not None and latest.census is not None and first is not None:
-        earlier = {}
-        if first.census is not None:
-            earlier = {c.object_id: c for c in first.census.largest_containers}
-        for c in latest.census.largest_containers:
-            before = earlier.get(c.object_id)
-            if (
-                before is not None
-                and before.type_name == c.type_name
-                and c.length > 2 * max(before.length, 1000)
-            ):
-                suspicious.append(
-                    {
-                        "kind": "unbounded_collection",
-                        "type": c.type_name,
-                        "length": c.length,
-                        "first_length": before.length,
-                        "description": f"a {c.type_name} grew {before.length:,} → {c.length:,} items",
-                    }
-                )
-    if latest is not None and latest.gc is not None and latest.gc.garbage_count:
-        suspicious.append(
-            {
-                "kind": "uncollectable_garbage",
-                "count": latest.gc.garbage_count,
-                "description": f"gc.garbage holds {latest.gc.garbage_count:,} uncollectable objects",
             }
         )
     if latest is not None and latest.traces is not None and latest.traces.traced_bytes > 0:
@@ -129,5 +89,4 @@ def allocation_patterns(
     return {
         "suspicious": suspicious,
         "growing_sites": [d for d in suspicious if d["kind"] == "growing_allocation_site"],
-        "growing_types": [d for d in suspicious if d["kind"] == "growing_object_type"],
     }

@@ -151,11 +151,9 @@ class MemoryProfiler:
         )
         self.metrics = MemoryMetrics()
         self._sites: SiteGrowthTracker[TraceKey] = SiteGrowthTracker(max_sites=4 * self.trace_limit)
-        self._types: SiteGrowthTracker[str] = SiteGrowthTracker(max_sites=400)
         self.culprits = CulpritAnalysis()
         self._tracked_types: list[type] = []
         self._snapshots = SnapshotLog(MAX_SNAPSHOTS)
-        self._first_snapshot: MemorySnapshot | None = None
         self._latest_snapshot: MemorySnapshot | None = None
         self._baseline: MemorySnapshot | None = None
         self._lock = threading.RLock()
@@ -415,13 +413,8 @@ class MemoryProfiler:
         self._snapshots_taken += 1
         if snap.traces is not None:
             self._sites.observe(snap.elapsed_s, snap.traces.by_traceback, self.trace_limit)
-        if snap.census is not None:
-            counts = {k: (v, v) for k, v in snap.census.counts.items()}
-            self._types.observe(snap.elapsed_s, counts, 100)
         self.culprits.observe_snapshot(snap.elapsed_s, snap.signals, snap.census, snap.gc)
         self._latest_snapshot = snap
-        if self._first_snapshot is None:
-            self._first_snapshot = snap
         light = dataclasses.replace(
             snap, traces=None, census=_light_census(snap.census), signals=None
         )
@@ -554,13 +547,12 @@ class MemoryProfiler:
         return leaking_tracebacks(self._sites)
 
     def analyze_allocation_patterns(self) -> dict[str, Any]:
-        """Suspicious patterns: growing sites and types, growing containers, uncollectable garbage."""
-        patterns = allocation_patterns(
-            self._sites, self._types, self._latest_snapshot, self._first_snapshot
-        )
+        """Suspicious patterns: growing sites, types and containers; uncollectable garbage."""
+        patterns = allocation_patterns(self._sites, self._latest_snapshot)
         named = [{**s.to_dict(), "description": s.detail} for s in self.culprits.suspects()]
         patterns["suspicious"] = named + patterns["suspicious"]
         patterns["signatures"] = named
+        patterns["growing_types"] = [d for d in named if d["kind"] == "growing_type"]
         patterns["triage"] = self.culprits.triage().to_dict()
         return patterns
 

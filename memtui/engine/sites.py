@@ -41,7 +41,7 @@ def _slope_r2(ts: list[float], ys: list[float]) -> tuple[float, float]:
     my = sum(ys) / n
     stt = sum((t - mt) ** 2 for t in ts)
     syy = sum((y - my) ** 2 for y in ys)
-    sty = sum((t - mt) * (y - my) for t, y in zip(ts, ys))
+    sty = sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True))
     if stt <= 0:
         return 0.0, 0.0
     slope = sty / stt
@@ -86,7 +86,7 @@ class SiteGrowthTracker(Generic[K]):
         ts = [p[0] for p in series]
         ys = [float(p[1]) for p in series]
         slope, r2 = _slope_r2(ts, ys)
-        steps = [b[1] - a[1] for a, b in zip(series, list(series)[1:])]
+        steps = [b[1] - a[1] for a, b in zip(series, list(series)[1:], strict=False)]
         rising = sum(1 for s in steps if s > 0) / len(steps) if steps else 0.0
         last = series[-1]
         return SiteGrowth(
@@ -103,7 +103,7 @@ class SiteGrowthTracker(Generic[K]):
     def leaking(
         self, min_growth_mb_per_hour: float = 0.0, min_snapshots: int = 3
     ) -> list[SiteGrowth[K]]:
-        """Sites growing consistently (rising in most intervals, a good linear fit), fastest first."""
+        """Sites growing consistently (rising in most intervals, good linear fit), fastest first."""
         found = []
         for key in self._series:
             g = self.growth(key)

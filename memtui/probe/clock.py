@@ -12,7 +12,7 @@ class Clock(Protocol):
     """What a waiting component needs from time."""
 
     realtime: bool
-    """True when time passes by itself; False when a test moves it (then nobody waits in a thread)."""
+    """True when time passes by itself; False when a test moves it (nobody waits in a thread)."""
 
     def monotonic(self) -> float:
         """Seconds on a clock that never goes backwards."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -38,6 +39,18 @@ def format_for(path: str) -> str:
     return FORMATS[ext]
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would race other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def write_report(report: dict[str, Any], path: str) -> str:
     """Write ``report`` to ``path`` ('-' for stdout); returns the absolute path written.
 
@@ -52,6 +65,8 @@ def write_report(report: dict[str, Any], path: str) -> str:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        # mkstemp makes the file 0600; a report is an ordinary file, so follow the umask.
+        os.fchmod(fd, 0o666 & ~_umask())
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
@@ -59,10 +74,8 @@ def write_report(report: dict[str, Any], path: str) -> str:
                 os.fsync(f.fileno())
             os.replace(tmp, target)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise
     except OSError as exc:
         raise ReportError(
