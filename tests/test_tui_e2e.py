@@ -1,0 +1,125 @@
+"""End-to-end in a real terminal: tmux runs `memtui run -- python leaky.py`; keys are sent."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+
+LEAKY = """\
+import sys, time
+CACHE = []
+
+def handle(i):
+    CACHE.append(("request-%08d" % i) * 8)
+
+print("leaky started", flush=True)
+i = 0
+while True:
+    for _ in range(2000):
+        handle(i)
+        i += 1
+    time.sleep(0.1)
+"""
+
+
+class Tmux:
+    """One detached tmux session running a command, read with capture-pane."""
+
+    def __init__(self, command: str, cwd: Path, width: int, height: int) -> None:
+        self.name = f"memtui-e2e-{uuid.uuid4().hex[:8]}"
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
+             "-c", str(cwd), command],
+            check=True,
+        )
+
+    def screen(self) -> str:
+        out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
+                             capture_output=True, text=True, check=False)
+        return out.stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def resize(self, width: int, height: int) -> None:
+        subprocess.run(["tmux", "resize-window", "-t", self.name, "-x", str(width),
+                        "-y", str(height)], check=True)
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout_s: float, what: str) -> str:
+        deadline = time.monotonic() + timeout_s
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if predicate(screen):
+                return screen
+            time.sleep(0.3)
+        raise AssertionError(f"timed out waiting for {what}; screen was:\n{screen}")
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], check=False,
+                       capture_output=True)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "leaky.py").write_text(LEAKY)
+    return tmp_path
+
+
+@pytest.fixture
+def monitor(workdir: Path) -> Iterator[Tmux]:
+    env = "MEMTUI_WATCH_PERIOD=2 MEMTUI_WATCH_WINDOW=0.25 MEMTUI_CENSUS_INTERVAL=2 TERM=xterm-256color"
+    memtui = f"{shlex.quote(sys.executable)} -m memtui"
+    program = f"{shlex.quote(sys.executable)} leaky.py"
+    # pytest may export COLUMNS/LINES, which would override the real terminal size.
+    command = (f"env -u COLUMNS -u LINES {env} {memtui} run --out-dir {shlex.quote(str(workdir))} -- {program}; "
+               f"echo EXIT=$? > exit.txt; sleep 30")
+    session = Tmux(command, workdir, 160, 45)
+    yield session
+    session.kill()
+    subprocess.run(["pkill", "-f", f"{workdir}/leaky.py|leaky.py"], check=False)
+
+
+def test_run_monitor_keys_and_quit(monitor: Tmux, workdir: Path) -> None:
+    # The panes show the live target and, within seconds, the leaking line.
+    screen = monitor.wait_for(lambda s: "LIVE" in s and "leaky.py:5" in s, 40,
+                              "the leaking line in the allocators pane")
+    assert "Memory" in screen and "Object counts" in screen and "GC" in screen
+
+    # At 80x24 the layout switches to tabs; the verdict and key hints stay visible.
+    monitor.resize(80, 24)
+    small = monitor.wait_for(lambda s: "Memory" in s and "Quit" in s, 10, "the 80x24 layout")
+    assert "pid" in small
+    monitor.resize(160, 45)
+
+    # e: export the report (path notified), then q: leave, y: stop the program too.
+    monitor.keys("e")
+    monitor.wait_for(lambda s: "Report written" in s, 15, "the export notification")
+    monitor.keys("q")
+    monitor.wait_for(lambda s: "Stop" in s, 10, "the stop-the-program question")
+    monitor.keys("y")
+    deadline = time.monotonic() + 30
+    while not (workdir / "exit.txt").exists() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert (workdir / "exit.txt").exists(), monitor.screen()
+    after = monitor.screen()
+    assert "report saved to" in after and "program's output is in" in after
+
+    reports = sorted(workdir.glob("memtui-report-*.json"))
+    assert len(reports) >= 2  # the exported one and the one saved on quit
+    report = json.loads(reports[-1].read_text())
+    assert report["top_allocators"][0]["line"] == 5
+    assert report["top_allocators"][0]["file"].endswith("leaky.py")
+    log = next(workdir.glob("memtui-run-*.log")).read_text()
+    assert "leaky started" in log  # the program's output went to the log, not the screen
