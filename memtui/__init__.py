@@ -16,12 +16,17 @@ __all__ = [
     "MemorySnapshot",
     "__version__",
     "analyze_snapshot_growth",
+    "mark",
     "validate_consistency",
 ]
 
 
 def __getattr__(name: str) -> Any:
     """Import the engine lazily, so `python -m memtui --help` and the probe stay light."""
+    if name == "mark":
+        from memtui.markers import mark
+
+        return mark
     if name == "MemoryProfiler":
         from memtui.engine.profiler import MemoryProfiler
 

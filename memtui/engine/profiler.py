@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from memtui.engine.culprits import CulpritAnalysis
+from memtui.engine.dump_trigger import HeapDumpTrigger
 from memtui.engine.leaks import LeakDetector, LeakEvent, LeakVerdict
 from memtui.engine.memlimit import detect_memory_limit
 from memtui.engine.metrics import MemoryMetrics
@@ -37,6 +38,7 @@ from memtui.probe.allocator import read_allocator
 from memtui.probe.census import CensusResult, take_census
 from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.gcstats import GcMonitor
+from memtui.probe.heapdump import HeapDumpFailed, write_heap_dump
 from memtui.probe.memory import MemoryReading, ProcMemoryReader
 from memtui.probe.signals import collect_signals
 from memtui.probe.tracing import SiteTotals, TraceKey, start_tracing, stop_tracing, take_site_totals
@@ -46,10 +48,8 @@ MIB: float = 1024.0 * 1024.0
 LeakCallback = Callable[[dict[str, Any]], "Awaitable[None] | None"]
 MAX_SNAPSHOTS: int = 500
 """Snapshot summaries kept for the report; beyond this, older ones are thinned by half."""
-HEAP_DUMPS_UNAVAILABLE = (
-    "heap dumps are not available in this version of memtui "
-    "(enable_heap_dump / analyze_heap_dump); use tracemalloc sites and object counts instead"
-)
+HEAP_DUMP_COOLDOWN_S: float = 600.0
+"""At most one threshold-triggered heap dump per this many seconds."""
 
 
 class MemoryProfiler:
@@ -64,7 +64,8 @@ class MemoryProfiler:
         tracemalloc_frames: traceback depth kept per allocation (1 is by far the cheapest).
         gc_threshold: gc.set_threshold() values applied while profiling, restored on stop.
         output_dir: where generate_report() also saves each report as JSON.
-        enable_heap_dump, heap_dump_dir: heap dumps (not available in this version).
+        enable_heap_dump: dump the heap (once per crossing, HEAP_DUMP_COOLDOWN_S apart) when
+            RSS crosses alert_threshold_mb; heap_dump_dir: where dumps go (./heap_dumps).
         sample_interval: seconds between memory samples.
         pid: another process to watch from outside (memory series only).
         clock: injectable clock; a non-realtime clock makes awaiting coroutines drive sampling.
@@ -115,8 +116,6 @@ class MemoryProfiler:
                 len(gc_threshold) in (1, 2, 3) and all(int(x) >= 0 for x in gc_threshold),
                 f"gc_threshold must be up to 3 non-negative ints, got {gc_threshold!r}",
             )
-        if enable_heap_dump:
-            raise HeapDumpError(HEAP_DUMPS_UNAVAILABLE)
         self.snapshot_interval = float(snapshot_interval)
         self.trace_limit = int(trace_limit)
         self.alert_threshold_mb = alert_threshold_mb
@@ -125,7 +124,7 @@ class MemoryProfiler:
         self.gc_threshold = tuple(int(x) for x in gc_threshold) if gc_threshold else None
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.enable_heap_dump = enable_heap_dump
-        self.heap_dump_dir = Path(heap_dump_dir) if heap_dump_dir is not None else None
+        self.heap_dump_dir = Path(heap_dump_dir if heap_dump_dir is not None else "heap_dumps")
         self.sample_interval = float(sample_interval)
         self.pid = os.getpid() if pid is None else int(pid)
         self.in_process = self.pid == os.getpid() and memory_reader is None
@@ -175,6 +174,17 @@ class MemoryProfiler:
         self._target_ended = False
         self._errors: list[str] = []
         self._baseline_stats: _RunningStats | None = None
+        self._heap_dumps: list[str] = []
+        self._dump_trigger: HeapDumpTrigger | None = None
+        if enable_heap_dump and alert_threshold_mb is not None and self.pid == os.getpid():
+            self._dump_trigger = HeapDumpTrigger(
+                alert_threshold_mb,
+                self.heap_dump_dir,
+                self.pid,
+                self._clock.time,
+                HEAP_DUMP_COOLDOWN_S,
+                self._errors.append,
+            )
 
     # ----------------------------------------------------------------- lifecycle
     @property
@@ -373,6 +383,8 @@ class MemoryProfiler:
         if self._baseline_stats is not None:
             self._baseline_stats.add(memory.rss_bytes)
         self.detector.update(t_s, float(memory.rss_bytes))
+        if self._dump_trigger is not None:
+            self._dump_trigger.observe(now, memory.rss_bytes / MIB)
         self.culprits.observe_sample(
             t_s,
             float(memory.rss_bytes),
@@ -583,11 +595,35 @@ class MemoryProfiler:
     # ----------------------------------------------------------------- heap dumps
     @property
     def latest_heap_dump(self) -> str | None:
-        """Path of the newest heap dump; heap dumps are not available in this version."""
-        return None
+        """Path of the newest heap dump this profiler wrote (on demand or on threshold)."""
+        trigger = self._dump_trigger.latest if self._dump_trigger is not None else None
+        candidates = [p for p in (*self._heap_dumps, trigger) if p is not None]
+        return max(candidates, key=_mtime) if candidates else None
 
-    async def analyze_heap_dump(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        raise HeapDumpError(HEAP_DUMPS_UNAVAILABLE)
+    def dump_heap(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Dump this process's heap to ``path`` (default: a new file under heap_dump_dir) and
+        return the path once the file is complete. The fork writer pauses the process only for
+        the fork; HeapDumpError when no dump can be made."""
+        if not (self.pid == os.getpid()):
+            raise HeapDumpError(
+                f"heap dumps are taken inside the process: use `memtui heapdump {self.pid}`"
+            )
+        target = str(path) if path is not None else str(self.heap_dump_dir)
+        try:
+            result = write_heap_dump(target)
+        except HeapDumpFailed as exc:
+            raise HeapDumpError(str(exc)) from None
+        self._heap_dumps.append(result.path)
+        return result.path
+
+    async def analyze_heap_dump(
+        self, path: str | os.PathLike[str], type_name: str | None = None
+    ) -> dict[str, Any]:
+        """Retained sizes by type, largest retainers and (with ``type_name``) the shortest
+        reference chains to its instances; runs in a worker thread."""
+        from memtui.engine.dumps import analyze_heap_dump
+
+        return await asyncio.to_thread(analyze_heap_dump, str(path), type_name)
 
     # ----------------------------------------------------------------- reports
     def report_input(self, command: str = "") -> ReportInput:
@@ -689,6 +725,13 @@ def _light_census(census: CensusResult | None, keep: int = 50) -> CensusResult |
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
 
 
 def _require(condition: bool, message: str) -> None:

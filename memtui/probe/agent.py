@@ -25,6 +25,7 @@ from memtui.probe import protocol
 from memtui.probe.census import CensusResult, take_census
 from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.gcstats import GcMonitor
+from memtui.probe.heapdump import WRITERS, HeapDumpFailed, start_heap_dump, unique_path
 from memtui.probe.history import History, HistoryPoint
 from memtui.probe.memory import ProcMemoryReader
 from memtui.probe.server import AgentError, AgentServer
@@ -46,6 +47,16 @@ __all__ = ["Agent", "AgentError", "current_agent", "start_agent", "start_agent_f
 
 class CommandError(Exception):
     """A command's arguments are wrong; the reply says so and the connection stays open."""
+
+
+def _dump_target(message: dict[str, Any], pid: int) -> str:
+    path, out_dir = message.get("path"), message.get("out_dir")
+    for name, value in (("path", path), ("out_dir", out_dir)):
+        if value is not None and (not isinstance(value, str) or not value or "\0" in value):
+            raise CommandError(f"{name!r} must be a non-empty path, got {value!r}")
+    if path is not None:
+        return str(path)
+    return unique_path(os.path.abspath(out_dir or "heap_dumps"), pid)
 
 
 def _census_summary(result: CensusResult, taken_at: float) -> dict[str, Any]:
@@ -249,7 +260,7 @@ class Agent:
     # -- commands --------------------------------------------------------------------------
     def cmd_hello(self, message: dict[str, Any]) -> Reply:
         capabilities = ["rss", "vms", "gc", "census", "allocated_blocks", "history"]
-        capabilities += ["tracemalloc", "watch", "baseline", "report_data"]
+        capabilities += ["tracemalloc", "watch", "baseline", "report_data", "heap_dump"]
         return {
             "version": protocol.PROTOCOL_VERSION,
             "pid": self.pid,
@@ -387,7 +398,25 @@ class Agent:
         return {"baseline_at": at}
 
     def cmd_heap_dump(self, message: dict[str, Any]) -> Reply:
-        raise CommandError("heap dumps are not available in this version")
+        """Dump the heap to ``path`` (a file) or a new file under ``out_dir`` (relative paths:
+        the target's working directory). ``writer``: auto|fork|inplace. Waits up to ``wait_s``
+        (default 8, under the client's timeout) for the file; later replies say pending."""
+        target = _dump_target(message, self.pid)
+        writer = message.get("writer")
+        if writer is not None and writer not in WRITERS:
+            raise CommandError(f"'writer' must be one of {', '.join(WRITERS)}, got {writer!r}")
+        wait_s = message.get("wait_s", 8.0)
+        if type(wait_s) not in (int, float) or not 0 <= wait_s <= 3600:
+            raise CommandError(f"'wait_s' must be a number of seconds up to 3600, got {wait_s!r}")
+        try:
+            job = start_heap_dump(target, writer)
+            finished = job.wait(float(wait_s))
+            if not finished:
+                return {"path": job.path, "writer": job.writer, "pending": True,
+                        "pause_s": round(job.pause_s, 6)}  # fmt: skip
+            return {**job.result().to_dict(), "pending": False}
+        except HeapDumpFailed as exc:
+            raise CommandError(str(exc)) from None
 
     def cmd_report_data(self, message: dict[str, Any]) -> Reply:
         hello = self.cmd_hello(message)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from memtui.engine.culprits import CulpritAnalysis
 from memtui.engine.leaks import LeakDetector, LeakEvent
 from memtui.engine.memlimit import detect_memory_limit
 from memtui.engine.metrics import MemoryMetrics
+from memtui.engine.recording import timeline_from_metrics
 from memtui.engine.report.json_report import ReportInput, SourceInfo
 from memtui.engine.snapshot import (
     AllocationStat,
@@ -129,6 +131,9 @@ class AgentSession:
         self.first_poll_wall = time.time()
         self.last_poll_wall = self.first_poll_wall
         self.new_events: list[LeakEvent] = []
+        self.markers: deque[dict[str, Any]] = deque(maxlen=1000)
+        """Labelled instants (memtui.mark in the target), oldest first."""
+        self._marker_keys: set[tuple[Any, Any]] = set()
 
     def poll(self) -> bool:
         """Pull what is new; False once the agent is gone (the target exited)."""
@@ -182,6 +187,16 @@ class AgentSession:
             self.sites = parse_sites(frame.get("sites"))
         if isinstance(frame.get("tracing"), Mapping):
             self.tracing = dict(frame["tracing"])
+        for m in frame.get("markers") or []:
+            if isinstance(m, Sequence) and len(m) >= 2 and tuple(m[:2]) not in self._marker_keys:
+                self._marker_keys.add((m[0], m[1]))
+                self.markers.append(
+                    {
+                        "timestamp": float(m[0]),
+                        "label": str(m[1]),
+                        "source": str(m[2]) if len(m) > 2 else "target",
+                    }
+                )
 
     def _replay_history(self, points: Sequence[Any] | None) -> None:
         """Feed what the agent recorded before we came (bucket means), oldest first."""
@@ -262,7 +277,22 @@ class AgentSession:
             memory_limit_bytes=self.memory_limit.limit_bytes,
             memory_limit_source=self.memory_limit.source,
             culprits=self.culprits.to_report(),
-            extra={"agent": {"capabilities": self.capabilities, "tracing": self.tracing}},
+            extra={
+                "agent": {"capabilities": self.capabilities, "tracing": self.tracing},
+                "timeline": timeline_from_metrics(
+                    self.metrics, self.metrics.start_t_s or self.first_poll_wall
+                ),
+                "markers": [
+                    {
+                        **m,
+                        "timestamp": time.strftime(
+                            "%Y-%m-%dT%H:%M:%S", time.gmtime(m["timestamp"])
+                        ),
+                        "at_seconds": m["timestamp"] - (self.metrics.start_t_s or 0.0),
+                    }
+                    for m in self.markers
+                ],
+            },
         )
 
     def close(self) -> None:

@@ -93,14 +93,14 @@ class AgentSource:
         status, code = self._status()
         age = m.duration_s - self._baseline_t if self._baseline_t is not None else None
         allocators = allocator_rows(s.top_allocators(), self._baseline_sites, age)
-        suspects = (
-            [
+        # Named culprits (containers, caches, listeners, threads...) first: they say what
+        # holds the memory; allocation sites only once the memory itself is suspect.
+        suspects = [sus.detail for sus in s.culprits.suspects(3)]
+        if s.detector.verdict.state != "ok":
+            suspects += [
                 f"{r.file}:{r.line} in {r.function}: {r.size_bytes / MIB:.1f} MiB"
                 for r in allocators[:3]
             ]
-            if s.detector.verdict.state != "ok"
-            else []
-        )
         return MonitorFrame(
             seq=self._seq,
             header=HeaderView(

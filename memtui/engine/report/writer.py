@@ -12,15 +12,17 @@ from typing import Any
 
 from memtui.errors import ReportError
 
-FORMATS: dict[str, str] = {".json": "json"}
+FORMATS: dict[str, str] = {".json": "json", ".html": "html"}
 
 
 def render_report(report: dict[str, Any], fmt: str = "json") -> str:
+    """The report as text in ``fmt`` ('json', or 'html': the detailed, self-contained report)."""
+    if fmt == "html":
+        from memtui.engine.report.html_report import render_html
+
+        return render_html(report)
     if fmt != "json":
-        raise ReportError(
-            f"unknown report format {fmt!r}; use json "
-            "(the detailed HTML report is not available in this version)"
-        )
+        raise ReportError(f"unknown report format {fmt!r}; use json or html")
     return json.dumps(report, indent=2, allow_nan=False) + "\n"
 
 
@@ -29,13 +31,10 @@ def format_for(path: str) -> str:
     if path == "-":
         return "json"
     ext = Path(path).suffix.lower()
-    if ext == ".html":
-        raise ReportError(
-            f"the detailed HTML report ({path!r}) is not available in this version of memtui; "
-            "write JSON instead, e.g. --output report.json"
-        )
     if ext not in FORMATS:
-        raise ReportError(f"unknown report extension {ext or '(none)'!r} in {path!r}; use .json")
+        raise ReportError(
+            f"unknown report extension {ext or '(none)'!r} in {path!r}; use .json or .html"
+        )
     return FORMATS[ext]
 
 

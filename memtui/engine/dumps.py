@@ -1,0 +1,424 @@
+"""Provides heap-dump reading and analysis: retained sizes by type, largest retainers, chains.
+
+``load_dump`` reads a ``.mtdump`` file (format: memtui.probe.heapdump) into numpy columns and
+rejects foreign, truncated, corrupt and newer files with one HeapDumpError line.
+``analyze_heap_dump`` builds the dominator tree (memtui.engine.dominators) and answers "what
+holds the memory, and through which chain of references": JSON-serialisable output.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from memtui.engine.dominators import (
+    IntArray,
+    Tree,
+    dominators,
+    outermost,
+    retained_sizes,
+    spanning_tree,
+)
+from memtui.errors import HeapDumpError
+from memtui.probe.heapdump import CODEC_RAW, CODEC_ZLIB, END, HEADER, MAGIC, SECTION, VERSION
+
+REQUIRED = (b"META", b"TYPE", b"NTYP", b"SIZE", b"ADDR", b"DEGR", b"EDGE", b"ROOT")
+_DTYPES = {b"NTYP": "<i4", b"SIZE": "<i8", b"ADDR": "<i8", b"DEGR": "<i4", b"EDGE": "<i4"}
+_DTYPES[b"NSIT"] = "<i4"
+ARROW = " → "
+SAMPLE_CHAINS = 20000
+Step = tuple[str, str, int]
+"""(kind, text, list index or -1): kind is root | named | node."""
+
+
+@dataclass
+class HeapDump:
+    """A loaded dump: columns indexed by node number (0..n-1)."""
+
+    path: str
+    meta: dict[str, Any]
+    type_names: list[str]
+    short_names: list[str]
+    types: IntArray
+    sizes: IntArray
+    addrs: IntArray
+    offsets: IntArray
+    edges: IntArray
+    roots: list[tuple[int, str, str]]
+    labels: dict[int, str] = field(default_factory=dict)
+    named: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return int(self.types.size)
+
+
+def _bad(path: str, why: str) -> HeapDumpError:
+    return HeapDumpError(f"{path}: {why}")
+
+
+def load_dump(path: str) -> HeapDump:
+    """Read and validate a dump; HeapDumpError (one line) for anything that is not a whole,
+    uncorrupted dump of a version this memtui reads."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise _bad(path, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
+        raise _bad(path, "not a memtui heap dump (no MTDUMP header)")
+    if len(data) < HEADER.size:
+        raise _bad(path, "truncated heap dump (incomplete header)")
+    _, version, _, _ = HEADER.unpack_from(data)
+    if version > VERSION:
+        raise _bad(
+            path, f"heap dump format v{version} is newer than this memtui reads (v{VERSION})"
+        )
+    if version < 1:
+        raise _bad(path, f"not a memtui heap dump (format v{version})")
+    sections = _sections(path, data)
+    missing = [t.decode() for t in REQUIRED if t not in sections]
+    if missing:
+        raise _bad(path, f"corrupt heap dump: missing section(s) {', '.join(missing)}")
+    try:
+        return _build(path, sections)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise _bad(path, f"corrupt heap dump: {exc}") from None
+
+
+def _sections(path: str, data: bytes) -> dict[bytes, bytes]:
+    out: dict[bytes, bytes] = {}
+    pos = HEADER.size
+    count = 0
+    while True:
+        if pos + SECTION.size > len(data):
+            raise _bad(path, "truncated heap dump (no end marker; was it still being written?)")
+        tag, codec, raw_len, stored_len, crc = SECTION.unpack_from(data, pos)
+        body_at = pos + SECTION.size
+        if body_at + stored_len > len(data):
+            raise _bad(path, f"truncated heap dump (section {tag!r} cut short)")
+        stored = data[body_at : body_at + stored_len]
+        if zlib.crc32(stored) != crc:
+            raise _bad(path, f"corrupt heap dump (checksum of section {tag!r})")
+        if tag == b"END!":
+            offset, n = END.unpack(stored) if stored_len == END.size else (-1, -1)
+            if offset != pos or n != count or body_at + stored_len != len(data):
+                raise _bad(path, "corrupt heap dump (bad end marker)")
+            return out
+        if codec == CODEC_ZLIB:
+            try:
+                raw = zlib.decompress(stored)
+            except zlib.error:
+                raise _bad(path, f"corrupt heap dump (section {tag!r})") from None
+        elif codec == CODEC_RAW:
+            raw = stored
+        else:
+            raise _bad(path, f"corrupt heap dump (codec {codec} in section {tag!r})")
+        if len(raw) != raw_len:
+            raise _bad(path, f"corrupt heap dump (length of section {tag!r})")
+        out[tag] = raw
+        count += 1
+        pos = body_at + stored_len
+
+
+def _column(sections: dict[bytes, bytes], tag: bytes) -> IntArray:
+    raw = sections[tag]
+    width = np.dtype(_DTYPES[tag]).itemsize
+    if len(raw) % width:
+        raise ValueError(f"section {tag.decode()} is not a whole number of items")
+    return np.frombuffer(raw, dtype=_DTYPES[tag]).astype(np.int64)
+
+
+def _build(path: str, s: dict[bytes, bytes]) -> HeapDump:
+    meta = json.loads(s[b"META"])
+    parts = json.loads(s[b"TYPE"])
+    full = [q if m == "builtins" else f"{m}.{q}" for m, q in parts]
+    types = _column(s, b"NTYP")
+    n = types.size
+    sizes, addrs, degrees = (_column(s, t) for t in (b"SIZE", b"ADDR", b"DEGR"))
+    edges = _column(s, b"EDGE")
+    if not sizes.size == addrs.size == degrees.size == n:
+        raise ValueError("columns of different lengths")
+    if n and (types.min() < 0 or types.max() >= len(full) or degrees.min() < 0):
+        raise ValueError("type or degree out of range")
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(degrees, out=offsets[1:])
+    if int(offsets[-1]) != edges.size or (edges.size and (edges.min() < 0 or edges.max() >= n)):
+        raise ValueError("edges do not match the nodes")
+    roots = [(int(r), str(k), str(lab)) for r, k, lab in json.loads(s[b"ROOT"])]
+    if any(not 0 <= r < n for r, _, _ in roots):
+        raise ValueError("root out of range")
+    labels = {int(i): str(lab) for i, lab in json.loads(s.get(b"LABL", b"[]"))}
+    named: dict[tuple[int, int], str] = {}
+    for d, key, target in json.loads(s.get(b"NAMD", b"[]")):
+        named.setdefault((int(d), int(target)), str(key))
+    return HeapDump(
+        path, meta, full, [q for _, q in parts], types, sizes, addrs, offsets, edges, roots,
+        labels, named,
+    )  # fmt: skip
+
+
+@dataclass
+class Analysis:
+    """A dump with its spanning tree, dominator tree and retained sizes."""
+
+    dump: HeapDump
+    tree: Tree
+    idom: IntArray
+    retained: IntArray
+    count: IntArray
+    timings: dict[str, float]
+    root_label: dict[int, str] = field(default_factory=dict)
+
+    def chain_steps(self, v: int) -> list[Step]:
+        """The shortest reference chain from a root to ``v`` as steps."""
+        d = self.dump
+        path = [v]
+        parent = self.tree.parent
+        vroot = self.tree.vroot
+        while parent[path[-1]] != vroot and len(path) < 10000:
+            path.append(int(parent[path[-1]]))
+        path.reverse()
+        r = path[0]
+        label = self.root_label.get(r)
+        if label is None:
+            why = "unreferenced" if self.tree.phase[r] == 1 else "unrooted"
+            label = f"({why}) {self._token(r)}"
+        steps: list[Step] = [("root", label, -1)]
+        for u, w in itertools.pairwise(path):
+            name = d.named.get((u, w))
+            if name is not None:
+                steps.append(("named", name, -1))
+            steps.append(("node", self._token(w), -1))
+            if d.short_names[d.types[u]] in ("list", "tuple") and steps[-2][0] == "node":
+                row = d.edges[d.offsets[u] : d.offsets[u + 1]]
+                kind, text, _ = steps[-2]
+                steps[-2] = (kind, text, int(np.flatnonzero(row == w)[0]))
+        return steps
+
+    def _token(self, v: int) -> str:
+        d = self.dump
+        short = d.short_names[d.types[v]]
+        label = d.labels.get(v)
+        return f"{short} {label}" if label and short in ("function", "module", "type") else short
+
+    def chain(self, v: int, shape: bool = False) -> str:
+        return render(self.chain_steps(v), shape)
+
+
+def render(steps: list[Step], shape: bool = False) -> str:
+    """'module app → global CACHE → dict → list[3] → Order' (shape: indices as [*])."""
+    out = []
+    for _, text, index in steps:
+        out.append(text if index < 0 else f"{text}[{'*' if shape else index}]")
+    return ARROW.join(out)
+
+
+def analyze(dump: HeapDump) -> Analysis:
+    """Spanning tree, dominators and retained sizes of a loaded dump."""
+    t0 = time.perf_counter()
+    rank = {"module": 0, "frame": 1, "class": 2}
+    ordered = sorted(dump.roots, key=lambda r: rank.get(r[1], 3))
+    root_label: dict[int, str] = {}
+    for node, _, label in ordered:
+        root_label.setdefault(node, label)
+    roots = np.array([r for r, _, _ in ordered], np.int64)
+    tree = spanning_tree(dump.n, dump.offsets, dump.edges, roots)
+    t1 = time.perf_counter()
+    idom = dominators(dump.n, dump.offsets, dump.edges, tree)
+    t2 = time.perf_counter()
+    retained, count = retained_sizes(dump.sizes, idom, tree.order)
+    t3 = time.perf_counter()
+    timings = {"graph_s": t1 - t0, "dominators_s": t2 - t1, "retained_s": t3 - t2}
+    return Analysis(dump, tree, idom, retained, count, timings, root_label)
+
+
+def top_objects(a: Analysis, limit: int = 30) -> list[dict[str, Any]]:
+    """Types by retained size (nested objects of one type counted once), with count and
+    shallow size."""
+    d = a.dump
+    k = len(d.type_names)
+    counts = np.bincount(d.types, minlength=k)
+    shallow = np.bincount(d.types, weights=d.sizes, minlength=k)
+    outer = outermost(d.types, a.idom, a.tree.order, a.count)
+    ret = np.bincount(d.types[outer], weights=a.retained[: d.n][outer], minlength=k)
+    best = np.lexsort((-shallow, -ret))[:limit]
+    return [
+        {
+            "type": d.type_names[t],
+            "count": int(counts[t]),
+            "shallow_size": int(shallow[t]),
+            "retained_size": int(ret[t]),
+        }
+        for t in best.tolist()
+        if counts[t]
+    ]
+
+
+def largest_retainers(a: Analysis, limit: int = 20, share: float = 0.9) -> list[dict[str, Any]]:
+    """The objects retaining the most memory, each descended through 'wrappers' (a module, its
+    dict...) to the child holding at least ``share`` of it, so the real holder is named."""
+    n = a.dump.n
+    ret = a.retained
+    kids = a.tree.order
+    best_child = np.full(n + 1, -1, np.int64)
+    by = kids[np.lexsort((-ret[kids], a.idom[kids]))]
+    firsts = np.r_[True, a.idom[by][1:] != a.idom[by][:-1]]
+    best_child[a.idom[by][firsts]] = by[firsts]
+    seen: dict[int, None] = {}
+    for v in np.argsort(-ret[:n], kind="stable")[: limit * 10].tolist():
+        while best_child[v] >= 0 and ret[best_child[v]] >= share * ret[v]:
+            v = int(best_child[v])
+        seen.setdefault(v, None)
+    picked = sorted(seen, key=lambda v: (-int(ret[v]), v))[:limit]
+    return [describe(a, v) for v in picked]
+
+
+def describe(a: Analysis, v: int) -> dict[str, Any]:
+    d = a.dump
+    return {
+        "address": hex(int(d.addrs[v])),
+        "type": d.type_names[d.types[v]],
+        "label": d.labels.get(v, ""),
+        "shallow_size": int(d.sizes[v]),
+        "retained_size": int(a.retained[v]),
+        "retained_objects": int(a.count[v]),
+        "chain": a.chain(v),
+    }
+
+
+def find_type(d: HeapDump, name: str) -> list[int]:
+    """Type indices whose full ('mod.Qual') or bare qualified name is ``name``."""
+    return [
+        i
+        for i, (f, q) in enumerate(zip(d.type_names, d.short_names, strict=False))
+        if name in (f, q)
+    ]
+
+
+def chains_for_type(a: Analysis, name: str, limit: int = 10) -> dict[str, Any]:
+    """Shortest chains from a root to the instances of a type, grouped by shape."""
+    d = a.dump
+    tix = find_type(d, name)
+    nodes = np.flatnonzero(np.isin(d.types, tix))
+    sampled = nodes.size > SAMPLE_CHAINS
+    if sampled:
+        nodes = nodes[np.argsort(-a.retained[nodes], kind="stable")[:SAMPLE_CHAINS]]
+    groups: dict[str, list[int]] = {}
+    for v in nodes.tolist():
+        steps = a.chain_steps(v)
+        groups.setdefault(render(steps, shape=True), []).append(v)
+    rows: list[dict[str, Any]] = []
+    for shape, members in groups.items():
+        top = max(members, key=lambda v: (int(a.retained[v]), -v))
+        rows.append(
+            {
+                "chain": shape,
+                "count": len(members),
+                "retained_size": int(a.retained[members].sum()),
+                "example": a.chain(top),
+                "example_address": hex(int(d.addrs[top])),
+            }
+        )
+    rows.sort(key=lambda r: (-r["count"], -r["retained_size"], r["chain"]))
+    return {
+        "type": name,
+        "types_matched": [d.type_names[t] for t in tix],
+        "instances": int(np.isin(d.types, tix).sum()),
+        "sampled": sampled,
+        "chains": rows[:limit],
+    }
+
+
+def find_object(d: HeapDump, address: str | int) -> int:
+    value = int(address, 0) if isinstance(address, str) else int(address)
+    hit = np.flatnonzero(d.addrs == value)
+    if hit.size == 0:
+        raise HeapDumpError(f"{d.path}: no object at address {hex(value)}")
+    return int(hit[0])
+
+
+def summary(a: Analysis) -> dict[str, Any]:
+    d = a.dump
+    phase = a.tree.phase
+    return {
+        "objects": d.n,
+        "edges": int(d.edges.size),
+        "types": len(d.type_names),
+        "roots": len(d.roots),
+        "total_size": int(d.sizes.sum()),
+        "rooted_size": int(d.sizes[phase == 0].sum()),
+        "unreferenced_size": int(d.sizes[phase == 1].sum()),
+        "unrooted_size": int(d.sizes[phase == 2].sum()),
+    }
+
+
+def analyze_heap_dump(
+    path: str,
+    type_name: str | None = None,
+    address: str | int | None = None,
+    top: int = 30,
+) -> dict[str, Any]:
+    """Everything the CLI and API show for one dump, JSON-serialisable."""
+    t0 = time.perf_counter()
+    dump = load_dump(str(path))
+    t1 = time.perf_counter()
+    a = analyze(dump)
+    result: dict[str, Any] = {
+        "file": str(path),
+        "format_version": VERSION,
+        "meta": dump.meta,
+        "summary": summary(a),
+        "top_objects": top_objects(a, top),
+        "largest_retainers": largest_retainers(a, min(top, 20)),
+    }
+    if type_name:
+        result["chains"] = chains_for_type(a, type_name)
+    if address is not None:
+        result["object"] = describe(a, find_object(dump, address))
+    a.timings["load_s"] = t1 - t0
+    a.timings["total_s"] = time.perf_counter() - t0
+    result["timings"] = {k: round(v, 4) for k, v in a.timings.items()}
+    return result
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def format_analysis(r: dict[str, Any]) -> str:
+    """The analysis as text tables for the terminal."""
+    m, s = r["meta"], r["summary"]
+    lines = [
+        f"{r['file']}: pid {m.get('pid')} python {m.get('python')}, {m.get('writer')} writer "
+        f"(pause {float(m.get('pause_s', 0)) * 1e3:.1f} ms), RSS {_mb(int(m.get('rss_bytes', 0)))}",
+        f"{s['objects']:,} objects, {s['edges']:,} references, {_mb(s['total_size'])} "
+        f"({_mb(s['unreferenced_size'] + s['unrooted_size'])} not reachable from a root)",
+        "",
+        f"{'retained':>12} {'shallow':>12} {'count':>10}  type",
+    ]
+    for row in r["top_objects"]:
+        lines.append(
+            f"{_mb(row['retained_size']):>12} {_mb(row['shallow_size']):>12} "
+            f"{row['count']:>10,}  {row['type']}"
+        )
+    lines += ["", "largest retainers:"]
+    for row in r["largest_retainers"]:
+        lines.append(f"{_mb(row['retained_size']):>12}  {row['chain']}  ({row['address']})")
+    chains = r.get("chains")
+    if chains:
+        lines += ["", f"chains to {chains['type']} ({chains['instances']:,} instances):"]
+        for row in chains["chains"]:
+            lines.append(f"{row['count']:>10,}  {row['chain']}")
+            lines.append(f"{'':>10}  e.g. {row['example']}")
+    obj = r.get("object")
+    if obj:
+        lines += ["", f"{obj['address']} {obj['type']}: retains {_mb(obj['retained_size'])}"]
+        lines.append(f"  {obj['chain']}")
+    return "\n".join(lines)

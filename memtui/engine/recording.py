@@ -1,0 +1,588 @@
+"""Provides Recording and build_report_input_from_recording: a run's SQLite recording read back.
+
+The samples are replayed into the same MemoryMetrics, LeakDetector, CulpritAnalysis and
+SiteGrowthTracker the live paths use, so `memtui report RUN.db` says what the monitor would have
+said, at any time, for any window (``since``/``until``), including for a run whose process died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+import re
+import sqlite3
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from memtui.engine.culprits import CulpritAnalysis
+from memtui.engine.leaks import LeakDetector
+from memtui.engine.metrics import MemoryMetrics
+from memtui.engine.report.json_report import ReportInput, SourceInfo
+from memtui.engine.signatures import census_from_dict, gc_from_dict
+from memtui.engine.sites import SiteGrowthTracker
+from memtui.engine.snapshot import AllocationStat, AllocationTraceback, MemorySnapshot, SnapshotLog
+from memtui.errors import ReportError, UsageError
+from memtui.probe.allocator import AllocatorReading
+from memtui.probe.gcstats import GcReading
+from memtui.probe.memory import MemoryReading
+from memtui.probe.recorder import FORMAT_NAME, SCHEMA_VERSION, is_recording_header
+from memtui.probe.tracing import TraceKey
+
+MIB: float = 1024.0 * 1024.0
+CHART_POINTS: int = 2000
+TRACE_LIMIT: int = 100
+_DURATION = re.compile(r"^([+-]?)(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)$")
+_UNIT = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Memory over time: raw samples where kept, per-bucket mean/min/max further back."""
+
+    t: np.ndarray  # wall seconds (a bucket's middle)
+    rss: np.ndarray  # mean bytes
+    rss_min: np.ndarray
+    rss_max: np.ndarray
+    vms: np.ndarray
+    traced: np.ndarray
+    blocks: np.ndarray
+    count: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.t.size)
+
+
+def parse_bound(value: str | float | None, start: float, end: float) -> float | None:
+    """A window bound as wall seconds.
+
+    Numbers and durations ("90m", "2h", "3d") count from the recording's start; negative ones
+    ("-6h") from its end; anything else must be an ISO date-time (UTC unless it says otherwise).
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return start + value if value >= 0 else end + value
+    text = value.strip().lower()
+    m = _DURATION.match(text)
+    if m:
+        seconds = float(m.group(2)) * _UNIT[m.group(3)]
+        return end - seconds if m.group(1) == "-" else start + seconds
+    try:
+        when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"cannot read the time {value!r}: use seconds or a duration from the start "
+            "(3600, 90m, 2h, 3d), a negative one from the end (-6h), or an ISO date-time"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.timestamp()
+
+
+class Recording:
+    """A memtui recording opened for reading; raises ReportError on anything else."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        name = self.path
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(16)
+        except FileNotFoundError:
+            raise ReportError(f"{name}: no such recording") from None
+        except IsADirectoryError:
+            raise ReportError(f"{name}: is a directory, expected a recording (.db)") from None
+        except OSError as exc:
+            raise ReportError(f"{name}: cannot read ({exc.strerror or exc})") from None
+        if not is_recording_header(head):
+            raise ReportError(f"{name}: not a memtui recording (not an SQLite database)")
+        try:
+            self._db = self._connect()
+            rows = self._db.execute("SELECT key, value FROM meta").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise ReportError(f"{name}: not a memtui recording, or corrupt ({exc})") from None
+        self.meta: dict[str, Any] = {}
+        for key, value in rows:
+            with contextlib.suppress(ValueError, TypeError):
+                self.meta[str(key)] = json.loads(value)
+        if self.meta.get("format") != FORMAT_NAME:
+            self._db.close()
+            raise ReportError(f"{name}: an SQLite database, but not a memtui recording")
+        if int(self.meta.get("schema", 0)) > SCHEMA_VERSION:
+            self._db.close()
+            raise ReportError(
+                f"{name}: recorded by a newer memtui (schema {self.meta.get('schema')}); "
+                "upgrade memtui to read it"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        """Read-write when allowed (so a dead writer's WAL is read), read-only otherwise."""
+        if os.access(self.path, os.W_OK) and os.access(os.path.dirname(self.path) or ".", os.W_OK):
+            db = sqlite3.connect(self.path, timeout=5.0)
+        else:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0)
+        db.execute("PRAGMA query_only=1")
+        return db
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise ReportError(f"{self.path}: corrupt recording ({exc})") from None
+
+    def span(self) -> tuple[float, float] | None:
+        """Wall time of the first and the last sample, or None when there is none."""
+        (a, b), (c, d) = self._rows(
+            "SELECT min(t_ms), max(t_ms) FROM samples UNION ALL "
+            "SELECT min(t_ms), max(t_last_ms) FROM buckets"
+        )
+        lows = [x for x in (a, c) if x is not None]
+        highs = [x for x in (b, d) if x is not None]
+        if not lows:
+            return None
+        return min(lows) / 1000.0, max(highs) / 1000.0
+
+    def series(self, lo: float | None = None, hi: float | None = None) -> Series:
+        """Everything recorded between ``lo`` and ``hi`` (wall seconds), oldest first."""
+        lo_ms = -(2**62) if lo is None else int(lo * 1000)
+        hi_ms = 2**62 if hi is None else int(hi * 1000)
+        raw = self._rows(
+            "SELECT t_ms, rss, rss, rss, vms, traced, blocks, 1 FROM samples "
+            "WHERE t_ms BETWEEN ? AND ? ORDER BY t_ms",
+            (lo_ms, hi_ms),
+        )
+        boundary = raw[0][0] if raw else hi_ms + 1
+        rows: list[Any] = raw
+        for width in (60, 900):  # finest first: each tier only where finer ones do not reach
+            part = self._rows(
+                "SELECT (t_ms + t_last_ms) / 2, rss_mean, rss_min, rss_max, vms_mean, "
+                "traced_mean, blocks_mean, n, t_ms FROM buckets WHERE width_s = ? AND "
+                "t_ms >= ? AND t_last_ms <= ? AND t_last_ms < ? ORDER BY t_ms",
+                (width, lo_ms, hi_ms, boundary),
+            )
+            if part:
+                boundary = part[0][8]
+                rows = [r[:8] for r in part] + rows
+        a = np.array(rows, dtype=np.float64).reshape(-1, 8)
+        a = np.nan_to_num(a, nan=0.0)
+        return Series(
+            t=a[:, 0] / 1000.0,
+            rss=a[:, 1],
+            rss_min=a[:, 2],
+            rss_max=a[:, 3],
+            vms=a[:, 4],
+            traced=a[:, 5],
+            blocks=a[:, 6],
+            count=a[:, 7].astype(np.int64),
+        )
+
+    def _window(self, table: str, cols: str, lo: float, hi: float) -> list[Any]:
+        return self._rows(
+            f"SELECT t_ms, {cols} FROM {table} WHERE t_ms BETWEEN ? AND ? ORDER BY t_ms",
+            (int(lo * 1000), int(hi * 1000)),
+        )
+
+    def gc_readings(self, lo: float, hi: float) -> list[tuple[float, dict[str, Any]]]:
+        """GC readings in the window, preceded by the last one before it (the baseline)."""
+        before = self._rows(
+            "SELECT t_ms, data FROM gc WHERE t_ms < ? ORDER BY t_ms DESC LIMIT 1",
+            (int(lo * 1000),),
+        )
+        rows = before + self._window("gc", "data", lo, hi)
+        return [(t / 1000.0, json.loads(d)) for t, d in rows]
+
+    def snapshots(self, lo: float, hi: float) -> Iterator[tuple[float, str, int, dict[str, Any]]]:
+        for t, kind, rss, blob in self._window("snapshots", "kind, rss, data", lo, hi):
+            try:
+                data = json.loads(zlib.decompress(blob).decode("utf-8"))
+            except (zlib.error, ValueError, UnicodeDecodeError):
+                continue  # one damaged summary does not spoil the recording
+            yield t / 1000.0, str(kind), int(rss or 0), data
+
+    def markers(self, lo: float, hi: float) -> list[tuple[float, str, str]]:
+        return [
+            (t / 1000.0, str(lb), str(s))
+            for t, lb, s in self._window("markers", "label, source", lo, hi)
+        ]
+
+    def dumps(self, lo: float, hi: float) -> list[tuple[float, str, dict[str, Any]]]:
+        return [
+            (t / 1000.0, str(p), json.loads(s))
+            for t, p, s in self._window("dumps", "path, summary", lo, hi)
+        ]
+
+    def verdicts(self, lo: float, hi: float) -> list[tuple[float, str, float, float, str]]:
+        rows = self._window("verdicts", "state, rate, confidence, reason", lo, hi)
+        return [
+            (t / 1000.0, str(s), float(r or 0), float(c or 0), str(m or ""))
+            for t, s, r, c, m in rows
+        ]
+
+    def size_bytes(self) -> int:
+        return sum(
+            os.path.getsize(self.path + ext)
+            for ext in ("", "-wal")
+            if os.path.exists(self.path + ext)
+        )
+
+
+# -- building a report -----------------------------------------------------------------------
+def _sites(rows: Any) -> dict[TraceKey, tuple[int, int]]:
+    """Per-traceback (bytes, blocks) from a snapshot's site rows (agent or profiler form)."""
+    out: dict[TraceKey, tuple[int, int]] = {}
+    for row in rows or []:
+        if not isinstance(row, Mapping):
+            continue
+        frames = row.get("frames") or (
+            [[row["file"], row["line"]]] if "file" in row and "line" in row else []
+        )
+        key: TraceKey = tuple((str(f[0]), int(f[1])) for f in frames)
+        size = int(row.get("size_bytes", row.get("size", 0)))
+        prev = out.get(key, (0, 0))
+        out[key] = (prev[0] + size, prev[1] + int(row.get("count", 0)))
+    return out
+
+
+def _gc_delta(first: dict[str, Any] | None, last: dict[str, Any]) -> GcReading:
+    """The activity between two cumulative readings (the whole of ``last`` without a first)."""
+    reading = gc_from_dict(last)
+    if first is None:
+        return reading
+    base = gc_from_dict(first)
+
+    def minus(a: tuple[Any, Any, Any], b: tuple[Any, Any, Any]) -> Any:
+        return tuple(max(x - y, 0) for x, y in zip(a, b, strict=False))
+
+    return dataclasses.replace(
+        reading,
+        collections=minus(reading.collections, base.collections),
+        collected=minus(reading.collected, base.collected),
+        uncollectable=minus(reading.uncollectable, base.uncollectable),
+        time_s=minus(reading.time_s, base.time_s),
+    )
+
+
+def _reduce(values: np.ndarray, edges: np.ndarray, how: str) -> np.ndarray:
+    if how == "min":
+        return np.minimum.reduceat(values, edges)
+    if how == "max":
+        return np.maximum.reduceat(values, edges)
+    return np.add.reduceat(values, edges)
+
+
+def timeline(
+    t_s: np.ndarray,
+    rss: np.ndarray,
+    rss_min: np.ndarray,
+    rss_max: np.ndarray,
+    traced: np.ndarray | None,
+    start_wall: float,
+    counts: np.ndarray | None = None,
+    max_points: int = CHART_POINTS,
+) -> dict[str, Any]:
+    """The report's "timeline" (what the HTML chart draws): at most ``max_points`` points."""
+    n = int(t_s.size)
+    w = counts.astype(np.float64) if counts is not None else np.ones(n)
+    if n > max_points:
+        edges = np.linspace(0, n, max_points + 1).astype(np.int64)[:-1]
+        edges = np.unique(edges)
+        ws = _reduce(w, edges, "sum")
+        t_s = _reduce(t_s * w, edges, "sum") / ws
+        rss = _reduce(rss * w, edges, "sum") / ws
+        traced = _reduce(traced * w, edges, "sum") / ws if traced is not None else None
+        rss_min, rss_max = _reduce(rss_min, edges, "min"), _reduce(rss_max, edges, "max")
+
+    def mb(a: np.ndarray) -> list[float]:
+        return [round(float(x) / MIB, 3) for x in a]
+
+    return {
+        "start_wall": start_wall,
+        "t_s": [round(float(x), 1) for x in t_s],
+        "rss_mb": mb(rss),
+        "rss_min_mb": mb(rss_min),
+        "rss_max_mb": mb(rss_max),
+        "traced_mb": mb(traced) if traced is not None and bool(np.any(traced > 0)) else None,
+    }
+
+
+def timeline_from_metrics(metrics: MemoryMetrics, start_wall: float) -> dict[str, Any]:
+    """The timeline of a live run (MemoryMetrics' bounded history), for its HTML report."""
+    points = metrics.series(max_points=CHART_POINTS)
+    t0 = metrics.start_t_s or 0.0
+    if not points:
+        return timeline(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), None, start_wall)
+    return timeline(
+        np.array([(p.t_start + p.t_end) / 2.0 - t0 for p in points]),
+        np.array([p.mean[0] for p in points]),
+        np.array([p.minimum[0] for p in points]),
+        np.array([p.maximum[0] for p in points]),
+        np.array([p.mean[2] for p in points]),
+        start_wall,
+    )
+
+
+def snapshot_payload(
+    snap: MemorySnapshot, top_sites: int = 20, top_types: int = 50
+) -> dict[str, Any]:
+    """What a Recorder stores for a MemorySnapshot (the profiler's add_snapshot argument)."""
+    out: dict[str, Any] = {"vms": snap.memory.vms_bytes, "uss": snap.memory.uss_bytes}
+    if snap.census is not None:
+        out["census"] = {
+            "counts": snap.top_types(top_types),
+            "total_objects": snap.census.total_objects,
+            "types": len(snap.census.counts),
+            "duration_s": round(snap.census.duration_s, 6),
+        }
+    if snap.traces is not None:
+        out["traced"] = snap.traces.traced_bytes
+        out["sites"] = [
+            {
+                "frames": [list(f) for f in s.traceback.frames],
+                "size_bytes": s.size,
+                "count": s.count,
+            }
+            for s in snap.get_top_stats(top_sites, "traceback")
+        ]
+    if snap.gc is not None:
+        out["gc"] = dataclasses.asdict(snap.gc)
+    if snap.signals is not None:
+        out["signals"] = snap.signals.to_dict()
+    return out
+
+
+def build_report_input_from_recording(
+    path: str | os.PathLike[str],
+    since: str | float | None = None,
+    until: str | float | None = None,
+    *,
+    growth_threshold_mb_per_hour: float | None = None,
+    alert_threshold_mb: float | None = None,
+    memory_limit_bytes: int | None = None,
+    trace_limit: int = TRACE_LIMIT,
+) -> ReportInput:
+    """Replay a recording (or the ``since``..``until`` part of it, see parse_bound).
+
+    Thresholds default to the ones the recording names (10 MB/h and 1000 MB when it does not).
+    Raises ReportError with one clear line for a missing, foreign, corrupt or empty file.
+    """
+    with Recording(path) as rec:
+        return _build(
+            rec,
+            since,
+            until,
+            growth_threshold_mb_per_hour,
+            alert_threshold_mb,
+            memory_limit_bytes,
+            trace_limit,
+        )
+
+
+def _build(
+    rec: Recording,
+    since: str | float | None,
+    until: str | float | None,
+    growth: float | None,
+    alert: float | None,
+    limit: int | None,
+    trace_limit: int,
+) -> ReportInput:
+    meta = rec.meta
+    span = rec.span()
+    if span is None:
+        raise ReportError(f"{rec.path}: the recording holds no samples yet")
+    lo = parse_bound(since, *span)
+    hi = parse_bound(until, *span)
+    lo = span[0] if lo is None else max(lo, span[0])
+    hi = span[1] if hi is None else min(hi, span[1])
+    s = rec.series(lo, hi)
+    if len(s) == 0:
+        raise ReportError(f"{rec.path}: no samples between {_iso(lo)} and {_iso(hi)}")
+    growth = float(growth if growth is not None else meta.get("growth_threshold_mb_per_hour", 10.0))
+    alert = alert if alert is not None else meta.get("alert_threshold_mb", 1000.0)
+    limit = limit if limit is not None else meta.get("memory_limit_bytes")
+    t0 = float(s.t[0])
+    ts = s.t - t0
+    metrics = MemoryMetrics()
+    culprits = CulpritAnalysis()
+    has_traced = bool(np.any(s.traced > 0))
+    has_blocks = bool(np.any(s.blocks > 0))
+    for i in range(len(s)):
+        t, rss, traced, blocks = (
+            float(ts[i]),
+            float(s.rss[i]),
+            float(s.traced[i]),
+            float(s.blocks[i]),
+        )
+        metrics.add_sample(
+            t,
+            MemoryReading(int(rss), int(s.vms[i])),
+            int(traced),
+            AllocatorReading(allocated_blocks=int(blocks)) if has_blocks else None,
+        )
+        culprits.observe_sample(
+            t, rss, traced if has_traced else None, blocks if has_blocks else None, None
+        )
+    metrics.samples = int(s.count.sum())  # what was sampled, not the rows replayed
+    metrics.peak_bytes = max(metrics.peak_bytes, int(s.rss_max.max()))
+    metrics.min_bytes = min(metrics.min_bytes, int(s.rss_min.min()))
+    detector = LeakDetector(growth, alert, limit)
+    detector.update_many(ts, s.rss)
+
+    readings = rec.gc_readings(lo, hi)
+    if readings:
+        in_window = [r for t, r in readings if t >= lo] or [readings[-1][1]]
+        base = readings[0][1] if readings[0][0] < lo else None
+        metrics.gc_first = _gc_delta(base, in_window[0]) if base else gc_from_dict(in_window[0])
+        metrics.gc_last = _gc_delta(base, in_window[-1])
+
+    snaps = SnapshotLog(500)
+    sites: SiteGrowthTracker[TraceKey] = SiteGrowthTracker(max_sites=4 * trace_limit)
+    latest_sites: dict[TraceKey, tuple[int, int]] = {}
+    site_series: dict[TraceKey, list[tuple[float, int]]] = {}
+    pid = int(meta.get("pid", 0) or 0)
+    has_census = False
+    for t, _kind, rss, data in rec.snapshots(lo, hi):
+        census = data.get("census")
+        gc = data.get("gc")
+        has_census = has_census or isinstance(census, Mapping)
+        snaps.append(
+            MemorySnapshot(
+                timestamp=t,
+                elapsed_s=t - t0,
+                memory=MemoryReading(rss, int(data.get("vms", 0) or 0), data.get("uss")),
+                census=census_from_dict(census) if isinstance(census, Mapping) else None,
+                gc=gc_from_dict(gc) if isinstance(gc, Mapping) else None,
+                pid=pid,
+            )
+        )
+        if isinstance(census, Mapping):
+            signals = data.get("signals")
+            culprits.observe_frame_census(
+                t - t0, {**census, "signals": signals} if signals else census, gc
+            )
+        if data.get("sites") is not None:
+            latest_sites = _sites(data["sites"])
+            sites.observe(t - t0, latest_sites, trace_limit)
+            for key, (size, _) in latest_sites.items():
+                site_series.setdefault(key, []).append((round(t - t0, 1), size))
+    ranked = sorted(latest_sites.items(), key=lambda kv: (-kv[1][0], kv[0]))[:trace_limit]
+    top = tuple(AllocationStat(AllocationTraceback(k), v[0], v[1]) for k, v in ranked)
+
+    role = str(meta.get("role", "agent"))
+    kind = str(meta.get("kind", "outside" if role == "monitor" else "in-process"))
+    unavailable = tuple(
+        name
+        for name, ok in (
+            ("top_allocators", bool(top)),
+            ("object_counts", has_census),
+            ("gc_statistics", bool(readings)),
+        )
+        if not ok
+    )
+    clean = "ended_at" in meta
+    notes = []
+    if unavailable:
+        notes.append("not in this recording: " + ", ".join(unavailable))
+    if not clean:
+        notes.append(
+            f"the recording ends at {_iso(span[1])} without a clean close: the writer was "
+            "killed or crashed (or is still running); at most its last seconds are missing"
+        )
+    markers = rec.markers(lo, hi)
+    extra: dict[str, Any] = {
+        "timeline": timeline(ts, s.rss, s.rss_min, s.rss_max, s.traced, t0, s.count),
+        "markers": [
+            {"at_seconds": round(t - t0, 1), "timestamp": _iso(t), "label": label, "source": src}
+            for t, label, src in markers
+        ],
+        "heap_dumps": [
+            {"at_seconds": round(t - t0, 1), "timestamp": _iso(t), "path": p, "summary": summary}
+            for t, p, summary in rec.dumps(lo, hi)
+        ],
+        "verdict_history": [
+            {
+                "at_seconds": round(t - t0, 1),
+                "state": st,
+                "rate_mb_per_hour": round(r, 4),
+                "confidence": round(c, 4),
+                "reason": why,
+            }
+            for t, st, r, c, why in rec.verdicts(lo, hi)
+        ],
+        "allocator_timeline": [
+            {
+                "site": f"{k[0][0]}:{k[0][1]}" if k else "<unknown>",
+                "t_s": [p[0] for p in site_series[k]],
+                "size_mb": [round(p[1] / MIB, 4) for p in site_series[k]],
+            }
+            for k, _ in ranked[:8]
+            if k in site_series
+        ],
+        "gc_timeline": {
+            "t_s": [round(t - t0, 1) for t, _ in readings if t >= lo],
+            "collections": [list(r.get("collections", [0, 0, 0])) for t, r in readings if t >= lo],
+        },
+        "recording": {
+            "path": os.path.abspath(rec.path),
+            "role": role,
+            "size_bytes": rec.size_bytes(),
+            "clean_end": clean,
+            "window": {"since": _iso(lo), "until": _iso(hi)},
+            "raw_samples": int(np.count_nonzero(s.count == 1)),
+            "samples_represented": int(s.count.sum()),
+        },
+    }
+    argv = meta.get("argv") or []
+    return ReportInput(
+        source=SourceInfo(
+            pid=pid,
+            kind=kind,
+            command=" ".join(str(a) for a in argv) if isinstance(argv, list) else str(argv),
+            python_version=meta.get("python"),
+            unavailable=unavailable,
+            note="; ".join(notes),
+            ended=not clean and role != "monitor",
+        ),
+        start_wall=t0,
+        end_wall=float(s.t[-1]),
+        metrics=metrics,
+        verdict=detector.final_verdict(),
+        growth_threshold_mb_per_hour=growth,
+        alert_threshold_mb=None if alert is None else float(alert),
+        top_allocators=top,
+        leaking_sites=tuple(sites.leaking()[:trace_limit]),
+        snapshots=snaps.items,
+        events=detector.events,
+        memory_limit_bytes=limit,
+        memory_limit_source=meta.get("memory_limit_source"),
+        culprits=culprits.to_report() if has_census or has_traced else None,
+        extra=extra,
+    )
+
+
+def _iso(wall: float) -> str:
+    if not math.isfinite(wall):
+        return "?"
+    return (
+        dt.datetime.fromtimestamp(wall, tz=dt.timezone.utc)
+        .replace(tzinfo=None)
+        .isoformat(timespec="seconds")
+    )
