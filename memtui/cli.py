@@ -447,7 +447,7 @@ def _open_monitor(
     from memtui.tui.app import run_monitor
 
     outcome = run_monitor(
-        source, out_dir=args.out_dir, launched=launched, refresh_s=max(0.2, args.sample_interval)
+        source, out_dir=args.out_dir, launched=launched, refresh_s=max(1.0, args.sample_interval)
     )
     print(f"memtui: {outcome.summary}", file=sys.stderr)
     if outcome.report_path:

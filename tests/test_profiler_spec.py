@@ -241,10 +241,8 @@ async def test_state_errors_and_heap_dumps_say_so() -> None:
         await profiler.start()
     await profiler.stop()
     assert profiler.latest_heap_dump is None
-    with pytest.raises(HeapDumpError, match="not available"):
+    with pytest.raises(HeapDumpError, match="cannot read"):
         await profiler.analyze_heap_dump("x.dump")
-    with pytest.raises(HeapDumpError, match="not available"):
-        MemoryProfiler(enable_heap_dump=True, heap_dump_dir="/tmp/heap_dumps")
 
 
 @pytest.mark.parametrize(

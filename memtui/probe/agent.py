@@ -25,7 +25,13 @@ from memtui.probe import protocol
 from memtui.probe.census import CensusResult, take_census
 from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.gcstats import GcMonitor
-from memtui.probe.heapdump import WRITERS, HeapDumpFailed, start_heap_dump, unique_path
+from memtui.probe.heapdump import (
+    SUFFIX,
+    WRITERS,
+    HeapDumpFailed,
+    start_heap_dump,
+    unique_path,
+)
 from memtui.probe.history import History, HistoryPoint
 from memtui.probe.memory import ProcMemoryReader
 from memtui.probe.server import AgentError, AgentServer
@@ -55,8 +61,12 @@ def _dump_target(message: dict[str, Any], pid: int) -> str:
         if value is not None and (not isinstance(value, str) or not value or "\0" in value):
             raise CommandError(f"{name!r} must be a non-empty path, got {value!r}")
     if path is not None:
+        if not str(path).endswith(SUFFIX):
+            raise CommandError(f"'path' must name a {SUFFIX} file, got {path!r}")
         return str(path)
-    return unique_path(os.path.abspath(out_dir or "heap_dumps"), pid)
+    if out_dir is None:
+        raise CommandError("heap_dump needs 'out_dir' (a directory) or 'path' (a file)")
+    return unique_path(os.path.abspath(out_dir), pid)
 
 
 def _census_summary(result: CensusResult, taken_at: float) -> dict[str, Any]:

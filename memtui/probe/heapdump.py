@@ -189,6 +189,8 @@ def start_heap_dump(
     path = os.path.abspath(path)
     if os.path.isdir(path):
         path = unique_path(path)
+    elif os.path.lexists(path):
+        raise HeapDumpFailed(f"{path!r} already exists; heap dumps never overwrite a file")
     directory = os.path.dirname(path)
     try:
         os.makedirs(directory, exist_ok=True)

@@ -15,7 +15,8 @@ Commands (arguments → result):
 - tracemalloc {on: bool, frames: int} → {tracing: {...}}
 - gc_collect {} → {collected: int, duration_s: float}
 - set_baseline {} → {baseline_at: float}
-- heap_dump {path?} → error until heap dumps exist
+- heap_dump {path? | out_dir?, writer?, wait_s?} → {path, writer, pause_s, objects, edges,
+  bytes, duration_s, pending} (see memtui.probe.heapdump)
 - report_data {} → everything a monitor needs to build the JSON report
 - detach {} → stops the agent and removes its socket (the reply is sent first)
 

@@ -162,7 +162,17 @@ class AgentSource:
         )
 
     def dump_heap(self, out_dir: str) -> CommandResult:
-        return self._request("heap_dump", "Heap dump written to {path}", out_dir=out_dir)
+        # The target resolves paths against its own working directory: send an absolute one.
+        try:
+            reply = self.session.client.request(
+                "heap_dump", out_dir=os.path.abspath(out_dir), wait_s=8
+            )
+        except MemtuiError as exc:
+            return CommandResult(False, str(exc))
+        path = str(reply.get("path") or "")
+        if reply.get("pending"):
+            return CommandResult(True, f"Heap dump still being written to {path}", path or None)
+        return CommandResult(True, f"Heap dump written to {path}", path or None)
 
     def export_report(self, out_dir: str) -> CommandResult:
         return _export(self.session.report_input(), out_dir, self.pid)
