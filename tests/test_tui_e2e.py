@@ -106,6 +106,18 @@ def test_run_monitor_keys_and_quit(monitor: Tmux, workdir: Path) -> None:
     # e: export the report (path notified), then q: leave, y: stop the program too.
     monitor.keys("e")
     monitor.wait_for(lambda s: "Report written" in s, 15, "the export notification")
+    # d: a heap dump of the target, written by a forked copy of it, readable by the analyzer.
+    monitor.keys("d")
+    monitor.wait_for(lambda s: "Heap dump" in s and ".mtdump" in s, 30, "the dump notification")
+    deadline = time.monotonic() + 30
+    while not list(workdir.glob("*.mtdump")) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    dumps = list(workdir.glob("*.mtdump"))
+    assert dumps, monitor.screen()
+    from memtui.engine.dumps import analyze_heap_dump
+
+    analysis = analyze_heap_dump(str(dumps[0]))
+    assert analysis["top_objects"]
     monitor.keys("q")
     monitor.wait_for(lambda s: "Stop" in s, 10, "the stop-the-program question")
     monitor.keys("y")
