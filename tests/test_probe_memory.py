@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import subprocess
 import sys
@@ -22,12 +23,21 @@ def test_read_matches_statm_and_grows_with_allocation() -> None:
         assert before.rss_bytes > 0
         assert before.vms_bytes >= before.rss_bytes
         assert before.uss_bytes is None
-        block = bytearray(50 * 1024 * 1024)
-        for i in range(0, len(block), 4096):  # touch every page so it becomes resident
-            block[i] = 1
+        block = _fresh_pages(50 * 1024 * 1024)
         after = reader.read()
         assert after.rss_bytes - before.rss_bytes >= 45 * 1024 * 1024
-        del block
+        block.close()
+
+
+def _fresh_pages(size: int) -> mmap.mmap:
+    """New private resident memory: an anonymous mapping with every page touched.
+
+    A bytearray could reuse memory this (long-lived test) process freed earlier.
+    """
+    block = mmap.mmap(-1, size)
+    for i in range(0, size, mmap.PAGESIZE):
+        block[i] = 1
+    return block
 
 
 def test_read_full_reports_uss_pss_swap() -> None:
@@ -36,11 +46,11 @@ def test_read_full_reports_uss_pss_swap() -> None:
         assert full.uss_bytes is not None and full.pss_bytes is not None
         assert full.swap_bytes is not None and full.swap_bytes >= 0
         assert 0 < full.uss_bytes <= full.pss_bytes <= full.rss_bytes * 1.1
-        block = bytearray(b"\1" * (20 * 1024 * 1024))
+        block = _fresh_pages(20 * 1024 * 1024)
         grown = reader.read_full()
         assert grown.uss_bytes is not None
         assert grown.uss_bytes - full.uss_bytes >= 18 * 1024 * 1024
-        del block
+        block.close()
 
 
 def test_smaps_fallback_sums_every_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
