@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from memtui import __version__
 from memtui.engine.report.writer import format_for, write_report
-from memtui.errors import MemtuiError, ReportError, UsageError
+from memtui.errors import MemtuiError, UsageError
 
 if TYPE_CHECKING:
     from memtui.engine.frame import Source
@@ -87,11 +87,21 @@ def _add_profile_flags(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         help="growth rate threshold in MB/hour (default 10)",
     )
-    parser.add_argument("--output", default="-", help="report file, .json ('-' or absent: stdout)")
+    parser.add_argument(
+        "--output",
+        default="-",
+        help="report file, .json or .html ('-' or absent: JSON on stdout)",
+    )
     parser.add_argument(
         "--detailed-report",
         action="store_true",
-        help="detailed HTML report (not available in this version)",
+        help="the detailed, self-contained HTML report (default --output: memory_report.html)",
+    )
+    parser.add_argument(
+        "--record",
+        metavar="PATH",
+        default=None,
+        help="also record the run to this SQLite file (memtui report PATH rebuilds reports)",
     )
     parser.add_argument(
         "--monitor",
@@ -140,6 +150,7 @@ subcommands:
   memtui detach PID             stop the agent in a process
   memtui demo                   profile the built-in leaky demo service
   memtui analyze FILE.csv       leak verdict for a recorded series (timestamp,rss_bytes)
+  memtui report RUN.db          JSON or HTML report from a recording (--record), any time
   memtui heapdump PID           dump a running CPython's heap (heapdump analyze FILE: explain it)
 
 exit status:
@@ -155,11 +166,8 @@ exit status:
 
 def _check_output(args: argparse.Namespace) -> None:
     """Fail before profiling for an hour, not after, when the report could not be written."""
-    if args.detailed_report:
-        raise ReportError(
-            "--detailed-report (the HTML report) is not available in this version of memtui; "
-            "drop it to get the JSON report"
-        )
+    if args.detailed_report and args.output == "-":
+        args.output = "memory_report.html"
     format_for(args.output)
 
 
@@ -175,6 +183,7 @@ def _profiler_for(args: argparse.Namespace, pid: int | None) -> MemoryProfiler:
         tracemalloc_frames=args.tracemalloc_frames,
         sample_interval=args.sample_interval,
         pid=pid,
+        record_path=getattr(args, "record", None),
     )
 
 
@@ -358,11 +367,14 @@ def _finish_session(
 
 
 def _agent_options(args: argparse.Namespace) -> dict[str, str]:
-    return {
+    options = {
         "MEMTUI_SAMPLE_INTERVAL": str(args.sample_interval),
         "MEMTUI_TRACE": "off" if args.no_tracemalloc else args.trace_mode,
         "MEMTUI_TRACE_FRAMES": str(args.tracemalloc_frames),
     }
+    if getattr(args, "record", None):
+        options["MEMTUI_RECORD"] = os.path.abspath(args.record)
+    return options
 
 
 def _cmd_run(argv: Sequence[str]) -> int:
@@ -407,6 +419,12 @@ def _run_launched(command: list[str], args: argparse.Namespace) -> int:
         session = AgentSession(
             program.client, args.growth_threshold, args.alert_threshold, args.trace_limit
         )
+        if args.record and session.recording_path is None:
+            print(
+                f"memtui: the agent could not record to {args.record} (see the agent's errors); "
+                "profiling goes on without a recording",
+                file=sys.stderr,
+            )
         if monitor:
             from memtui.remote.sources import AgentSource
 
@@ -493,7 +511,12 @@ def _watch_pid(pid: int, args: argparse.Namespace, fallback: bool) -> int:
             source = AgentSource(session, args.sample_interval)
         else:
             source = OutsideSource(
-                pid, why, args.growth_threshold, args.alert_threshold, args.sample_interval
+                pid,
+                why,
+                args.growth_threshold,
+                args.alert_threshold,
+                args.sample_interval,
+                record_path=args.record,
             )
         _open_monitor(source, args, launched=False)
         return 0
@@ -661,6 +684,72 @@ def _cmd_heapdump_analyze(argv: Sequence[str]) -> int:
     return 0
 
 
+def _cmd_report(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog="memtui report",
+        description="Rebuild the JSON or the detailed HTML report from a recording "
+        "(memtui run --record, MemoryProfiler(output_dir=...)), also of a run that died.",
+    )
+    parser.add_argument("recording", help="the SQLite recording (RUN.db)")
+    parser.add_argument(
+        "--output", default="-", help="report file, .json or .html ('-': JSON on stdout)"
+    )
+    parser.add_argument(
+        "--since",
+        default=None,
+        help="window start: seconds or a duration from the recording's start (3600, 90m, 2h), "
+        "a negative one from its end (-6h), or an ISO date-time",
+    )
+    parser.add_argument("--until", default=None, help="window end (same forms as --since)")
+    parser.add_argument(
+        "--growth-threshold",
+        type=_positive_float,
+        default=None,
+        help="growth rate threshold in MB/hour (default: the recording's, else 10)",
+    )
+    parser.add_argument(
+        "--alert-threshold",
+        type=_positive_float,
+        default=None,
+        help="memory threshold in MB (default: the recording's, else 1000)",
+    )
+    parser.add_argument(
+        "--fail-on-leak",
+        action="store_true",
+        help=f"exit with status {EXIT_LEAK} when a leak is detected (for CI)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no summary line on stderr")
+    args = parser.parse_args(argv)
+    format_for(args.output)
+    from memtui.engine.recording import build_report_input_from_recording
+    from memtui.engine.report.json_report import build_report
+
+    report_input = build_report_input_from_recording(
+        args.recording,
+        args.since,
+        args.until,
+        growth_threshold_mb_per_hour=args.growth_threshold,
+        alert_threshold_mb=args.alert_threshold,
+    )
+    report = build_report(report_input)
+    where = write_report(report, args.output)
+    v = report["leak_detection"]
+    s = report["summary"]
+    if not args.quiet:
+        verdict = (
+            f"LEAK {v['leak_rate_mb_per_hour']:+.1f} MB/h (confidence {v['confidence']:.0%})"
+            if v["leak_detected"]
+            else "no leak"
+        )
+        dest = "" if where == "-" else f"; report: {where}"
+        print(
+            f"memtui: {args.recording}: pid {report_input.source.pid}: {verdict}; peak "
+            f"{s['peak_memory_mb']:.1f} MiB over {(s['duration_hours'] or 0) * 3600:.0f} s{dest}",
+            file=sys.stderr,
+        )
+    return EXIT_LEAK if args.fail_on_leak and v["leak_detected"] else 0
+
+
 _SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "analyze": _cmd_analyze,
     "demo": _cmd_demo,
@@ -668,6 +757,7 @@ _SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "attach": _cmd_attach,
     "detach": _cmd_detach,
     "heapdump": _cmd_heapdump,
+    "report": _cmd_report,
 }
 
 

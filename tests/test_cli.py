@@ -157,7 +157,6 @@ def test_pid_that_exits_mid_run_still_gets_its_report(
         pytest.param(
             ["--output", "r.pdf", "--duration", "1"], "unknown report extension", id="bad-extension"
         ),
-        pytest.param(["--detailed-report", "--duration", "1"], "not available", id="html-report"),
     ],
 )
 def test_bad_flags_give_one_line_and_nonzero(
@@ -167,6 +166,24 @@ def test_bad_flags_give_one_line_and_nonzero(
     assert code != 0
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
     assert out == ""
+
+
+def test_detailed_report_writes_a_self_contained_html_page(
+    stable: subprocess.Popen[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # --detailed-report without --output: ./memory_report.html
+    code, out, err = _run(
+        ["--pid", str(stable.pid), "--no-attach", "--detailed-report", "--duration", "1"], capsys
+    )
+    assert code == 0, err
+    assert out == ""
+    page = (tmp_path / "memory_report.html").read_text(encoding="utf-8")
+    assert page.lstrip().lower().startswith("<!doctype html")
+    assert "memory-chart" in page and '<script src="http' not in page
+    assert "memory_report.html" in err and err.count("\n") == 1
 
 
 def test_unknown_pid(capsys: pytest.CaptureFixture[str]) -> None:

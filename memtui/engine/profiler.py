@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from memtui.engine.leaks import LeakDetector, LeakEvent, LeakVerdict
 from memtui.engine.memlimit import detect_memory_limit
 from memtui.engine.metrics import MemoryMetrics
 from memtui.engine.patterns import LeakingTraceback, allocation_patterns, leaking_tracebacks
+from memtui.engine.recording import snapshot_payload, timeline_from_metrics
 from memtui.engine.report.json_report import ReportInput, SourceInfo, build_report
 from memtui.engine.report.writer import write_report
 from memtui.engine.sites import SiteGrowthTracker
@@ -40,6 +42,13 @@ from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.gcstats import GcMonitor
 from memtui.probe.heapdump import HeapDumpFailed, write_heap_dump
 from memtui.probe.memory import MemoryReading, ProcMemoryReader
+from memtui.probe.recorder import (
+    Recorder,
+    RecorderError,
+    add_marker_sink,
+    default_meta,
+    remove_marker_sink,
+)
 from memtui.probe.signals import collect_signals
 from memtui.probe.tracing import SiteTotals, TraceKey, start_tracing, stop_tracing, take_site_totals
 
@@ -49,6 +58,7 @@ LeakCallback = Callable[[dict[str, Any]], "Awaitable[None] | None"]
 MAX_SNAPSHOTS: int = 500
 """Snapshot summaries kept for the report; beyond this, older ones are thinned by half."""
 HEAP_DUMP_COOLDOWN_S: float = 600.0
+MAX_MARKERS: int = 1000
 """At most one threshold-triggered heap dump per this many seconds."""
 
 
@@ -63,7 +73,9 @@ class MemoryProfiler:
         enable_tracemalloc: trace allocation sites (costs 2.5x-13x on allocation-heavy code).
         tracemalloc_frames: traceback depth kept per allocation (1 is by far the cheapest).
         gc_threshold: gc.set_threshold() values applied while profiling, restored on stop.
-        output_dir: where generate_report() also saves each report as JSON.
+        output_dir: where generate_report() also saves each report as JSON, and where the
+            run is recorded (memtui_PID_STAMP.db, see ``memtui report``) unless record_path
+            names the recording.
         enable_heap_dump: dump the heap (once per crossing, HEAP_DUMP_COOLDOWN_S apart) when
             RSS crosses alert_threshold_mb; heap_dump_dir: where dumps go (./heap_dumps).
         sample_interval: seconds between memory samples.
@@ -71,6 +83,7 @@ class MemoryProfiler:
         clock: injectable clock; a non-realtime clock makes awaiting coroutines drive sampling.
         memory_reader: replaces /proc readings (tests feed synthetic series through it).
         overhead_budget: largest share of wall time snapshots may take.
+        record_path: the SQLite recording to write (samples, snapshots, verdicts, markers).
     """
 
     def __init__(
@@ -93,6 +106,7 @@ class MemoryProfiler:
         clock: Clock | None = None,
         memory_reader: Callable[[], MemoryReading] | None = None,
         overhead_budget: float = 0.02,
+        record_path: str | os.PathLike[str] | None = None,
     ) -> None:
         _require(snapshot_interval > 0, f"snapshot_interval must be > 0, got {snapshot_interval!r}")
         _require(sample_interval > 0, f"sample_interval must be > 0, got {sample_interval!r}")
@@ -175,6 +189,10 @@ class MemoryProfiler:
         self._errors: list[str] = []
         self._baseline_stats: _RunningStats | None = None
         self._heap_dumps: list[str] = []
+        self.record_path = Path(record_path) if record_path is not None else None
+        self.recorder: Recorder | None = None
+        self._markers: deque[dict[str, Any]] = deque(maxlen=MAX_MARKERS)
+        self._dumps_recorded = 0
         self._dump_trigger: HeapDumpTrigger | None = None
         if enable_heap_dump and alert_threshold_mb is not None and self.pid == os.getpid():
             self._dump_trigger = HeapDumpTrigger(
@@ -210,12 +228,76 @@ class MemoryProfiler:
         if self._t0 is None:
             self._t0 = now
             self._start_wall = self._clock.time()
+        self._open_recorder()
         self._next_sample = now
         self._next_snapshot = now
         self.poll()
         if self._clock.realtime:
             self._thread = threading.Thread(target=self._run, name="memtui-sampler", daemon=True)
             self._thread.start()
+
+    def _open_recorder(self) -> None:
+        if self.recorder is not None and not self.recorder.closed:
+            return
+        path = self.record_path
+        if path is None and self.output_dir is not None:
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self._clock.time()))
+            path = self.output_dir / f"memtui_{self.pid}_{stamp}.db"
+        if path is None:
+            return
+        meta: dict[str, Any] = {
+            **default_meta(),
+            "role": "profiler" if self.in_process else "monitor",
+            "kind": "in-process" if self.in_process else "outside",
+            "pid": self.pid,
+            "started_at": self._start_wall,
+            "growth_threshold_mb_per_hour": self.growth_threshold_mb_per_hour,
+            "alert_threshold_mb": self.alert_threshold_mb,
+            "memory_limit_bytes": self._limit_bytes,
+            "memory_limit_source": self._limit_source,
+            "sample_interval_s": self.sample_interval,
+        }
+        if self.pid != os.getpid():
+            argv = _cmdline(self.pid)
+            meta["argv"] = argv
+            if argv is None:
+                meta.pop("argv")
+            meta["python"] = None
+            meta["executable"] = None
+        try:
+            self.recorder = Recorder(
+                path,
+                meta,
+                monotonic=self._clock.monotonic,
+                # With a simulated clock, commit hourly: a week stays ~170 commits, not 604,800.
+                flush_interval_s=1.0 if self._clock.realtime else 3600.0,
+            )
+        except (RecorderError, OSError) as exc:
+            if len(self._errors) < 20:
+                self._errors.append(f"recording: {exc}")
+            return
+        add_marker_sink(self._on_marker)
+
+    def _on_marker(self, t: float, label: str, source: str) -> None:
+        self._markers.append(
+            {
+                "at_seconds": round(t - self._start_wall, 3),
+                "timestamp": t,
+                "label": label,
+                "source": source,
+            }
+        )
+
+    def _close_recorder(self) -> None:
+        remove_marker_sink(self._on_marker)
+        rec = self.recorder
+        if rec is not None:
+            rec.close(ended_at=self._clock.time())
+
+    @property
+    def recording_path(self) -> str | None:
+        """The SQLite recording of this run (see ``memtui report``), if one is written."""
+        return self.recorder.path if self.recorder is not None else None
 
     async def stop(self) -> None:
         """Stop sampling after a final snapshot; raise TracingError when not running."""
@@ -239,6 +321,7 @@ class MemoryProfiler:
             if self._saved_gc_threshold is not None:
                 gc.set_threshold(*self._saved_gc_threshold)
                 self._saved_gc_threshold = None
+            self._close_recorder()
         if self._pending:
             await asyncio.wait(set(self._pending), timeout=10.0)
         if self._reader is not None:
@@ -396,6 +479,32 @@ class MemoryProfiler:
         )
         for event in self.detector.drain_events():
             self._dispatch(event)
+        rec = self.recorder
+        if rec is not None:
+            wall = self._start_wall + t_s
+            rec.add_sample(
+                wall,
+                memory.rss_bytes,
+                memory.vms_bytes,
+                traced if self._started_tracing else None,
+                allocator.allocated_blocks if allocator is not None else None,
+            )
+            if gc_reading is not None:
+                rec.add_gc(wall, dataclasses.asdict(gc_reading))
+            v = self.detector.verdict
+            rec.add_verdict(wall, v.state, v.rate_mb_per_hour, v.confidence, v.reason)
+            self._record_trigger_dumps(rec)
+            rec.maybe_flush()
+
+    def _record_trigger_dumps(self, rec: Recorder) -> None:
+        trigger = self._dump_trigger
+        if trigger is None:
+            return
+        with trigger._lock:
+            new = trigger.paths[self._dumps_recorded :]
+        for path in new:
+            rec.add_dump(self._clock.time(), path, {"path": path, "trigger": "threshold"})
+        self._dumps_recorded += len(new)
 
     def _snapshot_now(self) -> MemorySnapshot:
         now = self._clock.monotonic()
@@ -431,6 +540,9 @@ class MemoryProfiler:
             snap, traces=None, census=_light_census(snap.census), signals=None
         )
         self._snapshots.append(light)
+        rec = self.recorder
+        if rec is not None and not rec.closed:
+            rec.add_snapshot(snap.timestamp, snapshot_payload(snap), rss=snap.memory.rss_bytes)
 
     # ----------------------------------------------------------------- callbacks
     def _dispatch(self, event: LeakEvent) -> None:
@@ -614,6 +726,9 @@ class MemoryProfiler:
         except HeapDumpFailed as exc:
             raise HeapDumpError(str(exc)) from None
         self._heap_dumps.append(result.path)
+        rec = self.recorder
+        if rec is not None and not rec.closed:
+            rec.add_dump(self._clock.time(), result.path, result.to_dict())
         return result.path
 
     async def analyze_heap_dump(
@@ -677,7 +792,10 @@ class MemoryProfiler:
                         if self.enable_tracemalloc
                         else 0,
                         "errors": list(self._errors),
-                    }
+                    },
+                    "timeline": timeline_from_metrics(self.metrics, self._start_wall),
+                    "markers": list(self._markers),
+                    "recording": {"path": self.recording_path},
                 },
             )
 
@@ -725,6 +843,16 @@ def _light_census(census: CensusResult | None, keep: int = 50) -> CensusResult |
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    """The argv of ``pid`` from /proc (None when unreadable)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a] or None
 
 
 def _mtime(path: str) -> float:

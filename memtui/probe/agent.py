@@ -34,6 +34,14 @@ from memtui.probe.heapdump import (
 )
 from memtui.probe.history import History, HistoryPoint
 from memtui.probe.memory import ProcMemoryReader
+from memtui.probe.recorder import (
+    Recorder,
+    RecorderError,
+    add_marker_sink,
+    default_meta,
+    emit_marker,
+    remove_marker_sink,
+)
 from memtui.probe.server import AgentError, AgentServer
 from memtui.probe.signals import collect_signals
 from memtui.probe.watch import DEFAULT_PERIOD_S, DEFAULT_WINDOW_S, TraceController
@@ -46,6 +54,8 @@ FRAME_HISTORY_POINTS: int = 2000
 REPORT_HISTORY_POINTS: int = 5000
 TOP_TYPES: int = 50
 MAX_SNAPSHOTS: int = 50
+MAX_MARKERS: int = 1000
+FRAME_MARKERS: int = 50
 
 Reply = dict[str, Any]
 __all__ = ["Agent", "AgentError", "current_agent", "start_agent", "start_agent_from_env"]
@@ -115,6 +125,7 @@ class Agent:
         window_s: float = DEFAULT_WINDOW_S,
         period_s: float = DEFAULT_PERIOD_S,
         clock: Clock | None = None,
+        record_path: str | None = None,
     ) -> None:
         if not sample_interval_s > 0 or not census_interval_s > 0:
             raise AgentError("memtui: sample and census intervals must be positive")
@@ -148,6 +159,9 @@ class Agent:
         self._snapshots: deque[dict[str, Any]] = deque(maxlen=MAX_SNAPSHOTS)
         self.errors = 0
         self.last_error = ""
+        self.record_path = record_path
+        self.recorder: Recorder | None = None
+        self._markers: deque[tuple[float, str, str]] = deque(maxlen=MAX_MARKERS)
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -163,6 +177,21 @@ class Agent:
             self._note_error(exc)  # no /proc: samples carry zeros for RSS/VMS
         self.gc_monitor.install()
         self.tracer.start()
+        if self.record_path:
+            try:
+                self.recorder = Recorder(
+                    self.record_path,
+                    {
+                        **default_meta(),
+                        "role": "agent",
+                        "kind": "in-process",
+                        "started_at": self.started_at,
+                        "sample_interval_s": self.sample_interval_s,
+                    },
+                )
+            except (RecorderError, OSError) as exc:
+                self._note_error(exc)  # profiling goes on without a recording
+        add_marker_sink(self._on_marker)
         self._thread = threading.Thread(
             target=self._collect_loop, name="memtui-agent-collector", daemon=True
         )
@@ -181,6 +210,13 @@ class Agent:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(join_s)
+        remove_marker_sink(self._on_marker)
+        if self.recorder is not None:
+            try:
+                self.sample()  # the recording reaches the end of the run (and its last markers)
+            except Exception as exc:
+                self._note_error(exc)
+            self.recorder.close()
         if self._reader is not None:
             self._reader.close()
         _forget(self)
@@ -192,10 +228,16 @@ class Agent:
         self.server.after_fork_in_child()
         self.tracer.after_fork_in_child()
         self.gc_monitor.uninstall()
+        remove_marker_sink(self._on_marker)
+        self.recorder = None  # the parent's connection: never closed nor used here
 
     def _note_error(self, exc: BaseException) -> None:
         self.errors += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def _on_marker(self, t: float, label: str, source: str) -> None:
+        with self._data_lock:
+            self._markers.append((t, label, source))
 
     # -- collection ------------------------------------------------------------------------
     def _collect_loop(self) -> None:
@@ -205,6 +247,9 @@ class Agent:
                 self.sample()
                 if self.clock.monotonic() >= self._census_next_s:
                     self.census()
+                rec = self.recorder
+                if rec is not None:
+                    rec.maybe_flush()
             except Exception as exc:
                 # Runs inside the target: record the failure and keep collecting rather than
                 # let a surprise from /proc or the census end the agent's thread.
@@ -229,6 +274,9 @@ class Agent:
             self._seq += 1
             self._ring.append((self._seq, t, rss, vms, traced, blocks))
             self.history.append(t, (float(rss), float(vms), float(traced), float(blocks)))
+        rec = self.recorder
+        if rec is not None:
+            rec.add_sample(t, rss, vms, traced or None, blocks)
 
     def census(self) -> dict[str, Any]:
         cpu0 = time.thread_time()
@@ -247,6 +295,22 @@ class Agent:
             self.latest_census = summary
             if self.first_census is None:
                 self.first_census = summary
+        rec = self.recorder
+        if rec is not None:
+            gcd = dataclasses.asdict(self.gc_monitor.read())
+            rec.add_snapshot(
+                summary["taken_at"],
+                {
+                    "census": {
+                        k: summary[k] for k in ("counts", "total_objects", "types", "duration_s")
+                    },
+                    "signals": signals,
+                    "sites": self._sites(20) or [],
+                    "gc": gcd,
+                },
+                rss=self._ring[-1][2] if self._ring else None,
+            )
+            rec.add_gc(summary["taken_at"], gcd)
         return summary
 
     def _dispatch(
@@ -271,6 +335,8 @@ class Agent:
     def cmd_hello(self, message: dict[str, Any]) -> Reply:
         capabilities = ["rss", "vms", "gc", "census", "allocated_blocks", "history"]
         capabilities += ["tracemalloc", "watch", "baseline", "report_data", "heap_dump"]
+        capabilities += ["recording", "markers"]
+        rec = self.recorder
         return {
             "version": protocol.PROTOCOL_VERSION,
             "pid": self.pid,
@@ -283,6 +349,7 @@ class Agent:
             "sample_interval_s": self.sample_interval_s,
             "census_interval_s": self.census_interval_s,
             "trace_mode": self.tracer.base_mode,
+            "recording": rec.path if rec is not None and not rec.closed else None,
         }
 
     def _samples_since(self, since: int, max_points: int) -> tuple[list[Any], list[Any] | None]:
@@ -344,11 +411,22 @@ class Agent:
             "uptime_s": round(self.clock.monotonic() - self._started_mono, 3),
             "baseline": {"at": self._baseline["at"]} if self._baseline else None,
             "agent": self._agent_stats(),
+            "markers": self._recent_markers(),
         }
         if older is not None:
             reply["history"] = older
             reply["history_fields"] = list(HISTORY_FIELDS)
         return reply
+
+    def _recent_markers(self) -> list[list[Any]]:
+        with self._data_lock:
+            return [list(m) for m in list(self._markers)[-FRAME_MARKERS:]]
+
+    def cmd_mark(self, message: dict[str, Any]) -> Reply:
+        """A marker from the monitor (a key in the TUI): ``label`` at the target's now."""
+        label = str(message.get("label", ""))[:200]
+        emit_marker(label, self.clock.time(), "monitor")
+        return {"marked": label}
 
     def _fresh_sites(self) -> list[dict[str, Any]] | None:
         tracer = self.tracer
@@ -424,7 +502,11 @@ class Agent:
             if not finished:
                 return {"path": job.path, "writer": job.writer, "pending": True,
                         "pause_s": round(job.pause_s, 6)}  # fmt: skip
-            return {**job.result().to_dict(), "pending": False}
+            done = job.result().to_dict()
+            rec = self.recorder
+            if rec is not None:
+                rec.add_dump(self.clock.time(), str(done.get("path", job.path)), done)
+            return {**done, "pending": False}
         except HeapDumpFailed as exc:
             raise CommandError(str(exc)) from None
 
@@ -460,6 +542,7 @@ _COMMANDS: dict[str, Callable[[Agent, dict[str, Any]], Reply]] = {
     "set_baseline": Agent.cmd_set_baseline,
     "heap_dump": Agent.cmd_heap_dump,
     "report_data": Agent.cmd_report_data,
+    "mark": Agent.cmd_mark,
     "detach": Agent.cmd_hello,  # answered in _dispatch (the reply goes out before the stop)
 }
 assert set(_COMMANDS) == protocol.COMMANDS
@@ -491,6 +574,7 @@ def start_agent(
     window_s: float = DEFAULT_WINDOW_S,
     period_s: float = DEFAULT_PERIOD_S,
     clock: Clock | None = None,
+    record_path: str | None = None,
 ) -> Agent:
     """Start this process's agent, or return the one already running.
 
@@ -511,6 +595,7 @@ def start_agent(
                 window_s=window_s,
                 period_s=period_s,
                 clock=clock,
+                record_path=record_path,
             )
         except ValueError as exc:
             raise AgentError(f"memtui: {exc}") from None
@@ -536,8 +621,8 @@ def start_agent_from_env() -> Agent:
     """start_agent() configured by MEMTUI_* variables (what `memtui run`'s bootstrap calls).
 
     MEMTUI_SAMPLE_INTERVAL (s), MEMTUI_TRACE (off|watch|continuous), MEMTUI_TRACE_FRAMES,
-    MEMTUI_SOCKET_DIR, and for tuning MEMTUI_CENSUS_INTERVAL, MEMTUI_WATCH_WINDOW and
-    MEMTUI_WATCH_PERIOD (seconds).
+    MEMTUI_SOCKET_DIR, MEMTUI_RECORD (the SQLite recording to write), and for tuning
+    MEMTUI_CENSUS_INTERVAL, MEMTUI_WATCH_WINDOW and MEMTUI_WATCH_PERIOD (seconds).
     """
     mode = os.environ.get("MEMTUI_TRACE", "").strip().lower() or "watch"
     if mode not in ("off", "watch", "continuous"):
@@ -550,6 +635,7 @@ def start_agent_from_env() -> Agent:
         sock_dir=os.environ.get("MEMTUI_SOCKET_DIR") or None,
         window_s=_env_number("MEMTUI_WATCH_WINDOW", DEFAULT_WINDOW_S),
         period_s=_env_number("MEMTUI_WATCH_PERIOD", DEFAULT_PERIOD_S),
+        record_path=os.environ.get("MEMTUI_RECORD") or None,
     )
 
 

@@ -8,9 +8,11 @@ anything else, a wrong version, an oversized length or bytes that are not a JSON
 closes the connection. Commands are a fixed set of names: nothing sent is ever evaluated.
 
 Commands (arguments → result):
-- hello {version} → {version, pid, python, argv, executable, started_at, capabilities: [...]}
+- hello {version} → {version, pid, python, argv, executable, started_at, capabilities: [...],
+  recording: path|null (the SQLite recording the agent writes, see memtui.probe.recorder)}
 - frame {since: seq} → {seq, samples: [[seq, t, rss, vms, traced, blocks], ...],
-  gc: {...}, census: {...}|null, sites: [...]|null, tracing: {...}, uptime_s}
+  gc: {...}, census: {...}|null, sites: [...]|null, tracing: {...}, uptime_s,
+  markers: [[t, label, source], ...] (the last 50)}
 - snapshot {} → the same summary as ``frame``'s latest snapshot, taken now
 - tracemalloc {on: bool, frames: int} → {tracing: {...}}
 - gc_collect {} → {collected: int, duration_s: float}
@@ -18,6 +20,7 @@ Commands (arguments → result):
 - heap_dump {path? | out_dir?, writer?, wait_s?} → {path, writer, pause_s, objects, edges,
   bytes, duration_s, pending} (see memtui.probe.heapdump)
 - report_data {} → everything a monitor needs to build the JSON report
+- mark {label} → {marked: label}: a marker from the monitor at the target's now
 - detach {} → stops the agent and removes its socket (the reply is sent first)
 
 Standard library only.
@@ -45,6 +48,7 @@ COMMANDS: frozenset[str] = frozenset(
         "set_baseline",
         "heap_dump",
         "report_data",
+        "mark",
         "detach",
     }
 )

@@ -7,6 +7,7 @@ never in the target. The same engine code serves the in-process MemoryProfiler.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -16,7 +17,7 @@ from memtui.engine.culprits import CulpritAnalysis
 from memtui.engine.leaks import LeakDetector, LeakEvent
 from memtui.engine.memlimit import detect_memory_limit
 from memtui.engine.metrics import MemoryMetrics
-from memtui.engine.recording import timeline_from_metrics
+from memtui.engine.recording import Recording, timeline_from_metrics
 from memtui.engine.report.json_report import ReportInput, SourceInfo
 from memtui.engine.snapshot import (
     AllocationStat,
@@ -24,6 +25,7 @@ from memtui.engine.snapshot import (
     MemorySnapshot,
     SnapshotLog,
 )
+from memtui.errors import ReportError
 from memtui.probe.allocator import AllocatorReading
 from memtui.probe.census import CensusResult, ContainerInfo
 from memtui.probe.gcstats import GcReading
@@ -134,6 +136,10 @@ class AgentSession:
         self.markers: deque[dict[str, Any]] = deque(maxlen=1000)
         """Labelled instants (memtui.mark in the target), oldest first."""
         self._marker_keys: set[tuple[Any, Any]] = set()
+        rec = hello.get("recording")
+        self.recording_path: str | None = rec if isinstance(rec, str) and rec else None
+        """The agent's recording (memtui run --record), replayed on the first frame."""
+        self._replayed_until: float | None = None
 
     def poll(self) -> bool:
         """Pull what is new; False once the agent is gone (the target exited)."""
@@ -151,13 +157,15 @@ class AgentSession:
         self.last_poll_wall = time.time()
         gc_reading = parse_gc(frame.get("gc")) or self.gc
         self.gc = gc_reading
-        if self.seq == 0:
+        if self.seq == 0 and not self._replay_recording():
             self._replay_history(frame.get("history"))
         for row in frame.get("samples", []) or []:
             seq, t, rss, vms, traced, blocks = (list(row) + [0] * 6)[:6]
             if int(seq) <= self.seq:
                 continue
             self.seq = int(seq)
+            if self._replayed_until is not None and float(t) <= self._replayed_until + 0.001:
+                continue  # already replayed from the recording (it keeps milliseconds)
             self.metrics.add_sample(
                 float(t),
                 MemoryReading(int(rss), int(vms)),
@@ -197,6 +205,45 @@ class AgentSession:
                         "source": str(m[2]) if len(m) > 2 else "target",
                     }
                 )
+
+    def _replay_recording(self) -> bool:
+        """Feed what the agent's recording holds (the whole run, also from before we came).
+
+        True when the recording was read; False (use the agent's history) when there is none
+        or it cannot be read here.
+        """
+        path = self.recording_path
+        if self._replayed_until is not None or path is None or not os.access(path, os.R_OK):
+            return False
+        try:
+            with Recording(path) as rec:
+                # This agent's run only (a recording may be appended to by earlier runs).
+                series = rec.series(self.started_wall - 1.0)
+        except ReportError:
+            return False
+        if len(series) == 0:
+            return False
+        for t, rss, vms, traced, blocks in zip(
+            series.t.tolist(),
+            series.rss.tolist(),
+            series.vms.tolist(),
+            series.traced.tolist(),
+            series.blocks.tolist(),
+            strict=True,
+        ):
+            if rss <= 0:
+                continue
+            self.metrics.add_sample(
+                t,
+                MemoryReading(int(rss), int(vms)),
+                int(traced),
+                AllocatorReading(allocated_blocks=int(blocks)),
+                None,
+            )
+            self.detector.update(t, rss)
+        self.detector.drain_events()  # events of the past are in the verdict, not news
+        self._replayed_until = float(series.t[-1])
+        return True
 
     def _replay_history(self, points: Sequence[Any] | None) -> None:
         """Feed what the agent recorded before we came (bucket means), oldest first."""

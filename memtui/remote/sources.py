@@ -27,6 +27,7 @@ from memtui.engine.report.writer import write_report
 from memtui.errors import MemtuiError
 from memtui.probe.census import CensusResult
 from memtui.probe.memory import ProcMemoryReader
+from memtui.probe.recorder import Recorder, RecorderError, default_meta
 from memtui.remote.client import AgentUnavailable
 from memtui.remote.session import AgentSession
 
@@ -141,6 +142,10 @@ class AgentSource:
     def take_snapshot(self) -> CommandResult:
         return self._request("snapshot", "Snapshot taken")
 
+    def mark(self, label: str) -> CommandResult:
+        """Record a marker (``label``) at the target's now, in its recording and frames."""
+        return self._request("mark", "Marker recorded: {marked}", label=str(label)[:200])
+
     def set_baseline(self) -> CommandResult:
         result = self._request("set_baseline", "Baseline set")
         if result.ok:
@@ -191,6 +196,7 @@ class OutsideSource:
         growth_threshold_mb_per_hour: float = 10.0,
         alert_threshold_mb: float | None = 1000.0,
         sample_interval_s: float = 1.0,
+        record_path: str | None = None,
     ) -> None:
         self.pid = pid
         self.why_limited = why_limited
@@ -214,6 +220,35 @@ class OutsideSource:
                 self.command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             self.command = ""
+        self.recorder: Recorder | None = None
+        self.record_error = ""
+        if record_path:
+            self._open_recorder(record_path)
+
+    def _open_recorder(self, path: str) -> None:
+        meta = {
+            **default_meta(),
+            "role": "monitor",
+            "kind": "outside",
+            "pid": self.pid,
+            "python": None,
+            "executable": None,
+            "started_at": self._start_wall,
+            "sample_interval_s": self.sample_interval_s,
+            "growth_threshold_mb_per_hour": self.growth_threshold_mb_per_hour,
+            "alert_threshold_mb": self.alert_threshold_mb,
+            "memory_limit_bytes": self._limit.limit_bytes,
+            "memory_limit_source": self._limit.source,
+        }
+        try:
+            with open(f"/proc/{self.pid}/cmdline", "rb") as f:
+                meta["argv"] = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            meta.pop("argv", None)
+        try:
+            self.recorder = Recorder(path, meta)
+        except (RecorderError, OSError) as exc:
+            self.record_error = str(exc)
 
     def _sample(self) -> None:
         if self._ended_at is not None:
@@ -227,6 +262,14 @@ class OutsideSource:
         self.metrics.add_sample(t, reading)
         self.detector.update(t, float(reading.rss_bytes))
         self.detector.drain_events()
+        rec = self.recorder
+        if rec is not None:
+            rec.add_sample(self._start_wall + t, reading.rss_bytes, reading.vms_bytes)
+            v = self.detector.verdict
+            rec.add_verdict(
+                self._start_wall + t, v.state, v.rate_mb_per_hour, v.confidence, v.reason
+            )
+            rec.maybe_flush()
 
     def poll(self, max_points: int = 600) -> MonitorFrame:
         self._sample()
@@ -277,6 +320,15 @@ class OutsideSource:
     def dump_heap(self, out_dir: str) -> CommandResult:
         return self._unavailable("A heap dump")
 
+    def mark(self, label: str) -> CommandResult:
+        """Record a marker (``label``) now in this monitor's recording (--record)."""
+        rec = self.recorder
+        if rec is None:
+            return CommandResult(False, "Markers need a recording here: start with --record")
+        text = " ".join(str(label).split())[:200] or "(marker)"
+        rec.add_marker(time.time(), text, "monitor")
+        return CommandResult(True, f"Marker recorded: {text}")
+
     def report_input(self) -> ReportInput:
         return ReportInput(
             source=SourceInfo(
@@ -303,6 +355,8 @@ class OutsideSource:
 
     def close(self) -> None:
         self._reader.close()
+        if self.recorder is not None:
+            self.recorder.close()
 
 
 __all__ = ["AgentSource", "AgentUnavailable", "OutsideSource"]
