@@ -39,22 +39,40 @@ class Tmux:
     def __init__(self, command: str, cwd: Path, width: int, height: int) -> None:
         self.name = f"memtui-e2e-{uuid.uuid4().hex[:8]}"
         subprocess.run(
-            ["tmux", "new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
-             "-c", str(cwd), command],
+            [
+                "tmux",
+                "new-session",
+                "-d",
+                "-s",
+                self.name,
+                "-x",
+                str(width),
+                "-y",
+                str(height),
+                "-c",
+                str(cwd),
+                command,
+            ],
             check=True,
         )
 
     def screen(self) -> str:
-        out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
-                             capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         return out.stdout
 
     def keys(self, *keys: str) -> None:
         subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
 
     def resize(self, width: int, height: int) -> None:
-        subprocess.run(["tmux", "resize-window", "-t", self.name, "-x", str(width),
-                        "-y", str(height)], check=True)
+        subprocess.run(
+            ["tmux", "resize-window", "-t", self.name, "-x", str(width), "-y", str(height)],
+            check=True,
+        )
 
     def wait_for(self, predicate: Callable[[str], bool], timeout_s: float, what: str) -> str:
         deadline = time.monotonic() + timeout_s
@@ -67,8 +85,7 @@ class Tmux:
         raise AssertionError(f"timed out waiting for {what}; screen was:\n{screen}")
 
     def kill(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], check=False,
-                       capture_output=True)
+        subprocess.run(["tmux", "kill-session", "-t", self.name], check=False, capture_output=True)
 
 
 @pytest.fixture
@@ -79,12 +96,18 @@ def workdir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def monitor(workdir: Path) -> Iterator[Tmux]:
-    env = "MEMTUI_WATCH_PERIOD=2 MEMTUI_WATCH_WINDOW=0.25 MEMTUI_CENSUS_INTERVAL=2 TERM=xterm-256color"
+    env = (
+        "MEMTUI_WATCH_PERIOD=2 MEMTUI_WATCH_WINDOW=0.25 MEMTUI_CENSUS_INTERVAL=2 "
+        "TERM=xterm-256color"
+    )
     memtui = f"{shlex.quote(sys.executable)} -m memtui"
     program = f"{shlex.quote(sys.executable)} leaky.py"
     # pytest may export COLUMNS/LINES, which would override the real terminal size.
-    command = (f"env -u COLUMNS -u LINES {env} {memtui} run --out-dir {shlex.quote(str(workdir))} -- {program}; "
-               f"echo EXIT=$? > exit.txt; sleep 30")
+    out_dir = shlex.quote(str(workdir))
+    command = (
+        f"env -u COLUMNS -u LINES {env} {memtui} run --out-dir {out_dir} -- {program}; "
+        "echo EXIT=$? > exit.txt; sleep 30"
+    )
     session = Tmux(command, workdir, 160, 45)
     yield session
     session.kill()
@@ -93,8 +116,9 @@ def monitor(workdir: Path) -> Iterator[Tmux]:
 
 def test_run_monitor_keys_and_quit(monitor: Tmux, workdir: Path) -> None:
     # The panes show the live target and, within seconds, the leaking line.
-    screen = monitor.wait_for(lambda s: "LIVE" in s and "leaky.py:5" in s, 40,
-                              "the leaking line in the allocators pane")
+    screen = monitor.wait_for(
+        lambda s: "LIVE" in s and "leaky.py:5" in s, 40, "the leaking line in the allocators pane"
+    )
     assert "Memory" in screen and "Object counts" in screen and "GC" in screen
 
     # At 80x24 the layout switches to tabs; the verdict and key hints stay visible.
