@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from memtui import __version__
 from memtui.engine.report.writer import format_for, write_report
@@ -215,6 +215,26 @@ async def _profile(profiler: MemoryProfiler, duration_s: float | None) -> bool:
     return interrupted.is_set()
 
 
+def _summary_line(report: dict[str, Any], who: str, where: str) -> str:
+    """The one line printed after a headless run: verdict, peak, culprit, where the report is."""
+    v = report["leak_detection"]
+    s = report["summary"]
+    verdict = (
+        f"LEAK {v['leak_rate_mb_per_hour']:+.1f} MB/h (confidence {v['confidence']:.0%})"
+        if v["leak_detected"]
+        else "no leak"
+    )
+    line = f"memtui: {who}: {verdict}; peak {s['peak_memory_mb']:.1f} MiB over "
+    line += f"{(s['duration_hours'] or 0) * 3600:.0f} s"
+    suspects = v.get("suspects") or []
+    top = report.get("top_allocators") or []
+    if suspects:
+        line += f"; suspect: {suspects[0]['detail']}"
+    elif top:
+        line += f"; top allocator {top[0]['file']}:{top[0]['line']} in {top[0]['function']}"
+    return line + ("" if where == "-" else f"; report: {where}")
+
+
 def _finish(
     profiler: MemoryProfiler,
     args: argparse.Namespace,
@@ -225,20 +245,8 @@ def _finish(
     """Write the report, print the one-line summary, and choose the exit status."""
     report = profiler.generate_report(command=command)
     where = write_report(report, args.output)
-    v = report["leak_detection"]
-    s = report["summary"]
     if not args.quiet:
-        verdict = (
-            f"LEAK {v['leak_rate_mb_per_hour']:+.1f} MB/h (confidence {v['confidence']:.0%})"
-            if v["leak_detected"]
-            else "no leak"
-        )
-        dest = "" if where == "-" else f"; report: {where}"
-        print(
-            f"memtui: pid {profiler.pid}: {verdict}; peak {s['peak_memory_mb']:.1f} MiB over "
-            f"{(s['duration_hours'] or 0) * 3600:.0f} s{dest}",
-            file=sys.stderr,
-        )
+        print(_summary_line(report, f"pid {profiler.pid}", where), file=sys.stderr)
     if profiler.target_ended:
         print(
             f"memtui: pid {profiler.pid} exited before the end; the report covers what was seen",
@@ -247,7 +255,7 @@ def _finish(
         return EXIT_TARGET_ENDED
     if interrupted and not expected_end:
         return 130
-    if args.fail_on_leak and v["leak_detected"]:
+    if args.fail_on_leak and report["leak_detection"]["leak_detected"]:
         return EXIT_LEAK
     return 0
 
@@ -345,24 +353,7 @@ def _finish_session(
     report = build_report(session.report_input())
     where = write_report(report, args.output)
     if not args.quiet:
-        v = report["leak_detection"]
-        s = report["summary"]
-        assert isinstance(v, dict) and isinstance(s, dict)
-        verdict = (
-            f"LEAK {v['leak_rate_mb_per_hour']:+.1f} MB/h (confidence {v['confidence']:.0%})"
-            if v["leak_detected"]
-            else "no leak"
-        )
-        top = report["top_allocators"]
-        culprit = ""
-        if isinstance(top, list) and top:
-            culprit = f"; top allocator {top[0]['file']}:{top[0]['line']} in {top[0]['function']}"
-        dest = "" if where == "-" else f"; report: {where}"
-        print(
-            f"memtui: pid {session.pid}: {verdict}; peak {s['peak_memory_mb']:.1f} MiB"
-            f"{culprit}{dest}",
-            file=sys.stderr,
-        )
+        print(_summary_line(report, f"pid {session.pid}", where), file=sys.stderr)
     return report, where
 
 
@@ -733,21 +724,11 @@ def _cmd_report(argv: Sequence[str]) -> int:
     )
     report = build_report(report_input)
     where = write_report(report, args.output)
-    v = report["leak_detection"]
-    s = report["summary"]
     if not args.quiet:
-        verdict = (
-            f"LEAK {v['leak_rate_mb_per_hour']:+.1f} MB/h (confidence {v['confidence']:.0%})"
-            if v["leak_detected"]
-            else "no leak"
-        )
-        dest = "" if where == "-" else f"; report: {where}"
-        print(
-            f"memtui: {args.recording}: pid {report_input.source.pid}: {verdict}; peak "
-            f"{s['peak_memory_mb']:.1f} MiB over {(s['duration_hours'] or 0) * 3600:.0f} s{dest}",
-            file=sys.stderr,
-        )
-    return EXIT_LEAK if args.fail_on_leak and v["leak_detected"] else 0
+        who = f"{args.recording}: pid {report_input.source.pid}"
+        print(_summary_line(report, who, where), file=sys.stderr)
+    leaked = report["leak_detection"]["leak_detected"]
+    return EXIT_LEAK if args.fail_on_leak and leaked else 0
 
 
 _SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
