@@ -244,6 +244,10 @@ def _finish(
 ) -> int:
     """Write the report, print the one-line summary, and choose the exit status."""
     report = profiler.generate_report(command=command)
+    if not profiler.in_process:
+        from memtui.remote.process_source import process_facts
+
+        report["process"] = process_facts(profiler.pid)  # maps, children, USS/PSS from outside
     where = write_report(report, args.output)
     if not args.quiet:
         print(_summary_line(report, f"pid {profiler.pid}", where), file=sys.stderr)

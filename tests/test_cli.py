@@ -94,6 +94,7 @@ def test_pid_of_a_leaking_process_fails_ci(
     assert report["leak_rate_mb_per_hour"] == pytest.approx(20 * 3600, rel=0.3)
     assert report["source"]["kind"] == "outside"
     assert "top_allocators" in report["source"]["unavailable"]
+    assert report["process"]["pid"] == leaker.pid and report["process"]["num_maps"] > 0
     assert f"pid {leaker.pid}: LEAK" in err
 
 
@@ -204,7 +205,8 @@ def test_another_users_process_is_watched_with_what_may_be_read() -> None:
     # everything the child imports lazily is imported before dropping privileges.
     import concurrent.futures.thread  # noqa: F401
 
-    import memtui.engine.profiler  # noqa: F401
+    import memtui.engine.profiler
+    import memtui.remote.process_source  # noqa: F401
 
     shared_dir = Path(tempfile.mkdtemp(prefix="memtui-uid-test-"))  # pytest's tmp is 0700
     shared_dir.chmod(0o777)

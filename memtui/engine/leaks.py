@@ -201,18 +201,22 @@ class LeakDetector:
             return
         self._last_growth_t = now
         if self._state != "leak" and alert and c is not None:
-            self._state = "leak"
-            self._alert_window = now
-            if self._first_alert is None:
-                self._first_alert = now
-            self._log.emit(
-                "leak_started",
+            self._start_leak(
+                now,
                 now,
                 c.rate,
                 f"leak: RSS floor +{c.rate:.0f} MB/h, steady over the whole {now:.0f} s observed",
             )
         elif self._state == "ok":
             self._state = "suspected"
+
+    def _start_leak(self, now: float, alert_window: float, rate: float, message: str) -> None:
+        """Enter the leak state: remember when and why, and raise one leak_started event."""
+        self._state = "leak"
+        self._alert_window = alert_window
+        if self._first_alert is None:
+            self._first_alert = now
+        self._log.emit("leak_started", now, rate, message)
 
     # ------------------------------------------------------------------ block work
     def _close_block(self, ts: FloatArray, xs: FloatArray) -> None:
@@ -362,13 +366,9 @@ class LeakDetector:
             self._streak[w] = self._streak.get(w, 0) + 1 if ok else 0
             any_growth = any_growth or ok
             if self._state != "leak" and self._persistent(w, now, age):
-                self._state = "leak"
-                self._alert_window = w
-                if self._first_alert is None:
-                    self._first_alert = now
-                self._log.emit(
-                    "leak_started",
+                self._start_leak(
                     now,
+                    w,
                     c.rate,
                     f"leak: RSS floor +{c.rate:.1f} MB/h over the last {w / HOUR:.1f} h",
                 )

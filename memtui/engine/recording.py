@@ -26,9 +26,9 @@ from memtui.engine.culprits import CulpritAnalysis
 from memtui.engine.leaks import LeakDetector
 from memtui.engine.metrics import MemoryMetrics
 from memtui.engine.report.json_report import ReportInput, SourceInfo
-from memtui.engine.signatures import census_from_dict, gc_from_dict
 from memtui.engine.sites import SiteGrowthTracker
 from memtui.engine.snapshot import AllocationStat, AllocationTraceback, MemorySnapshot, SnapshotLog
+from memtui.engine.wire import census_from_dict, gc_from_dict, sites_from_rows
 from memtui.errors import ReportError, UsageError
 from memtui.probe.allocator import AllocatorReading
 from memtui.probe.gcstats import GcReading
@@ -245,22 +245,6 @@ class Recording:
 
 
 # -- building a report -----------------------------------------------------------------------
-def _sites(rows: Any) -> dict[TraceKey, tuple[int, int]]:
-    """Per-traceback (bytes, blocks) from a snapshot's site rows (agent or profiler form)."""
-    out: dict[TraceKey, tuple[int, int]] = {}
-    for row in rows or []:
-        if not isinstance(row, Mapping):
-            continue
-        frames = row.get("frames") or (
-            [[row["file"], row["line"]]] if "file" in row and "line" in row else []
-        )
-        key: TraceKey = tuple((str(f[0]), int(f[1])) for f in frames)
-        size = int(row.get("size_bytes", row.get("size", 0)))
-        prev = out.get(key, (0, 0))
-        out[key] = (prev[0] + size, prev[1] + int(row.get("count", 0)))
-    return out
-
-
 def _gc_delta(first: dict[str, Any] | None, last: dict[str, Any]) -> GcReading:
     """The activity between two cumulative readings (the whole of ``last`` without a first)."""
     reading = gc_from_dict(last)
@@ -479,7 +463,7 @@ def _build(
                 t - t0, {**census, "signals": signals} if signals else census, gc
             )
         if data.get("sites") is not None:
-            latest_sites = _sites(data["sites"])
+            latest_sites = sites_from_rows(data["sites"])
             sites.observe(t - t0, latest_sites, trace_limit)
             for key, (size, _) in latest_sites.items():
                 site_series.setdefault(key, []).append((round(t - t0, 1), size))

@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from memtui.engine.wire import census_from_dict, gc_from_dict
 from memtui.probe.census import CensusResult, ContainerInfo
 from memtui.probe.gcstats import GcReading
 from memtui.probe.signals import LeakSignals, NamedContainer
@@ -181,29 +182,6 @@ def _n(x: float) -> str:
 
 def _rate(g: Growth, unit: str) -> str:
     return f"{g.per_hour:+,.0f} {unit}/h"
-
-
-def census_from_dict(d: Mapping[str, Any]) -> CensusResult:
-    """A CensusResult from an agent frame's census summary (top counts only)."""
-    return CensusResult(
-        counts={str(k): int(v) for k, v in d.get("counts", {}).items()},
-        total_objects=int(d.get("total_objects", 0)),
-        duration_s=float(d.get("duration_s", 0.0)),
-        max_hold_s=float(d.get("max_hold_s", 0.0)),
-        largest_containers=tuple(
-            ContainerInfo(str(c["type_name"]), int(c["length"]), int(c["object_id"]))
-            for c in d.get("largest_containers", ())
-        ),
-    )
-
-
-def gc_from_dict(d: Mapping[str, Any]) -> GcReading:
-    """A GcReading from dataclasses.asdict() output sent as JSON (lists back to tuples)."""
-    names = {f.name for f in fields(GcReading)}
-    kwargs: dict[str, Any] = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names
-    }
-    return GcReading(**kwargs)
 
 
 class SignatureTracker:

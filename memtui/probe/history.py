@@ -70,35 +70,27 @@ class _Tier:
     def close(self) -> None:
         """Move the open bucket into the closed deque (the oldest falls off the far end)."""
         if self.key is not None and self.closed.maxlen:
-            self.closed.append(
-                (
-                    self.key,
-                    self.t_start,
-                    self.t_end,
-                    self.count,
-                    tuple(self.minima),
-                    tuple(self.maxima),
-                    tuple(self.sums),
-                    self.last,
-                )
-            )
+            self.closed.append(self._open_bucket())
+
+    def _open_bucket(self) -> _Bucket:
+        """The bucket being filled, as a closed bucket tuple (key must be set)."""
+        assert self.key is not None
+        return (
+            self.key,
+            self.t_start,
+            self.t_end,
+            self.count,
+            tuple(self.minima),
+            tuple(self.maxima),
+            tuple(self.sums),
+            self.last,
+        )
 
     def buckets(self) -> list[_Bucket]:
         """All buckets, oldest first, the open one included."""
         out = list(self.closed)
         if self.key is not None:
-            out.append(
-                (
-                    self.key,
-                    self.t_start,
-                    self.t_end,
-                    self.count,
-                    tuple(self.minima),
-                    tuple(self.maxima),
-                    tuple(self.sums),
-                    self.last,
-                )
-            )
+            out.append(self._open_bucket())
         return out
 
     def __len__(self) -> int:

@@ -120,3 +120,13 @@ def process_info(pid: int, maps: bool = True, largest: int = 5) -> ProcessInfo:
         children=kids,
         note="; ".join(notes),
     )
+
+
+def process_facts(pid: int) -> dict[str, object]:
+    """process_info as plain JSON for a report's "process" section; an "error" when gone."""
+    import dataclasses
+
+    try:
+        return dataclasses.asdict(process_info(pid))
+    except TargetProcessError as exc:
+        return {"pid": pid, "error": str(exc)}

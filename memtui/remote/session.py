@@ -25,72 +25,16 @@ from memtui.engine.snapshot import (
     MemorySnapshot,
     SnapshotLog,
 )
+from memtui.engine.wire import census_from_dict, gc_from_dict, sites_from_rows
 from memtui.errors import ReportError
 from memtui.probe.allocator import AllocatorReading
-from memtui.probe.census import CensusResult, ContainerInfo
+from memtui.probe.census import CensusResult
 from memtui.probe.gcstats import GcReading
 from memtui.probe.memory import MemoryReading
 from memtui.probe.tracing import TraceKey
 from memtui.remote.client import AgentClient, AgentUnavailable
 
 MIB: float = 1024.0 * 1024.0
-
-
-def _triple(value: Any, cast: type = int) -> tuple[Any, Any, Any]:
-    items = [*list(value or [])[:3], 0, 0, 0]
-    return (cast(items[0]), cast(items[1]), cast(items[2]))
-
-
-def parse_gc(data: Mapping[str, Any] | None) -> GcReading | None:
-    """A GcReading from the agent's gc dict (GcReading's fields by name)."""
-    if not data:
-        return None
-    return GcReading(
-        collections=_triple(data.get("collections")),
-        collected=_triple(data.get("collected")),
-        uncollectable=_triple(data.get("uncollectable")),
-        time_s=_triple(data.get("time_s"), float),
-        max_pause_s=float(data.get("max_pause_s", 0.0)),
-        thresholds=_triple(data.get("thresholds")),
-        garbage_count=int(data.get("garbage_count", 0)),
-        timed=bool(data.get("timed", False)),
-    )
-
-
-def parse_census(data: Mapping[str, Any] | None) -> CensusResult | None:
-    if not data:
-        return None
-    containers = tuple(
-        ContainerInfo(
-            str(c.get("type_name", "?")), int(c.get("length", 0)), int(c.get("object_id", 0))
-        )
-        for c in data.get("largest_containers", []) or []
-        if isinstance(c, Mapping)
-    )
-    return CensusResult(
-        counts={str(k): int(v) for k, v in (data.get("counts") or {}).items()},
-        total_objects=int(data.get("total_objects", 0)),
-        duration_s=float(data.get("duration_s", 0.0)),
-        max_hold_s=float(data.get("max_hold_s", 0.0)),
-        largest_containers=containers,
-    )
-
-
-def parse_sites(rows: Sequence[Any] | None) -> dict[TraceKey, tuple[int, int]]:
-    """Per-traceback (size, count) from the agent's site list."""
-    out: dict[TraceKey, tuple[int, int]] = {}
-    for row in rows or []:
-        if not isinstance(row, Mapping):
-            continue
-        frames = row.get("frames") or (
-            [[row["file"], row["line"]]] if "file" in row and "line" in row else []
-        )
-        key: TraceKey = tuple((str(f[0]), int(f[1])) for f in frames)
-        size = int(row.get("size", row.get("size_bytes", 0)))
-        count = int(row.get("count", 0))
-        prev = out.get(key, (0, 0))
-        out[key] = (prev[0] + size, prev[1] + count)
-    return out
 
 
 class AgentSession:
@@ -155,7 +99,8 @@ class AgentSession:
 
     def apply_frame(self, frame: Mapping[str, Any]) -> None:
         self.last_poll_wall = time.time()
-        gc_reading = parse_gc(frame.get("gc")) or self.gc
+        gc_raw = frame.get("gc")
+        gc_reading = gc_from_dict(gc_raw) if isinstance(gc_raw, Mapping) and gc_raw else self.gc
         self.gc = gc_reading
         if self.seq == 0 and not self._replay_recording():
             self._replay_history(frame.get("history"))
@@ -178,21 +123,22 @@ class AgentSession:
                 float(t), float(rss), float(traced) if traced else None, float(blocks), None
             )
         self.new_events.extend(self.detector.drain_events())
-        census = parse_census(frame.get("census"))
+        census_raw = frame.get("census")
+        census = (
+            census_from_dict(census_raw) if isinstance(census_raw, Mapping) and census_raw else None
+        )
         if census is not None and (self.census is None or census != self.census):
             self.census = census
             if self.first_census is None:
                 self.first_census = census
             self.snapshots.append(self._snapshot(census))
-            raw = frame.get("census")
-            gc_raw = frame.get("gc")
             self.culprits.observe_frame_census(
                 self.metrics.last_t_s or 0.0,
-                raw if isinstance(raw, Mapping) else None,
+                census_raw,  # a Mapping here: census was parsed from it
                 gc_raw if isinstance(gc_raw, Mapping) else None,
             )
         if frame.get("sites") is not None:
-            self.sites = parse_sites(frame.get("sites"))
+            self.sites = sites_from_rows(frame.get("sites"))
         if isinstance(frame.get("tracing"), Mapping):
             self.tracing = dict(frame["tracing"])
         for m in frame.get("markers") or []:

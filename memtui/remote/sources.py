@@ -29,6 +29,7 @@ from memtui.probe.census import CensusResult
 from memtui.probe.memory import ProcMemoryReader
 from memtui.probe.recorder import Recorder, RecorderError, default_meta
 from memtui.remote.client import AgentUnavailable
+from memtui.remote.process_source import process_facts
 from memtui.remote.session import AgentSession
 
 MIB: float = 1024.0 * 1024.0
@@ -348,6 +349,7 @@ class OutsideSource:
             events=self.detector.events,
             memory_limit_bytes=self._limit.limit_bytes,
             memory_limit_source=self._limit.source,
+            extra={"process": process_facts(self.pid)},  # maps, children, USS/PSS from outside
         )
 
     def export_report(self, out_dir: str) -> CommandResult:
