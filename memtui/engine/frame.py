@@ -68,6 +68,36 @@ class GcView:
 
 
 @dataclass(frozen=True, slots=True)
+class SuspectView:
+    """One named culprit in the verdict pane, by the path of the container that holds it."""
+
+    kind: str
+    """'unbounded_collection', 'event_listeners', 'lru_cache', 'growing_type', ... (Suspect)."""
+    path: str
+    """Where it lives, dotted: 'memtui.demo.ORDER_LOG', 'app.POOL._idle' (or a label such as
+    'gc collections' for suspects with no container)."""
+    detail: str
+    """One readable line (what the report's suspect ``detail`` says)."""
+    holds: str | None = None
+    """Type of most of its items ('dict', 'app.Order', 'method')."""
+    items: int | None = None
+    """Entries now (len of the container)."""
+    items_per_min: float | None = None
+    mb_per_min: float | None = None
+    """Growth of the bytes it retains, MiB per minute."""
+    retained_bytes: int | None = None
+    """Bytes it keeps alive (dominator tree of the latest heap summary)."""
+    first_seen_s: float | None = None
+    """Seconds since watching started when it was first seen growing."""
+    chain: str = ""
+    """The reference chain from a root: 'module memtui.demo → global ORDER_LOG → list'."""
+    growth: tuple[tuple[float, float, float], ...] = ()
+    """(t_s, items, retained_bytes) at each heap summary, oldest first, for the detail chart."""
+    samples: tuple[str, ...] = ()
+    """A few of its items as safe, truncated reprs."""
+
+
+@dataclass(frozen=True, slots=True)
 class VerdictView:
     """The leak-verdict pane (the same LeakDetector as the report)."""
 
@@ -79,6 +109,8 @@ class VerdictView:
     reason: str
     suspects: tuple[str, ...]
     """Growing sites and types, most suspicious first, one readable line each."""
+    suspect_rows: tuple[SuspectView, ...] = ()
+    """The named culprits with their paths and growth, most suspicious first."""
     trend_start_s: float | None = None
     """Where the leak trend line starts on the chart (seconds since first sample)."""
     trend_intercept_bytes: float | None = None

@@ -90,9 +90,28 @@ class Suspect:
     last: float
     per_hour: float
     score: float
+    path: str | None = None
+    """Dotted path of the container that holds it ('memtui.demo.ORDER_LOG'), when known."""
+    chain: str = ""
+    """Reference chain from a root ('module memtui.demo → global ORDER_LOG → list')."""
+    holds: str | None = None
+    """Type of most of its items."""
+    items: int | None = None
+    items_per_hour: float | None = None
+    bytes_per_hour: float | None = None
+    """Growth of the bytes it retains."""
+    retained_bytes: int | None = None
+    first_seen_s: float | None = None
+    """Seconds since watching started when its growth was first seen."""
+    samples: tuple[str, ...] = ()
+    growth: tuple[tuple[float, float, float], ...] = ()
+    """(t_s, items, retained_bytes) per heap summary."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["samples"] = list(self.samples)
+        d["growth"] = [list(p) for p in self.growth]
+        return d
 
 
 @dataclass(frozen=True, slots=True)
