@@ -39,6 +39,9 @@ class AllocatorRow:
     growth_mb_per_hour: float | None
     traceback: tuple[str, ...]
     """Frames as 'file:line in function', outermost first."""
+    size_kind: Literal["held", "window"] = "held"
+    """'held': bytes the site holds now (continuous tracing); 'window': bytes that survived
+    the last tracing window (watch mode), a sample of what it allocates, not what it holds."""
 
 
 @dataclass(frozen=True, slots=True)
