@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from memtui.engine.retainers import RetainerGrowth
 from memtui.engine.signatures import SignatureTracker, Suspect
 from memtui.engine.triage import Triage, triage_rss
 from memtui.probe.census import CensusResult
@@ -21,11 +22,31 @@ TRIAGE_POINTS: int = 2048
 TriageSample = tuple[float, float, float | None, float | None, float | None]
 
 
+def heap_census(summary: Mapping[str, Any]) -> CensusResult | None:
+    """A heap summary's census of every live object as a CensusResult (counts by type)."""
+    rows = summary.get("census")
+    if not rows:
+        return None
+    counts = {str(r[0]): int(r[1]) for r in rows if len(r) >= 2}
+    totals = summary.get("totals")
+    total = int(totals.get("objects", 0)) if isinstance(totals, Mapping) else sum(counts.values())
+    return CensusResult(
+        counts=counts,
+        total_objects=total or sum(counts.values()),
+        duration_s=float(summary.get("child_s", 0.0) or 0.0),
+        max_hold_s=float(summary.get("pause_s", 0.0) or 0.0),
+    )
+
+
 class CulpritAnalysis:
     """Leak signatures across snapshots plus RSS triage across samples; bounded memory."""
 
     def __init__(self) -> None:
         self.signatures = SignatureTracker()
+        self.retainers = RetainerGrowth()
+        """Containers named by path across heap summaries (full-heap census too)."""
+        self.start_t = 0.0
+        """Time (in the owner's clock) that 'first seen' is counted from."""
         self._samples: list[TriageSample] = []
         self._stride = 1
         self._skipped = 0
@@ -68,8 +89,24 @@ class CulpritAnalysis:
             t_s, signals if isinstance(signals, Mapping) else None, census, gc
         )
 
+    def observe_heap_summary(self, t_s: float, summary: Mapping[str, Any]) -> None:
+        """A heap summary (memtui.probe.heapsummary) taken at ``t_s``."""
+        self.retainers.observe(t_s, summary)
+
     def suspects(self, limit: int = 10) -> list[Suspect]:
-        return self.signatures.suspects()[:limit]
+        """Containers named by path first (they say what holds the memory and where), then the
+        signatures they do not already explain."""
+        named = self.retainers.suspects(self.start_t, limit)
+        paths = {s.path for s in named if s.path}
+        held = {s.holds for s in named if s.holds}
+        rest = []
+        for s in self.signatures.suspects():
+            if s.name in paths or any(p.startswith(s.name + ".") for p in paths):
+                continue  # the same container, named with its growth by the heap summaries
+            if s.kind == "growing_type" and s.name in held:
+                continue  # the type that fills a named container
+            rest.append(s)
+        return (named + rest)[:limit]
 
     def triage(self) -> Triage:
         return triage_rss(self._samples)
@@ -79,4 +116,5 @@ class CulpritAnalysis:
         return {
             "suspects": [s.to_dict() for s in self.suspects(limit)],
             "triage": self.triage().to_dict(),
+            "heap": self.retainers.to_report(self.start_t),
         }

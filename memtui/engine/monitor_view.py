@@ -7,9 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from memtui.engine.frame import AllocatorRow, GcView, ObjectRow, SeriesPoint, VerdictView
+from memtui.engine.frame import (
+    AllocatorRow,
+    GcView,
+    ObjectRow,
+    SeriesPoint,
+    SuspectView,
+    VerdictView,
+)
 from memtui.engine.leaks import LeakVerdict
 from memtui.engine.metrics import MemoryMetrics
+from memtui.engine.signatures import Suspect
 from memtui.engine.snapshot import AllocationStat
 from memtui.engine.sourcemap import function_at
 from memtui.probe.census import CensusResult
@@ -30,12 +38,36 @@ def series_points(metrics: MemoryMetrics, max_points: int = 600) -> tuple[Series
     return tuple(out)
 
 
+def suspect_views(suspects: Sequence[Suspect]) -> tuple[SuspectView, ...]:
+    """The verdict pane's rows: every named culprit with its path and growth."""
+    rows = []
+    for s in suspects:
+        rows.append(
+            SuspectView(
+                kind=s.kind,
+                path=s.path or s.name,
+                detail=s.detail,
+                holds=s.holds,
+                items=s.items,
+                items_per_min=s.items_per_hour / 60.0 if s.items_per_hour is not None else None,
+                mb_per_min=s.bytes_per_hour / 60.0 / MIB if s.bytes_per_hour is not None else None,
+                retained_bytes=s.retained_bytes,
+                first_seen_s=s.first_seen_s,
+                chain=s.chain,
+                growth=s.growth,
+                samples=s.samples,
+            )
+        )
+    return tuple(rows)
+
+
 def verdict_view(
     verdict: LeakVerdict,
     suspects: Sequence[str] = (),
     memory_limit_source: str | None = None,
     current_bytes: float | None = None,
     now_s: float | None = None,
+    suspect_rows: Sequence[SuspectView] = (),
 ) -> VerdictView:
     """The leak pane; the trend line is anchored at the current memory when a leak is suspected."""
     trend_start = trend_intercept = None
@@ -51,6 +83,7 @@ def verdict_view(
         memory_limit_source=memory_limit_source,
         reason=verdict.reason,
         suspects=tuple(suspects),
+        suspect_rows=tuple(suspect_rows),
         trend_start_s=trend_start,
         trend_intercept_bytes=trend_intercept,
     )

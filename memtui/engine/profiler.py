@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from memtui.engine.culprits import CulpritAnalysis
+from memtui.engine.culprits import CulpritAnalysis, heap_census
 from memtui.engine.dump_trigger import HeapDumpTrigger
 from memtui.engine.leaks import LeakDetector, LeakEvent, LeakVerdict
 from memtui.engine.memlimit import detect_memory_limit
@@ -41,6 +41,7 @@ from memtui.probe.census import CensusResult, take_census
 from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.gcstats import GcMonitor
 from memtui.probe.heapdump import HeapDumpFailed, write_heap_dump
+from memtui.probe.heapsummary import HeapSummaries, light_summary
 from memtui.probe.memory import MemoryReading, ProcMemoryReader
 from memtui.probe.recorder import (
     Recorder,
@@ -165,6 +166,14 @@ class MemoryProfiler:
         self.metrics = MemoryMetrics()
         self._sites: SiteGrowthTracker[TraceKey] = SiteGrowthTracker(max_sites=4 * self.trace_limit)
         self.culprits = CulpritAnalysis()
+        self._summaries = HeapSummaries(
+            wall=self._clock.time,
+            enabled=self.in_process
+            and self.enable_census
+            and os.environ.get("MEMTUI_HEAP_SUMMARY", "1") != "0",
+        )
+        """Full-heap census and containers named by path, from a forked copy on a cadence."""
+        self._heap_census: CensusResult | None = None
         self._tracked_types: list[type] = []
         self._snapshots = SnapshotLog(MAX_SNAPSHOTS)
         self._latest_snapshot: MemorySnapshot | None = None
@@ -400,6 +409,7 @@ class MemoryProfiler:
             if now >= self._next_sample:
                 self._safe(self._sample)
                 self._next_sample = max(self._next_sample + self.sample_interval, now)
+                self._safe(self._heap_summary)
             if now >= self._next_snapshot and not self._target_ended:
                 cpu0 = time.thread_time()
                 self._safe(self._periodic_snapshot)
@@ -495,6 +505,37 @@ class MemoryProfiler:
             rec.add_verdict(wall, v.state, v.rate_mb_per_hour, v.confidence, v.reason)
             self._record_trigger_dumps(rec)
             rec.maybe_flush()
+
+    def _heap_summary(self) -> None:
+        """Start, or take in, a heap summary (a forked copy walks the heap; see heapsummary)."""
+        if self.detector.verdict.state != "ok":
+            self._summaries.request_now()
+        summary = self._summaries.tick()
+        if summary is None:
+            return
+        t_s = float(summary.get("taken_at", self._clock.time())) - self._start_wall
+        self.culprits.observe_heap_summary(t_s, summary)
+        census = heap_census(summary)
+        if census is None:
+            return
+        self._heap_census = census
+        memory = self._read_memory()
+        self._snapshots.append(
+            MemorySnapshot(
+                timestamp=float(summary.get("taken_at", self._clock.time())),
+                elapsed_s=t_s,
+                memory=memory,
+                census=_light_census(census),
+                pid=self.pid,
+            )
+        )
+        rec = self.recorder
+        if rec is not None and not rec.closed:
+            rec.add_snapshot(
+                float(summary.get("taken_at", self._clock.time())),
+                {"heap": light_summary(summary)},
+                rss=memory.rss_bytes,
+            )
 
     def _record_trigger_dumps(self, rec: Recorder) -> None:
         trigger = self._dump_trigger
@@ -780,7 +821,7 @@ class MemoryProfiler:
                 events=self.detector.events,
                 memory_limit_bytes=self._limit_bytes,
                 memory_limit_source=self._limit_source,
-                culprits=self.culprits.to_report() if self.in_process else None,
+                culprits=self._culprits_report() if self.in_process else None,
                 extra={
                     "profiler": {
                         "sample_interval_seconds": self.sample_interval,
@@ -798,6 +839,11 @@ class MemoryProfiler:
                     "recording": {"path": self.recording_path},
                 },
             )
+
+    def _culprits_report(self) -> dict[str, Any]:
+        report = self.culprits.to_report()
+        report["heap"]["collection"] = self._summaries.state()
+        return report
 
     def generate_report(self, command: str = "") -> dict[str, Any]:
         """The documented JSON report; also saved under output_dir when one is set."""

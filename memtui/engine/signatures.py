@@ -412,6 +412,24 @@ class SignatureTracker:
             return Suspect(kind, name or label, detail, g.first, g.last, g.per_hour, score)
         return None
 
+    def _cyclic_garbage_grows(self) -> bool:
+        """Objects dying in cycles are churn, not a leak, unless what each collection frees
+        keeps growing (the cyclic garbage, and the memory it holds between collections)."""
+        if len(self._gc) < 5:
+            return False
+        readings = list(self._gc)
+        mid = len(readings) // 2
+
+        def per_collection(a: GcReading, b: GcReading) -> float:
+            n = sum(b.collections) - sum(a.collections)
+            return (sum(b.collected) - sum(a.collected)) / n if n > 0 else 0.0
+
+        if readings[-1][1].garbage_count - readings[0][1].garbage_count >= CYCLE_FREED:
+            return True  # gc.DEBUG_SAVEALL: every freed cycle is kept in gc.garbage
+        early = per_collection(readings[0][1], readings[mid][1])
+        late = per_collection(readings[mid][1], readings[-1][1])
+        return late >= CYCLE_PER_COLLECTION and late >= 1.5 * max(early, 1.0)
+
     def _gc_suspects(self) -> list[Suspect]:
         out: list[Suspect] = []
         if self._collects:
@@ -446,6 +464,7 @@ class SignatureTracker:
                 collections >= 3
                 and collected >= 10 * CYCLE_FREED
                 and collected >= CYCLE_PER_COLLECTION * collections
+                and self._cyclic_garbage_grows()
             ):
                 per = collected / collections
                 detail = (

@@ -32,6 +32,7 @@ from memtui.probe.heapdump import (
     start_heap_dump,
     unique_path,
 )
+from memtui.probe.heapsummary import HeapSummaries, light_summary
 from memtui.probe.history import History, HistoryPoint
 from memtui.probe.memory import ProcMemoryReader
 from memtui.probe.recorder import (
@@ -162,6 +163,10 @@ class Agent:
         self.record_path = record_path
         self.recorder: Recorder | None = None
         self._markers: deque[tuple[float, str, str]] = deque(maxlen=MAX_MARKERS)
+        self.summaries = HeapSummaries(
+            wall=self.clock.time, enabled=os.environ.get("MEMTUI_HEAP_SUMMARY", "1") != "0"
+        )
+        """Full-heap census and named containers from a forked copy, on a cadence."""
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -230,6 +235,7 @@ class Agent:
         self.gc_monitor.uninstall()
         remove_marker_sink(self._on_marker)
         self.recorder = None  # the parent's connection: never closed nor used here
+        self.summaries.after_fork_in_child()
 
     def _note_error(self, exc: BaseException) -> None:
         self.errors += 1
@@ -247,6 +253,9 @@ class Agent:
                 self.sample()
                 if self.clock.monotonic() >= self._census_next_s:
                     self.census()
+                summary = self.summaries.tick()
+                if summary is not None:
+                    self._record_summary(summary)
                 rec = self.recorder
                 if rec is not None:
                     rec.maybe_flush()
@@ -313,6 +322,15 @@ class Agent:
             rec.add_gc(summary["taken_at"], gcd)
         return summary
 
+    def _record_summary(self, summary: dict[str, Any]) -> None:
+        rec = self.recorder
+        if rec is not None:
+            rec.add_snapshot(
+                float(summary.get("taken_at", self.clock.time())),
+                {"heap": light_summary(summary)},
+                rss=self._ring[-1][2] if self._ring else None,
+            )
+
     def _dispatch(
         self, cmd: object, message: dict[str, Any]
     ) -> tuple[Reply, Callable[[], None] | None]:
@@ -335,7 +353,7 @@ class Agent:
     def cmd_hello(self, message: dict[str, Any]) -> Reply:
         capabilities = ["rss", "vms", "gc", "census", "allocated_blocks", "history"]
         capabilities += ["tracemalloc", "watch", "baseline", "report_data", "heap_dump"]
-        capabilities += ["recording", "markers"]
+        capabilities += ["recording", "markers", "heap_summary"]
         rec = self.recorder
         return {
             "version": protocol.PROTOCOL_VERSION,
@@ -412,7 +430,12 @@ class Agent:
             "baseline": {"at": self._baseline["at"]} if self._baseline else None,
             "agent": self._agent_stats(),
             "markers": self._recent_markers(),
+            "heap_summaries": self.summaries.state(),
         }
+        latest = self.summaries.latest
+        known = message.get("summary_seq", 0)
+        if latest is not None and (type(known) is not int or known < self.summaries.seq):
+            reply["heap_summary"] = latest
         if older is not None:
             reply["history"] = older
             reply["history_fields"] = list(HISTORY_FIELDS)
@@ -421,6 +444,11 @@ class Agent:
     def _recent_markers(self) -> list[list[Any]]:
         with self._data_lock:
             return [list(m) for m in list(self._markers)[-FRAME_MARKERS:]]
+
+    def cmd_heap_summary(self, message: dict[str, Any]) -> Reply:
+        """Take a heap summary soon (the monitor's detector suspects a leak)."""
+        self.summaries.request_now()
+        return {"requested": True, "seq": self.summaries.seq, **self.summaries.state()}
 
     def cmd_mark(self, message: dict[str, Any]) -> Reply:
         """A marker from the monitor (a key in the TUI): ``label`` at the target's now."""
@@ -543,6 +571,7 @@ _COMMANDS: dict[str, Callable[[Agent, dict[str, Any]], Reply]] = {
     "heap_dump": Agent.cmd_heap_dump,
     "report_data": Agent.cmd_report_data,
     "mark": Agent.cmd_mark,
+    "heap_summary": Agent.cmd_heap_summary,
     "detach": Agent.cmd_hello,  # answered in _dispatch (the reply goes out before the stop)
 }
 assert set(_COMMANDS) == protocol.COMMANDS

@@ -71,9 +71,17 @@ class Roots:
     """The executing frames themselves, so that their ids stay theirs until the walk."""
 
 
+def own_module(name: object) -> bool:
+    """memtui's own code (the demo is a user program, so it is not)."""
+    if not isinstance(name, str):
+        return False
+    return name == "memtui" or (name.startswith("memtui.") and not name.startswith("memtui.demo"))
+
+
 def capture_roots(skip: tuple[dict[str, Any], ...] = ()) -> Roots:
-    """Snapshot every thread's function-frame locals into root dicts (frames whose globals are
-    in ``skip``, the dumper's own, are left out)."""
+    """Snapshot every thread's function-frame locals into root dicts. memtui's own threads
+    and frames (and frames whose globals are in ``skip``) are left out: what they hold is
+    memtui's, never a root of the program's memory."""
     names = {t.ident: t.name for t in threading.enumerate()}
     frames: list[tuple[dict[str, Any], str]] = []
     leaves: set[int] = set()
@@ -81,17 +89,23 @@ def capture_roots(skip: tuple[dict[str, Any], ...] = ()) -> Roots:
     skip = (globals(), *skip)
     for tid, top in sys._current_frames().items():
         f: FrameType | None = top
+        thread = names.get(tid, str(tid))
+        ours = thread.startswith("memtui")
         while f is not None:
             leaves.add(id(f))
             keep.append(f)
             code = f.f_code
-            if code.co_flags & _CO_OPTIMIZED and not any(f.f_globals is g for g in skip):
+            if (
+                code.co_flags & _CO_OPTIMIZED
+                and not ours
+                and not any(f.f_globals is g for g in skip)
+                and not own_module(f.f_globals.get("__name__"))
+            ):
                 try:
                     local = dict(f.f_locals)
                 except Exception:
                     local = {}
                 where = f"{os.path.basename(code.co_filename)}:{f.f_lineno}"
-                thread = names.get(tid, str(tid))
                 frames.append((local, f"thread {thread} frame {code.co_name}() {where}"))
             f = f.f_back
     return Roots(frames, leaves, keep)

@@ -21,6 +21,8 @@ Commands (arguments → result):
   bytes, duration_s, pending} (see memtui.probe.heapdump)
 - report_data {} → everything a monitor needs to build the JSON report
 - mark {label} → {marked: label}: a marker from the monitor at the target's now
+- heap_summary {} → {requested, seq, ...}: take a heap summary soon (memtui.probe.heapsummary);
+  ``frame {summary_seq}`` carries the latest one (``heap_summary``) when newer than summary_seq
 - detach {} → stops the agent and removes its socket (the reply is sent first)
 
 Standard library only.
@@ -49,6 +51,7 @@ COMMANDS: frozenset[str] = frozenset(
         "heap_dump",
         "report_data",
         "mark",
+        "heap_summary",
         "detach",
     }
 )

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from memtui.engine.culprits import CulpritAnalysis
+from memtui.engine.culprits import CulpritAnalysis, heap_census
 from memtui.engine.leaks import LeakDetector, LeakEvent
 from memtui.engine.memlimit import detect_memory_limit
 from memtui.engine.metrics import MemoryMetrics
@@ -84,18 +84,36 @@ class AgentSession:
         self.recording_path: str | None = rec if isinstance(rec, str) and rec else None
         """The agent's recording (memtui run --record), replayed on the first frame."""
         self._replayed_until: float | None = None
+        self.summary_seq = 0
+        self.heap_summaries: dict[str, Any] = {}
+        """The agent's account of its heap summaries (taken, refused, cost, source)."""
+        self.heap_census: CensusResult | None = None
+        """Every live object by type, from the latest heap summary (gc-untracked included)."""
+        self.first_heap_census: CensusResult | None = None
+        self._requested_state = "ok"
 
     def poll(self) -> bool:
         """Pull what is new; False once the agent is gone (the target exited)."""
         if self.ended:
             return False
         try:
-            frame = self.client.request("frame", since=self.seq)
+            frame = self.client.request("frame", since=self.seq, summary_seq=self.summary_seq)
         except AgentUnavailable:
             self.ended = True
             return False
         self.apply_frame(frame)
+        self._ask_for_summary()
         return True
+
+    def _ask_for_summary(self) -> None:
+        """When the detector starts to suspect a leak, a heap summary now says what grows."""
+        state = self.detector.verdict.state
+        if state != "ok" and self._requested_state == "ok" and "heap_summary" in self.capabilities:
+            try:
+                self.client.request("heap_summary")
+            except AgentUnavailable:
+                return
+        self._requested_state = state
 
     def apply_frame(self, frame: Mapping[str, Any]) -> None:
         self.last_poll_wall = time.time()
@@ -131,12 +149,18 @@ class AgentSession:
             self.census = census
             if self.first_census is None:
                 self.first_census = census
-            self.snapshots.append(self._snapshot(census))
+            if self.heap_census is None:  # once heap summaries come, they make the snapshots
+                self.snapshots.append(self._snapshot(census))
             self.culprits.observe_frame_census(
                 self.metrics.last_t_s or 0.0,
                 census_raw,  # a Mapping here: census was parsed from it
                 gc_raw if isinstance(gc_raw, Mapping) else None,
             )
+        summary = frame.get("heap_summary")
+        if isinstance(summary, Mapping) and int(summary.get("seq", 0) or 0) > self.summary_seq:
+            self.apply_heap_summary(summary)
+        if isinstance(frame.get("heap_summaries"), Mapping):
+            self.heap_summaries = dict(frame["heap_summaries"])
         if frame.get("sites") is not None:
             self.sites = sites_from_rows(frame.get("sites"))
         if isinstance(frame.get("tracing"), Mapping):
@@ -151,6 +175,19 @@ class AgentSession:
                         "source": str(m[2]) if len(m) > 2 else "target",
                     }
                 )
+
+    def apply_heap_summary(self, summary: Mapping[str, Any]) -> None:
+        """One heap summary from the agent: culprits by path, and the full-heap census."""
+        self.summary_seq = int(summary.get("seq", 0) or 0)
+        taken = float(summary.get("taken_at", 0.0) or self.metrics.last_t_s or time.time())
+        self.culprits.start_t = self.metrics.start_t_s or self.started_wall
+        self.culprits.observe_heap_summary(taken, summary)
+        census = heap_census(summary)
+        if census is not None:
+            self.heap_census = census
+            if self.first_heap_census is None:
+                self.first_heap_census = census
+            self.snapshots.append(self._snapshot(census))
 
     def _replay_recording(self) -> bool:
         """Feed what the agent's recording holds (the whole run, also from before we came).
@@ -269,7 +306,7 @@ class AgentSession:
             events=self.detector.events,
             memory_limit_bytes=self.memory_limit.limit_bytes,
             memory_limit_source=self.memory_limit.source,
-            culprits=self.culprits.to_report(),
+            culprits=self._culprits_report(),
             extra={
                 "agent": {"capabilities": self.capabilities, "tracing": self.tracing},
                 "timeline": timeline_from_metrics(
@@ -287,6 +324,12 @@ class AgentSession:
                 ],
             },
         )
+
+    def _culprits_report(self) -> dict[str, Any]:
+        self.culprits.start_t = self.metrics.start_t_s or self.started_wall
+        report = self.culprits.to_report()
+        report["heap"]["collection"] = self.heap_summaries
+        return report
 
     def close(self) -> None:
         self.client.close()

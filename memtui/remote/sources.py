@@ -20,6 +20,7 @@ from memtui.engine.monitor_view import (
     gc_view,
     object_rows,
     series_points,
+    suspect_views,
     verdict_view,
 )
 from memtui.engine.report.json_report import ReportInput, SourceInfo, build_report
@@ -97,7 +98,9 @@ class AgentSource:
         allocators = allocator_rows(s.top_allocators(), self._baseline_sites, age)
         # Named culprits (containers, caches, listeners, threads...) first: they say what
         # holds the memory; allocation sites only once the memory itself is suspect.
-        suspects = [sus.detail for sus in s.culprits.suspects(3)]
+        s.culprits.start_t = m.start_t_s or s.started_wall
+        named = s.culprits.suspects(5)
+        suspects = [sus.detail for sus in named[:3]]
         if s.detector.verdict.state != "ok":
             suspects += [
                 f"{r.file}:{r.line} in {r.function}: {r.size_bytes / MIB:.1f} MiB"
@@ -123,10 +126,15 @@ class AgentSource:
             peak_rss_bytes=m.peak_bytes,
             alert_threshold_bytes=int(s.alert_threshold_mb * MIB) if s.alert_threshold_mb else None,
             verdict=verdict_view(
-                s.detector.verdict, suspects, s.memory_limit.source, m.current_bytes, m.duration_s
+                s.detector.verdict,
+                suspects,
+                s.memory_limit.source,
+                m.current_bytes,
+                m.duration_s,
+                suspect_views(named),
             ),
             allocators=allocators,
-            objects=object_rows(s.census, self._baseline_census, age),
+            objects=object_rows(s.heap_census or s.census, self._baseline_census, age),
             gc=gc_view(s.gc),
             events=tuple(self._events),
             baseline_at_s=self._baseline_t,

@@ -1,0 +1,137 @@
+"""Provides fork_headroom: may this process fork a copy-on-write child without risking its memory?
+
+A forked child that walks the heap shares the parent's pages until either writes to them; in the
+worst case every page the parent owns is copied while the child lives, and the child's own
+bookkeeping comes on top. memtui forks only when that worst case fits in both the machine's
+MemAvailable and the cgroup's ``memory.max - memory.current`` (v2; v1's limit_in_bytes and
+usage_in_bytes), so a heap dump or summary can never get the target OOM-killed. Standard library
+only; also holds the guard that tells at-fork hooks a fork is memtui's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+CGROUP_ROOT: str = "/sys/fs/cgroup"
+_UNLIMITED: int = 1 << 60
+_fork_lock = threading.Lock()
+_forking_thread: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Headroom:
+    """The verdict and the figures behind it (bytes; None where unknown)."""
+
+    ok: bool
+    needed_bytes: int
+    mem_available_bytes: int | None
+    cgroup_free_bytes: int | None
+    reason: str
+    """Why the fork was refused ('' when ok)."""
+
+
+def mem_available(meminfo: str = "/proc/meminfo") -> int | None:
+    try:
+        with open(meminfo, "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, "rb") as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    if text == b"max":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def cgroup_free(pid: int | str = "self", root: str = CGROUP_ROOT) -> int | None:
+    """The least free memory (limit - usage) over this process's cgroup and its ancestors."""
+    try:
+        with open(f"/proc/{pid}/cgroup", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    best: int | None = None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # v2 unified hierarchy
+            pairs = [("memory.max", "memory.current")]
+            base = root
+        elif "memory" in controllers.split(","):
+            pairs = [("memory.limit_in_bytes", "memory.usage_in_bytes")]
+            base = os.path.join(root, "memory")
+        else:
+            continue
+        rel = path.strip("/")
+        while True:
+            directory = os.path.join(base, rel) if rel else base
+            for limit_name, usage_name in pairs:
+                limit = _read_int(os.path.join(directory, limit_name))
+                usage = _read_int(os.path.join(directory, usage_name))
+                if limit is not None and usage is not None and limit < _UNLIMITED:
+                    free = max(0, limit - usage)
+                    best = free if best is None else min(best, free)
+            if not rel:
+                break
+            rel = os.path.dirname(rel)
+    return best
+
+
+def fork_headroom(
+    rss_bytes: int, child_bytes: int, available: int | None = None, cg_free: int | None = None
+) -> Headroom:
+    """May we fork? ``rss_bytes``: what the parent could dirty while the child lives;
+    ``child_bytes``: what the child allocates itself. ``available``/``cg_free`` override the
+    readings (tests)."""
+    needed = max(0, int(rss_bytes)) + max(0, int(child_bytes))
+    avail = mem_available() if available is None else available
+    cg = cgroup_free() if cg_free is None else cg_free
+    reason = ""
+    if cg is not None and cg < needed:
+        reason = (
+            f"the cgroup has {cg / 1e6:,.0f} MB free under memory.max, a copy-on-write child "
+            f"may need {needed / 1e6:,.0f} MB"
+        )
+    elif avail is not None and avail < needed:
+        reason = (
+            f"{avail / 1e6:,.0f} MB of memory available, a copy-on-write child may need "
+            f"{needed / 1e6:,.0f} MB"
+        )
+    return Headroom(not reason, needed, avail, cg, reason)
+
+
+@contextlib.contextmanager
+def memtui_fork() -> Iterator[None]:
+    """Wrap memtui's own os.fork() calls: at-fork hooks in the child (is_memtui_fork) then know
+    the child is a short-lived heap walker, not a worker that needs an agent of its own."""
+    global _forking_thread
+    with _fork_lock:
+        _forking_thread = threading.get_ident()
+        try:
+            yield
+        finally:
+            _forking_thread = None
+
+
+def is_memtui_fork() -> bool:
+    """True in the child of a fork made inside memtui_fork() (the forking thread continues
+    there, with the same ident)."""
+    return _forking_thread is not None and _forking_thread == threading.get_ident()

@@ -1,0 +1,330 @@
+"""Provides heap summaries on a cadence: a forked copy of the target counts and names its heap.
+
+Why a fork: a census of *every* object (CPython does not track dicts and tuples of atomic values,
+so ``gc.get_objects()`` misses most leaked records) and the path from a root to each large
+container need a walk of the whole heap, 1-2 s of Python work per million objects. In a
+copy-on-write child that work runs on another core while the target only pays for the fork (a few
+ms) and the pages it writes meanwhile. The child walks (memtui.probe.heapdump_walk), summarises
+(memtui.probe.heap_paths) and sends one JSON document back through a pipe; it never writes files.
+
+The parent forks only with memory headroom for the copy-on-write worst case (memtui.probe.headroom)
+and never while a census of its own holds the object list. ``HeapSummaries`` schedules them:
+soon after start, then spaced by the heap's age and by what the last one cost, and at once when
+asked (the detector suspects a leak). Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import select
+import signal
+import sys
+import threading
+import time
+import tracemalloc
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from memtui.probe.census import _census_lock
+from memtui.probe.headroom import fork_headroom, memtui_fork
+from memtui.probe.heap_paths import summarize_graph
+from memtui.probe.heapdump_walk import capture, capture_roots, link
+from memtui.probe.memory import ProcMemoryReader
+
+CHILD_BYTES_PER_OBJECT: int = 260
+"""What the child allocates per object (walk index, CSR, ownership arrays), for the headroom."""
+FIRST_AFTER_S: float = 3.0
+MIN_INTERVAL_S: float = 10.0
+MAX_INTERVAL_S: float = 300.0
+AGE_DIVISOR: float = 6.0
+"""The interval grows with the time watched (age / 6: 10 s for the first minute, 100 s at
+10 minutes, 5 minutes from half an hour on): early summaries find a leak fast, later ones cost
+little."""
+COST_FACTOR: float = 5.0
+"""The next summary waits at least this many times the last child's wall time (the child takes
+at most ~20% of one core, at nice 5) ..."""
+PAUSE_BUDGET: float = 0.002
+"""... and the target's fork pause stays under 0.2% of wall time."""
+REQUEST_GAP_S: float = 5.0
+"""Requested summaries (request_now) come at most this often."""
+
+
+class SummaryJob:
+    """One summary under way in a forked child; a reaper thread collects its answer."""
+
+    def __init__(self, taken_at: float) -> None:
+        self.taken_at = taken_at
+        self.pause_s = 0.0
+        self.child_pid: int | None = None
+        self.started_mono = time.monotonic()
+        self._done = threading.Event()
+        self.result: dict[str, Any] | None = None
+        self.error = ""
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def finish(self, result: dict[str, Any] | None, error: str = "") -> None:
+        self.result, self.error = result, error
+        self._done.set()
+
+
+def _rss() -> int:
+    try:
+        with ProcMemoryReader() as reader:
+            return reader.read().rss_bytes
+    except OSError:
+        return 0
+
+
+def _own_thread_ids() -> list[int]:
+    """memtui's threads (their objects are its own: never entered by the summary walk)."""
+    return [id(t) for t in threading.enumerate() if t.name.startswith("memtui")]
+
+
+def start_heap_summary(taken_at: float, timeout_s: float | None = None) -> SummaryJob:
+    """Fork a child that summarises the heap; the job finishes with the summary or an error
+    (refused fork: ``error`` says why and ``result`` stays None)."""
+    job = SummaryJob(taken_at)
+    if not hasattr(os, "fork") or not sys.platform.startswith("linux"):
+        job.finish(None, f"no fork-based heap summary on {sys.platform}")
+        return job
+    blocks = sys.getallocatedblocks()
+    room = fork_headroom(_rss(), blocks * CHILD_BYTES_PER_OBJECT)
+    if not room.ok:
+        job.finish(None, f"fork refused: {room.reason}")
+        return job
+    if timeout_s is None:
+        timeout_s = 30.0 + 20.0 * blocks / 1e6
+    r, w = os.pipe()
+    try:
+        with _census_lock, memtui_fork():  # no census list of ours alive in the copy
+            roots = capture_roots()
+            blocked = _own_thread_ids()
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                # 3.12+ warns that fork() in a threaded process may deadlock the child: the
+                # child takes no lock another thread may hold (memtui.probe.heapdump).
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child; its answer comes through the pipe
+                _child(r, w, roots, blocked, t0)
+            job.pause_s = time.perf_counter() - t0
+    except Exception as exc:  # os.fork failed or was replaced by the program: fall back
+        os.close(r)
+        os.close(w)
+        job.finish(None, f"fork failed: {type(exc).__name__}: {exc}")
+        return job
+    os.close(w)
+    del roots
+    job.child_pid = pid
+    threading.Thread(
+        target=_reap,
+        args=(job, pid, r, time.monotonic() + timeout_s),
+        name="memtui-heapsummary-reaper",
+        daemon=True,
+    ).start()
+    return job
+
+
+def _child(r: int, w: int, roots: Any, blocked: list[int], t0: float) -> None:  # pragma: no cover
+    code = 1
+    try:
+        os.close(r)
+        gc.disable()  # no collection in the copy: it would change the heap being summarised
+        if tracemalloc.is_tracing():
+            tracemalloc.stop()  # tracing the walk's own allocations would slow it 5-10x
+        pause = time.perf_counter() - t0
+        with contextlib.suppress(OSError):
+            os.nice(5)  # the target keeps the CPU when both want it
+        cpu0 = time.process_time()
+        nodes, refs = capture(roots, skip_leaves=True)
+        graph = link(nodes, refs, roots, t0)
+        del nodes, refs
+        walked = time.perf_counter()
+        summary = summarize_graph(graph, roots, blocked)
+        summary.update(
+            ok=True,
+            pause_s=round(pause, 6),
+            walk_s=round(walked - t0, 4),
+            child_s=round(time.perf_counter() - t0, 4),
+            child_cpu_s=round(time.process_time() - cpu0, 4),
+            edges=len(graph.edges),
+        )
+        data = json.dumps(summary, separators=(",", ":"), default=str).encode()
+        code = 0
+    except BaseException as exc:
+        data = json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"}).encode()
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(w, view) :]
+    finally:
+        os._exit(code)
+
+
+def _reap(job: SummaryJob, pid: int, r: int, deadline: float) -> None:
+    chunks: list[bytes] = []
+    error = ""
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                error = "the heap summary took too long; its process was stopped"
+                break
+            ready, _, _ = select.select([r], [], [], min(remaining, 1.0))
+            if ready:
+                data = os.read(r, 1 << 16)
+                if not data:
+                    break
+                chunks.append(data)
+    except OSError as exc:
+        error = f"lost the heap summary process: {exc}"
+    finally:
+        os.close(r)
+    status = 0
+    with contextlib.suppress(ChildProcessError):  # the target may reap children itself
+        _, status = os.waitpid(pid, 0)
+    message: dict[str, Any] = {}
+    with contextlib.suppress(ValueError):
+        message = json.loads(b"".join(chunks).decode() or "{}")
+    if not error and not message.get("ok"):
+        error = str(message.get("error") or "")
+        if not error:
+            how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"status {status}"
+            error = f"the heap summary process died ({how})"
+    if error:
+        job.finish(None, error)
+        return
+    message["pause_s"] = round(job.pause_s, 6)
+    message["taken_at"] = job.taken_at
+    job.finish(message)
+
+
+def light_summary(summary: dict[str, Any], types: int = 60) -> dict[str, Any]:
+    """A heap summary without its long census tail, for recordings kept for days."""
+    out = {k: v for k, v in summary.items() if k != "census"}
+    out["census"] = list(summary.get("census") or [])[:types]
+    return out
+
+
+class HeapSummaries:
+    """The cadence of heap summaries for one process, and the latest one.
+
+    ``tick()`` from a collector loop: starts a summary when one is due, collects a finished
+    one. Time for the cadence is real monotonic time (a simulated clock must not fork a copy
+    per simulated minute); ``wall`` stamps the results.
+    """
+
+    def __init__(
+        self,
+        wall: Callable[[], float] = time.time,
+        enabled: bool = True,
+        first_after_s: float = FIRST_AFTER_S,
+        min_interval_s: float = MIN_INTERVAL_S,
+        max_interval_s: float = MAX_INTERVAL_S,
+    ) -> None:
+        self.wall = wall
+        self.enabled = enabled
+        self.min_interval_s = min_interval_s
+        self.max_interval_s = max_interval_s
+        self._started = time.monotonic()
+        self._next = self._started + first_after_s
+        self._last_request = 0.0
+        self.job: SummaryJob | None = None
+        self.latest: dict[str, Any] | None = None
+        self.seq = 0
+        self.taken = 0
+        self.refused = 0
+        self.failed = 0
+        self.last_error = ""
+        self.child_s_total = 0.0
+        self.pause_s_total = 0.0
+        self.max_pause_s = 0.0
+        self.interval_s = min_interval_s
+
+    def request_now(self) -> None:
+        """Take one soon (at most every REQUEST_GAP_S): the detector suspects a leak."""
+        now = time.monotonic()
+        if now - self._last_request >= REQUEST_GAP_S:
+            self._last_request = now
+            self._next = min(self._next, now)
+
+    def tick(self) -> dict[str, Any] | None:
+        """Start or collect; the new summary when one just finished, else None."""
+        if not self.enabled:
+            return None
+        job = self.job
+        if job is not None:
+            if not job.done:
+                return None
+            self.job = None
+            return self._collect(job)
+        if time.monotonic() >= self._next:
+            self.job = start_heap_summary(self.wall())
+            if self.job.done:  # refused or failed at once
+                job, self.job = self.job, None
+                return self._collect(job)
+        return None
+
+    def _collect(self, job: SummaryJob) -> dict[str, Any] | None:
+        now = time.monotonic()
+        age = now - self._started
+        interval = min(self.max_interval_s, max(self.min_interval_s, age / AGE_DIVISOR))
+        if job.result is None:
+            self.last_error = job.error
+            if job.error.startswith("fork refused"):
+                self.refused += 1
+            else:
+                self.failed += 1
+            self.interval_s = interval
+            self._next = now + interval
+            return None
+        result = job.result
+        child_s = float(result.get("child_s", 0.0))
+        self.child_s_total += child_s
+        self.pause_s_total += job.pause_s
+        self.max_pause_s = max(self.max_pause_s, job.pause_s)
+        interval = max(interval, COST_FACTOR * child_s, job.pause_s / PAUSE_BUDGET)
+        self.interval_s = interval
+        self._next = now + interval
+        self.taken += 1
+        self.seq += 1
+        result["seq"] = self.seq
+        result["interval_s"] = round(interval, 2)
+        self.latest = result
+        self.last_error = ""
+        return result
+
+    def state(self) -> dict[str, Any]:
+        """What the reports say about the summaries (their cost and why any were skipped)."""
+        return {
+            "taken": self.taken,
+            "refused": self.refused,
+            "failed": self.failed,
+            "last_error": self.last_error,
+            "interval_s": round(self.interval_s, 2),
+            "child_s_total": round(self.child_s_total, 3),
+            "pause_s_total": round(self.pause_s_total, 6),
+            "max_pause_s": round(self.max_pause_s, 6),
+            "source": "fork"
+            if self.taken
+            else ("none: " + self.last_error if self.last_error else "none yet"),
+        }
+
+    def after_fork_in_child(self) -> None:
+        """A forked worker starts with no summary of its own under way."""
+        self.job = None
+        self.latest = None
+        self._started = time.monotonic()
+        self._next = self._started + FIRST_AFTER_S
