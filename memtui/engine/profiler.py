@@ -41,7 +41,7 @@ from memtui.probe.census import CensusResult, take_census
 from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.gcstats import GcMonitor
 from memtui.probe.heapdump import HeapDumpFailed, write_heap_dump
-from memtui.probe.heapsummary import HeapSummaries, light_summary
+from memtui.probe.heapsummary import light_summary, summaries_from_env
 from memtui.probe.memory import MemoryReading, ProcMemoryReader
 from memtui.probe.recorder import (
     Recorder,
@@ -166,11 +166,8 @@ class MemoryProfiler:
         self.metrics = MemoryMetrics()
         self._sites: SiteGrowthTracker[TraceKey] = SiteGrowthTracker(max_sites=4 * self.trace_limit)
         self.culprits = CulpritAnalysis()
-        self._summaries = HeapSummaries(
-            wall=self._clock.time,
-            enabled=self.in_process
-            and self.enable_census
-            and os.environ.get("MEMTUI_HEAP_SUMMARY", "1") != "0",
+        self._summaries = summaries_from_env(
+            self._clock.time, enabled=self.in_process and self.enable_census
         )
         """Full-heap census and containers named by path, from a forked copy on a cadence."""
         self._heap_census: CensusResult | None = None
@@ -534,6 +531,7 @@ class MemoryProfiler:
             rec.add_snapshot(
                 float(summary.get("taken_at", self._clock.time())),
                 {"heap": light_summary(summary)},
+                kind="heap",
                 rss=memory.rss_bytes,
             )
 

@@ -32,7 +32,7 @@ from memtui.probe.heapdump import (
     start_heap_dump,
     unique_path,
 )
-from memtui.probe.heapsummary import HeapSummaries, light_summary
+from memtui.probe.heapsummary import light_summary, summaries_from_env
 from memtui.probe.history import History, HistoryPoint
 from memtui.probe.memory import ProcMemoryReader
 from memtui.probe.recorder import (
@@ -163,9 +163,7 @@ class Agent:
         self.record_path = record_path
         self.recorder: Recorder | None = None
         self._markers: deque[tuple[float, str, str]] = deque(maxlen=MAX_MARKERS)
-        self.summaries = HeapSummaries(
-            wall=self.clock.time, enabled=os.environ.get("MEMTUI_HEAP_SUMMARY", "1") != "0"
-        )
+        self.summaries = summaries_from_env(self.clock.time)
         """Full-heap census and named containers from a forked copy, on a cadence."""
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -328,6 +326,7 @@ class Agent:
             rec.add_snapshot(
                 float(summary.get("taken_at", self.clock.time())),
                 {"heap": light_summary(summary)},
+                kind="heap",
                 rss=self._ring[-1][2] if self._ring else None,
             )
 

@@ -218,6 +218,27 @@ def light_summary(summary: dict[str, Any], types: int = 60) -> dict[str, Any]:
     return out
 
 
+def summaries_from_env(
+    wall: Callable[[], float] = time.time, enabled: bool = True
+) -> HeapSummaries:
+    """HeapSummaries as the environment asks: MEMTUI_HEAP_SUMMARY=0 turns them off,
+    MEMTUI_HEAP_SUMMARY_INTERVAL=S fixes the interval (short CI runs, tests; the first one
+    comes after S/3)."""
+    if os.environ.get("MEMTUI_HEAP_SUMMARY", "1").strip() == "0":
+        enabled = False
+    try:
+        interval = float(os.environ.get("MEMTUI_HEAP_SUMMARY_INTERVAL", "") or MIN_INTERVAL_S)
+    except ValueError:
+        interval = MIN_INTERVAL_S
+    interval = max(0.5, interval)
+    summaries = HeapSummaries(
+        wall, enabled, first_after_s=min(FIRST_AFTER_S, interval / 3), min_interval_s=interval
+    )
+    if "MEMTUI_HEAP_SUMMARY_INTERVAL" in os.environ:
+        summaries.fixed = True  # asked for: neither the run's age nor the cost stretches it
+    return summaries
+
+
 class HeapSummaries:
     """The cadence of heap summaries for one process, and the latest one.
 
@@ -252,6 +273,7 @@ class HeapSummaries:
         self.pause_s_total = 0.0
         self.max_pause_s = 0.0
         self.interval_s = min_interval_s
+        self.fixed = False
 
     def request_now(self) -> None:
         """Take one soon (at most every REQUEST_GAP_S): the detector suspects a leak."""
@@ -281,6 +303,8 @@ class HeapSummaries:
         now = time.monotonic()
         age = now - self._started
         interval = min(self.max_interval_s, max(self.min_interval_s, age / AGE_DIVISOR))
+        if self.fixed:
+            interval = self.min_interval_s
         if job.result is None:
             self.last_error = job.error
             if job.error.startswith("fork refused"):
@@ -295,7 +319,8 @@ class HeapSummaries:
         self.child_s_total += child_s
         self.pause_s_total += job.pause_s
         self.max_pause_s = max(self.max_pause_s, job.pause_s)
-        interval = max(interval, COST_FACTOR * child_s, job.pause_s / PAUSE_BUDGET)
+        if not self.fixed:
+            interval = max(interval, COST_FACTOR * child_s, job.pause_s / PAUSE_BUDGET)
         self.interval_s = interval
         self._next = now + interval
         self.taken += 1

@@ -1,0 +1,133 @@
+"""Heap summaries on real programs: every object counted, leaks named by path, look-alikes not."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from memtui.engine.dumps import load_dump
+from memtui.engine.retainers import RetainerGrowth, trend
+from memtui.probe.headroom import cgroup_free, fork_headroom, mem_available
+
+LEAKERS = Path(__file__).parent / "leakers"
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork-based")
+
+
+def _run(script: Path, *args: str, timeout: float = 120) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True, text=True, timeout=timeout, check=True,
+    )  # fmt: skip
+    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+
+
+def test_census_counts_untracked_dicts_like_a_heap_dump(tmp_path: Path) -> None:
+    (row,) = _run(LEAKERS / "census_vs_dump.py", str(tmp_path / "d.mtdump"))
+    summary = row["summary"]
+    assert summary is not None, row["error"]
+    census = {name: count for name, count, _ in summary["census"]}
+    dump = load_dump(row["dump"])
+    names = np.array(dump.type_names)[dump.types]
+    dumped_dicts = int((names == "dict").sum())
+    # gc sees a few hundred dicts; the summary counts the 100,000 untracked records too.
+    assert row["gc_tracked_dicts"] < 20_000
+    assert census["dict"] >= 100_000
+    assert abs(census["dict"] - dumped_dicts) <= 0.05 * dumped_dicts
+    assert abs(census["tuple"] - int((names == "tuple").sum())) <= 0.05 * census["tuple"]
+    assert abs(summary["totals"]["objects"] - dump.n) <= 0.05 * dump.n
+    assert not any(name.startswith("memtui.probe") for name in census)
+
+
+@pytest.fixture(scope="module")
+def retainer_suspects() -> list[Any]:
+    growth = RetainerGrowth()
+    for i, summary in enumerate(_run(LEAKERS / "retainers.py", "6")):
+        assert "error" not in summary, summary
+        growth.observe(10.0 * i, summary)
+    return growth.suspects(0.0, 30)
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "holds"),
+    [
+        ("__main__.RECORDS", "unbounded_collection", "dict"),
+        ("__main__.Registry.listeners", "event_listeners", "method"),
+        ("__main__.APP.client.pending", "unbounded_collection", "tuple"),
+        ("__main__.COUNT.<closure>.seen", "unbounded_collection", "int"),
+        ("thread worker: worker().buffer", "unbounded_collection", "bytes"),
+        ("thread MainThread: main().tasks", "asyncio_tasks", "_asyncio.Future"),
+        ("__main__.LOG.handlers", "logging_handlers", "logging.NullHandler"),
+    ],
+)
+def test_leaks_named_by_path(
+    retainer_suspects: list[Any], path: str, kind: str, holds: str
+) -> None:
+    found = {s.path: s for s in retainer_suspects}
+    assert path in found, sorted(found)
+    s = found[path]
+    assert s.kind == kind
+    assert s.holds == holds
+    assert s.items_per_hour > 0 and s.retained_bytes > 0
+    assert s.chain.startswith(("module ", "thread "))
+    assert s.samples
+
+
+def test_look_alikes_that_stop_growing_are_not_named(retainer_suspects: list[Any]) -> None:
+    paths = " ".join(s.path for s in retainer_suspects)
+    assert "bounded" not in paths  # lru_cache(maxsize=300), full since the start
+    assert "RECENT" not in paths  # deque(maxlen=500)
+    assert "WARM" not in paths  # a warm-up that levelled off after one round
+    assert "memtui." not in paths.replace("memtui.demo", "")
+
+
+def test_trend_rejects_one_step_and_levelling_off() -> None:
+    ts = [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+    assert trend(ts, [0, 100, 200, 300, 400, 500], 50) is not None
+    assert trend(ts, [0, 0, 0, 1000, 1000, 1000], 50) is None  # a cache filled at once
+    assert trend(ts, [0, 400, 480, 500, 500, 500], 50) is None  # levelled off
+    assert trend(ts, [1e6, 1e6 + 60, 1e6 + 120, 1e6 + 180, 1e6 + 240, 1e6 + 300], 50) is None
+
+
+def test_headroom_refuses_when_the_worst_case_does_not_fit() -> None:
+    room = fork_headroom(800 << 20, 200 << 20, available=600 << 20, cg_free=None)
+    assert not room.ok and "available" in room.reason
+    room = fork_headroom(800 << 20, 200 << 20, available=64 << 30, cg_free=500 << 20)
+    assert not room.ok and "cgroup" in room.reason
+    assert fork_headroom(1 << 20, 1 << 20, available=1 << 30, cg_free=None).ok
+    avail = mem_available()
+    assert avail is None or avail > 0
+    free = cgroup_free()
+    assert free is None or free >= 0
+
+
+def test_a_program_that_breaks_fork_keeps_running(tmp_path: Path) -> None:
+    script = tmp_path / "nofork.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import json, os
+            from memtui.probe.heapsummary import HeapSummaries, start_heap_summary
+
+            def forbidden():
+                raise PermissionError("fork is not allowed here")
+
+            os.fork = forbidden
+            job = start_heap_summary(0.0)
+            summaries = HeapSummaries(first_after_s=0.0)
+            assert summaries.tick() is None
+            print(json.dumps({"error": job.error, "state": summaries.state()}))
+            """
+        )
+    )
+    (row,) = _run(script)
+    assert row["error"].startswith("fork failed: PermissionError")
+    assert row["state"]["failed"] == 1 and row["state"]["taken"] == 0
+    assert "fork failed" in row["state"]["source"]
