@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from memtui.engine.culprits import CulpritAnalysis
+from memtui.engine.culprits import CulpritAnalysis, heap_census
 from memtui.engine.leaks import LeakDetector
 from memtui.engine.metrics import MemoryMetrics
 from memtui.engine.report.json_report import ReportInput, SourceInfo
@@ -444,6 +444,21 @@ def _build(
     pid = int(meta.get("pid", 0) or 0)
     has_census = False
     for t, _kind, rss, data in rec.snapshots(lo, hi):
+        heap = data.get("heap")
+        if isinstance(heap, Mapping):  # a heap summary: containers by path, every object
+            culprits.observe_heap_summary(t - t0, heap)
+            heap_counts = heap_census(heap)
+            has_census = has_census or heap_counts is not None
+            snaps.append(
+                MemorySnapshot(
+                    timestamp=t,
+                    elapsed_s=t - t0,
+                    memory=MemoryReading(rss, 0),
+                    census=heap_counts,
+                    pid=pid,
+                )
+            )
+            continue
         census = data.get("census")
         gc = data.get("gc")
         has_census = has_census or isinstance(census, Mapping)

@@ -58,6 +58,8 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
+from memtui.probe.census import _census_lock
+from memtui.probe.headroom import fork_headroom, memtui_fork
 from memtui.probe.heapdump_walk import (
     Section,
     capture,
@@ -225,7 +227,8 @@ def start_heap_dump(
             reason = f"fork failed: {exc.strerror or exc}"
             meta["fallback_reason"] = reason
     job = DumpJob(path, "inplace", reason)
-    _run_inplace(job, tmp, meta)
+    with _census_lock:  # no census list of memtui's alive in the walk
+        _run_inplace(job, tmp, meta)
     return job
 
 
@@ -238,13 +241,9 @@ def choose_writer(requested: str | None, rss: int, blocks: int) -> tuple[str, st
         return "inplace", "in-place walk requested"
     if not hasattr(os, "fork") or not sys.platform.startswith("linux"):
         return "inplace", f"no fork-based dump on {sys.platform}"
-    available = _mem_available()
-    needed = rss + blocks * WALK_BYTES_PER_OBJECT
-    if available is not None and available < needed:
-        return "inplace", (
-            f"{available / 1e6:.0f} MB of memory available, a copy-on-write child may need "
-            f"{needed / 1e6:.0f} MB"
-        )
+    room = fork_headroom(rss, blocks * WALK_BYTES_PER_OBJECT)
+    if not room.ok:
+        return "inplace", room.reason
     return "fork", ""
 
 
@@ -252,19 +251,22 @@ def _start_fork(job: DumpJob, tmp: str, meta: dict[str, Any], timeout_s: float) 
     with_sites = tracemalloc.is_tracing()
     r, w = os.pipe()
     t0 = time.perf_counter()
-    roots = capture_roots((globals(),))
     try:
-        with warnings.catch_warnings():
-            # 3.12+ warns that fork() in a threaded process may deadlock the child: the child
-            # here takes no lock another thread may hold (see the module docstring).
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-    except OSError:
+        # No census list of memtui's alive in the copy; at-fork hooks know the child is ours.
+        with _census_lock, memtui_fork():
+            roots = capture_roots((globals(),))
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                # 3.12+ warns that fork() in a threaded process may deadlock the child: the
+                # child here takes no lock another thread may hold (see the module docstring).
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child; its result comes through the pipe
+                _child(r, w, job.path, tmp, meta, roots, t0, with_sites)
+    except Exception as exc:  # fork failed, or the program replaced os.fork
         os.close(r)
         os.close(w)
-        raise
-    if pid == 0:  # pragma: no cover - the child; its result comes back through the pipe
-        _child(r, w, job.path, tmp, meta, roots, t0, with_sites)
+        raise OSError(str(exc)) from None
     job.pause_s = time.perf_counter() - t0
     job.child_pid = pid
     os.close(w)
@@ -476,14 +478,3 @@ def _rss() -> int:
             return reader.read().rss_bytes
     except OSError:
         return 0
-
-
-def _mem_available() -> int | None:
-    try:
-        with open("/proc/meminfo", "rb") as f:
-            for line in f:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return None

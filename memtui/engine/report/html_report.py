@@ -317,14 +317,27 @@ def _suspects(report: Mapping[str, Any]) -> str:
         rows = [
             [
                 _e(x.get("kind")),
-                f"<code>{_e(x.get('name'))}</code>",
+                f"<code>{_e(x.get('path') or x.get('name'))}</code>"
+                + (f"<br><small>{_e(x.get('chain'))}</small>" if x.get("chain") else ""),
+                _e(x.get("holds") or ""),
                 _e(x.get("detail")),
-                _f(x.get("per_hour"), 1, sign=True),
-                _f(x.get("score"), 2),
+                _f(x.get("items_per_hour") or x.get("per_hour"), 1, sign=True),
+                _f((x.get("bytes_per_hour") or 0) / (1 << 20), 2, sign=True)
+                if x.get("bytes_per_hour") is not None
+                else "",
+                _f((x.get("retained_bytes") or 0) / (1 << 20), 2)
+                if x.get("retained_bytes") is not None
+                else "",
             ]
             for x in suspects
         ]
-        out.append(_table(["kind", "name", "evidence", "growth / h", "score"], rows, {3, 4}))
+        out.append(
+            _table(
+                ["kind", "path", "holds", "evidence", "items / h", "MiB / h", "retained MiB"],
+                rows,
+                {4, 5, 6},
+            )
+        )
     else:
         out.append(
             '<p class="note">No named suspect: no container, cache, type or resource '
