@@ -131,3 +131,39 @@ def test_a_program_that_breaks_fork_keeps_running(tmp_path: Path) -> None:
     assert row["error"].startswith("fork failed: PermissionError")
     assert row["state"]["failed"] == 1 and row["state"]["taken"] == 0
     assert "fork failed" in row["state"]["source"]
+
+
+def test_memtui_never_reports_itself_in_summaries_or_dumps(tmp_path: Path) -> None:
+    script = tmp_path / "with_agent.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import json, time
+            from memtui.probe.agent import start_agent
+            from memtui.probe.heapdump import write_heap_dump
+            from memtui.probe.heapsummary import start_heap_summary
+
+            agent = start_agent(sock_dir={str(tmp_path / "sock")!r}, census_interval_s=0.2)
+            DATA = [{{"i": i, "s": str(i)}} for i in range(50_000)]
+            time.sleep(1.5)  # the agent has sampled, censused and kept its history
+            job = start_heap_summary(0.0)
+            job.wait()
+            dump = write_heap_dump({str(tmp_path / "a.mtdump")!r}, writer="fork")
+            print(json.dumps({{"summary": job.result, "dump": dump.path}}))
+            agent.stop()
+            """
+        )
+    )
+    (row,) = _run(script)
+    summary = row["summary"]
+    census = [name for name, _, _ in summary["census"]]
+    assert not [n for n in census if n.startswith("memtui.")]
+    assert summary["totals"]["own_objects"] > 0  # they exist, and are counted apart
+    assert not [c["path"] for c in summary["containers"] if c["path"].startswith("memtui")]
+    from memtui.engine.dumps import analyze_heap_dump
+
+    result = analyze_heap_dump(row["dump"])
+    assert not [t["type"] for t in result["top_objects"] if t["type"].startswith("memtui.")]
+    chains = " ".join(r["chain"] for r in result["largest_retainers"])
+    assert "memtui.probe" not in chains and "memtui-agent" not in chains
+    assert result["summary"]["memtui_objects"] > 0

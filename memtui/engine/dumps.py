@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from memtui.engine.dominators import (
     IntArray,
@@ -27,6 +28,7 @@ from memtui.engine.dominators import (
 )
 from memtui.errors import HeapDumpError
 from memtui.probe.heapdump import CODEC_RAW, CODEC_ZLIB, END, HEADER, MAGIC, SECTION, VERSION
+from memtui.probe.heapdump_walk import own_module
 
 REQUIRED = (b"META", b"TYPE", b"NTYP", b"SIZE", b"ADDR", b"DEGR", b"EDGE", b"ROOT")
 _DTYPES = {b"NTYP": "<i4", b"SIZE": "<i8", b"ADDR": "<i8", b"DEGR": "<i4", b"EDGE": "<i4"}
@@ -175,6 +177,9 @@ class Analysis:
     count: IntArray
     timings: dict[str, float]
     root_label: dict[int, str] = field(default_factory=dict)
+    own: npt.NDArray[np.bool_] | None = None
+    """Nodes memtui's own objects keep alive (its modules, instances of its classes): never
+    reported as the program's memory."""
 
     def chain_steps(self, v: int) -> list[Step]:
         """The shortest reference chain from a root to ``v`` as steps."""
@@ -236,7 +241,31 @@ def analyze(dump: HeapDump) -> Analysis:
     retained, count = retained_sizes(dump.sizes, idom, tree.order)
     t3 = time.perf_counter()
     timings = {"graph_s": t1 - t0, "dominators_s": t2 - t1, "retained_s": t3 - t2}
-    return Analysis(dump, tree, idom, retained, count, timings, root_label)
+    return Analysis(dump, tree, idom, retained, count, timings, root_label, own_nodes(dump, idom))
+
+
+def own_nodes(dump: HeapDump, idom: IntArray) -> npt.NDArray[np.bool_]:
+    """memtui's modules and instances of its classes, and everything only they keep alive
+    (their dominator subtrees, by pointer doubling up the dominator tree)."""
+    own_type = np.array(
+        [own_module(name.rsplit(".", 1)[0]) and "." in name for name in dump.type_names], np.bool_
+    )
+    mark = np.zeros(dump.n + 1, np.bool_)
+    if own_type.size:
+        mark[: dump.n] = own_type[dump.types]
+    for node, kind, label in dump.roots:
+        if kind == "module" and own_module(label.removeprefix("module ")):
+            mark[node] = True
+    if not mark.any():
+        return mark[: dump.n]
+    anc = idom.copy()
+    for _ in range(64):
+        mark |= mark[anc]
+        nxt = anc[anc]
+        if np.array_equal(nxt, anc):
+            break
+        anc = nxt
+    return mark[: dump.n]
 
 
 def top_objects(a: Analysis, limit: int = 30) -> list[dict[str, Any]]:
@@ -244,9 +273,10 @@ def top_objects(a: Analysis, limit: int = 30) -> list[dict[str, Any]]:
     shallow size."""
     d = a.dump
     k = len(d.type_names)
-    counts = np.bincount(d.types, minlength=k)
-    shallow = np.bincount(d.types, weights=d.sizes, minlength=k)
-    outer = outermost(d.types, a.idom, a.tree.order, a.count)
+    mine = ~a.own if a.own is not None else np.ones(d.n, np.bool_)
+    counts = np.bincount(d.types[mine], minlength=k)
+    shallow = np.bincount(d.types[mine], weights=d.sizes[mine], minlength=k)
+    outer = outermost(d.types, a.idom, a.tree.order, a.count) & mine
     ret = np.bincount(d.types[outer], weights=a.retained[: d.n][outer], minlength=k)
     best = np.lexsort((-shallow, -ret))[:limit]
     return [
@@ -272,10 +302,12 @@ def largest_retainers(a: Analysis, limit: int = 20, share: float = 0.9) -> list[
     firsts = np.r_[True, a.idom[by][1:] != a.idom[by][:-1]]
     best_child[a.idom[by][firsts]] = by[firsts]
     seen: dict[int, None] = {}
+    own = a.own if a.own is not None else np.zeros(n, np.bool_)
     for v in np.argsort(-ret[:n], kind="stable")[: limit * 10].tolist():
         while best_child[v] >= 0 and ret[best_child[v]] >= share * ret[v]:
             v = int(best_child[v])
-        seen.setdefault(v, None)
+        if not own[v]:
+            seen.setdefault(v, None)
     picked = sorted(seen, key=lambda v: (-int(ret[v]), v))[:limit]
     return [describe(a, v) for v in picked]
 
@@ -356,6 +388,8 @@ def summary(a: Analysis) -> dict[str, Any]:
         "rooted_size": int(d.sizes[phase == 0].sum()),
         "unreferenced_size": int(d.sizes[phase == 1].sum()),
         "unrooted_size": int(d.sizes[phase == 2].sum()),
+        "memtui_objects": int(a.own.sum()) if a.own is not None else 0,
+        "memtui_size": int(d.sizes[a.own].sum()) if a.own is not None else 0,
     }
 
 

@@ -41,7 +41,7 @@ from memtui.probe.census import CensusResult, take_census
 from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.gcstats import GcMonitor
 from memtui.probe.heapdump import HeapDumpFailed, write_heap_dump
-from memtui.probe.heapsummary import light_summary, summaries_from_env
+from memtui.probe.heapsummary import light_summary, summaries_from_env, summary_note
 from memtui.probe.memory import MemoryReading, ProcMemoryReader
 from memtui.probe.recorder import (
     Recorder,
@@ -793,6 +793,9 @@ class MemoryProfiler:
         elif not self.enable_tracemalloc:
             unavailable = ("top_allocators",)
             note = "tracemalloc was off (enable_tracemalloc=False): no allocation sites"
+        heap_note = summary_note(self._summaries.state())
+        if heap_note:
+            note = f"{note}; {heap_note}" if note else heap_note
         snap = self._latest_snapshot
         top = tuple(snap.get_top_stats(self.trace_limit)) if snap is not None else ()
         with self._lock:

@@ -239,6 +239,16 @@ def summaries_from_env(
     return summaries
 
 
+def summary_note(state: dict[str, Any]) -> str:
+    """One line for the report's ``source`` when heap summaries could not be taken."""
+    if not state or state.get("taken") or not state.get("last_error"):
+        return ""
+    return (
+        f"no heap summary ({state['last_error']}): object counts are of gc-tracked objects "
+        "only and containers are named from module globals"
+    )
+
+
 class HeapSummaries:
     """The cadence of heap summaries for one process, and the latest one.
 

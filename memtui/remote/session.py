@@ -30,6 +30,7 @@ from memtui.errors import ReportError
 from memtui.probe.allocator import AllocatorReading
 from memtui.probe.census import CensusResult
 from memtui.probe.gcstats import GcReading
+from memtui.probe.heapsummary import summary_note
 from memtui.probe.memory import MemoryReading
 from memtui.probe.tracing import TraceKey
 from memtui.remote.client import AgentClient, AgentUnavailable
@@ -286,6 +287,9 @@ class AgentSession:
         )
         if self.ended:
             note = (note + "; " if note else "") + "the target exited while it was watched"
+        heap_note = summary_note(self.heap_summaries)
+        if heap_note:
+            note = f"{note}; {heap_note}" if note else heap_note
         return ReportInput(
             source=SourceInfo(
                 pid=self.pid,
