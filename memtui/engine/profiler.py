@@ -631,6 +631,7 @@ class MemoryProfiler:
             "reason": verdict.reason,
             "suspects": [s.detail for s in self.culprits.suspects(5)]
             + [str(t) for t in self.get_leaking_tracebacks()[:5]],
+            "culprits": [s.to_dict() for s in self.culprits.suspects(5)],
         }
 
     # ----------------------------------------------------------------- queries
