@@ -37,11 +37,11 @@ from memtui.probe.memory import ProcMemoryReader
 
 CHILD_BYTES_PER_OBJECT: int = 260
 """What the child allocates per object (walk index, CSR, ownership arrays), for the headroom."""
-FIRST_AFTER_S: float = 3.0
-MIN_INTERVAL_S: float = 10.0
+FIRST_AFTER_S: float = 2.0
+MIN_INTERVAL_S: float = 5.0
 MAX_INTERVAL_S: float = 300.0
 AGE_DIVISOR: float = 6.0
-"""The interval grows with the time watched (age / 6: 10 s for the first minute, 100 s at
+"""The interval grows with the time watched (age / 6: 5-10 s in the first minute, 100 s at
 10 minutes, 5 minutes from half an hour on): early summaries find a leak fast, later ones cost
 little."""
 COST_FACTOR: float = 5.0
