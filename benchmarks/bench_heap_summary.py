@@ -114,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tools", default=",".join(TOOLS))
     args = parser.parse_args(argv)
     print(f"heap of ~{args.objects:,} objects; one fresh process per tool")
-    head = f"{'tool':<10}{'wall s':>9}{'pause s':>10}{'RSS +MB':>9}{'dicts seen':>12}{'at least':>10}"
+    head = (
+        f"{'tool':<10}{'wall s':>9}{'pause s':>10}{'RSS +MB':>9}{'dicts seen':>12}{'at least':>10}"
+    )
     print(head)
     for tool in args.tools.split(","):
         r = run(tool, args.objects)

@@ -35,10 +35,10 @@ def _suspects(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_demo_report_names_order_log_and_counts_its_dicts(tmp_path: Path) -> None:
-    out = tmp_path / "r.json"
+    out, db = tmp_path / "r.json", tmp_path / "run.db"
     run = subprocess.run(
-        [MEMTUI, "run", "--headless", "--duration", "20", "--output", str(out), "--",
-         sys.executable, "-m", "memtui.demo"],
+        [MEMTUI, "run", "--headless", "--duration", "20", "--output", str(out),
+         "--record", str(db), "--", sys.executable, "-m", "memtui.demo"],
         capture_output=True, text=True, timeout=90,
     )  # fmt: skip
     assert out.exists(), run.stderr
@@ -55,6 +55,14 @@ def test_demo_report_names_order_log_and_counts_its_dicts(tmp_path: Path) -> Non
     assert census["dict"]["count"] >= log["items"]  # the leaked records, untracked by gc
     assert report["snapshots"][-1]["top_types"]["dict"] >= log["items"]
     assert report["leak_detection"]["heap"]["collection"]["source"] == "fork"
+    # The recording keeps the summaries: a report rebuilt from it names the same container.
+    rebuilt = tmp_path / "rebuilt.json"
+    subprocess.run(
+        [MEMTUI, "report", str(db), "--output", str(rebuilt)], check=True, timeout=60,
+        capture_output=True,
+    )  # fmt: skip
+    again = _suspects(json.loads(rebuilt.read_text()))
+    assert "memtui.demo.ORDER_LOG" in again, sorted(again)
 
 
 def _free_port() -> int:

@@ -19,7 +19,7 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import FrameType, FunctionType, ModuleType
-from typing import Any, cast
+from typing import Any
 
 BIG_DICT: int = 16
 """Dicts at least this long also get edges to their str keys (CPython does not traverse the
@@ -187,17 +187,17 @@ def link(nodes: list[Any], refs: list[list[Any]], roots: Roots, t0: float) -> Gr
     while refs:
         flat = list(itertools.chain.from_iterable(refs))
         ids = list(map(id, flat))
-        js = list(map(index.get, ids))
-        missing = list(itertools.compress(itertools.count(), map(operator.is_, js, none)))
-        fresh = dict(zip([ids[i] for i in missing], [flat[i] for i in missing], strict=False))
+        unseen = list(map(operator.is_, map(index.get, ids), none))
+        # Every step below is a C-level pass: no Python loop per object.
+        fresh = dict(
+            zip(itertools.compress(ids, unseen), itertools.compress(flat, unseen), strict=True)
+        )
         index.update(zip(fresh, itertools.count(len(nodes))))
         level = list(fresh.values())
         nodes.extend(level)
-        for i in missing:
-            js[i] = index[ids[i]]
         degrees.extend(map(len, refs))
-        edges.extend(cast(list[int], js))
-        del flat, ids, js, missing, fresh
+        edges.extend(map(index.__getitem__, ids))
+        del flat, ids, unseen, fresh
         refs = list(map(gc.get_referents, level))
         _add_dict_keys(level, refs)
     return Graph(nodes, index, degrees, edges, time.perf_counter() - t0)

@@ -19,8 +19,16 @@ def main() -> None:
     job.wait()
     dump = write_heap_dump(sys.argv[1], writer="fork")
     tracked_dicts = sum(1 for o in gc.get_objects() if type(o) is dict)
-    print(json.dumps({"summary": job.result, "error": job.error, "dump": dump.path,
-                      "gc_tracked_dicts": tracked_dicts}))
+    print(
+        json.dumps(
+            {
+                "summary": job.result,
+                "error": job.error,
+                "dump": dump.path,
+                "gc_tracked_dicts": tracked_dicts,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
