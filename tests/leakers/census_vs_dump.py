@@ -9,7 +9,7 @@ import sys
 from memtui.probe.heapdump import write_heap_dump
 from memtui.probe.heapsummary import start_heap_summary
 
-RECORDS = [{"i": i, "tag": "t%d" % i, "pt": (i, i)} for i in range(100_000)]
+RECORDS = [{"i": i, "tag": f"t{i}", "pt": (i, i)} for i in range(100_000)]
 
 
 def main() -> None:
