@@ -166,3 +166,45 @@ def test_memtui_never_reports_itself_in_summaries_or_dumps(tmp_path: Path) -> No
     chains = " ".join(r["chain"] for r in result["largest_retainers"])
     assert "memtui.probe" not in chains and "memtui-agent" not in chains
     assert result["summary"]["memtui_objects"] > 0
+
+
+def _summary(containers: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"census": [["dict", 10, 1000]], "totals": {"objects": 10}, "containers": containers}
+
+
+def test_a_week_of_summaries_keeps_memory_bounded() -> None:
+    from memtui.engine.retainers import MAX_TRACKED, SERIES_LEN
+
+    growth = RetainerGrowth()
+    for i in range(2016):  # a week at one summary every 5 minutes
+        churn = [
+            {"path": f"app.CACHE[{i * 50 + k}]", "address": i * 50 + k, "items": 40, "bytes": 9}
+            for k in range(50)
+        ]  # fresh containers every time, never seen again
+        leak = {"path": "app.LOG", "address": 1, "items": 100 + i, "bytes": 1000 + 100 * i}
+        growth.observe(300.0 * i, _summary([leak, *churn]))
+    assert len(growth._tracked) <= MAX_TRACKED
+    assert all(len(t.points) <= SERIES_LEN for t in growth._tracked.values())
+    (suspect,) = [s for s in growth.suspects() if s.path == "app.LOG"]
+    assert suspect.items == 100 + 2015 and suspect.first_seen_s == 0.0
+
+
+def test_signature_suspects_explained_by_a_path_are_not_repeated() -> None:
+    from memtui.engine.culprits import CulpritAnalysis
+    from memtui.engine.signatures import Suspect
+
+    culprits = CulpritAnalysis()
+    for i in range(6):
+        culprits.observe_heap_summary(
+            10.0 * i,
+            _summary(
+                [{"path": "app.BUS.handlers", "address": 7, "items": 100 * (i + 1),
+                  "bytes": 10_000 * (i + 1), "holds": "method", "hint": "event_listeners"}]
+            ),
+        )  # fmt: skip
+    type_suspect = Suspect("growing_type", "method", "`method` objects grew", 0, 1, 1.0, 0.9)
+    same_container = Suspect("event_listeners", "app.BUS.handlers", "list grew", 0, 1, 1.0, 0.9)
+    culprits.signatures.suspects = lambda: [type_suspect, same_container]  # type: ignore[method-assign]
+    named = culprits.suspects()
+    assert [s.path for s in named] == ["app.BUS.handlers"]
+    assert named[0].kind == "event_listeners" and named[0].holds == "method"

@@ -52,13 +52,29 @@ class _Tracked:
     hint: str | None = None
     samples: tuple[str, ...] = ()
     points: list[tuple[float, float, float]] = field(default_factory=list)
-    """(t, items, bytes)."""
+    """(t, items, bytes), evenly spread over the run; the last one is always the latest."""
+    stride: int = 1
+    pending: int = 0
+    """Summaries since the last kept point; the last point is provisional while > 0."""
 
     def add(self, t: float, items: float, size: float) -> None:
-        if len(self.points) >= SERIES_LEN:
-            self.points = self.points[::2]
-        self.points.append((t, items, size))
+        """Keep one summary in ``stride`` (doubled each time the series fills), so the kept
+        points stay evenly spaced however long the run; the newest is always the last point,
+        replacing the previous one until a kept point comes."""
+        point = (t, items, size)
         self.last_t = t
+        if self.pending and self.points:
+            self.points[-1] = point
+        else:
+            self.points.append(point)
+        self.pending = (self.pending + 1) % self.stride
+        if len(self.points) > SERIES_LEN:
+            last = self.points[-1]
+            self.points = self.points[::2]
+            if self.points[-1] is not last:
+                self.points.append(last)
+            self.stride *= 2
+            self.pending = 0
 
 
 @dataclass(frozen=True, slots=True)
