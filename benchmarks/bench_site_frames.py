@@ -77,9 +77,7 @@ def main() -> int:
                     times[mode] / times["bare"]
                 )
             ratios.setdefault((workload, "tm8/tm1"), []).append(times["tm8"] / times["tm1"])
-            ratios.setdefault((workload, "prof8/prof1"), []).append(
-                times["prof8"] / times["prof1"]
-            )
+            ratios.setdefault((workload, "prof8/prof1"), []).append(times["prof8"] / times["prof1"])
     columns = [f"{m}/bare" for m in MODES[1:]] + ["tm8/tm1", "prof8/prof1"]
     print(f"median of {args.rounds} paired rounds (x):")
     print("workload  " + "  ".join(f"{c:>12}" for c in columns))

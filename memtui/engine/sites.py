@@ -6,10 +6,14 @@ is a suspect only when its retained size grows consistently across many snapshot
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from memtui.engine.snapshot import AllocationStat
+from memtui.probe.tracing import TraceKey, group_by_site, site_frame
 
 K = TypeVar("K", bound=Hashable)
 
@@ -31,6 +35,11 @@ class SiteGrowth(Generic[K]):
     """Share of consecutive snapshot pairs in which the site's size went up."""
     snapshots: int
     first_size_bytes: int
+
+    @property
+    def growth_bytes(self) -> int:
+        """Change since the first snapshot of the series."""
+        return self.size_bytes - self.first_size_bytes
 
 
 def _slope_r2(ts: list[float], ys: list[float]) -> tuple[float, float]:
@@ -115,3 +124,46 @@ class SiteGrowthTracker(Generic[K]):
                 found.append(g)
         found.sort(key=lambda g: -g.growth_mb_per_hour)
         return found
+
+
+class AllocationSiteTracker(SiteGrowthTracker[TraceKey]):
+    """Sites keyed by the program's own line (memtui.probe.tracing.site_index), not by whole
+    tracebacks: one line reached along several call paths is one site. Each growth's ``key``
+    is the full traceback that allocated most at that site (most recent call first)."""
+
+    def __init__(self, max_sites: int = 400) -> None:
+        super().__init__(max_sites)
+        self._stacks: dict[TraceKey, TraceKey] = {}
+
+    def observe(
+        self, t_s: float, by_site: dict[TraceKey, tuple[int, int]], limit: int = 100
+    ) -> None:
+        """Record per-traceback totals at ``t_s``, summed per site."""
+        grouped, stacks = group_by_site(by_site)
+        super().observe(t_s, grouped, limit)
+        for key in grouped.keys() & self._series.keys():
+            self._stacks[key] = stacks[key]
+        if len(self._stacks) > len(self._series):
+            self._stacks = {k: v for k, v in self._stacks.items() if k in self._series}
+
+    def growth(self, key: TraceKey) -> SiteGrowth[TraceKey] | None:
+        """Growth of the site ``key`` (a ``(frame,)`` key or any traceback ending there)."""
+        site = key if key in self._series else (site_frame(key),)
+        g = super().growth(site)
+        return None if g is None else dataclasses.replace(g, key=self._stacks.get(site, site))
+
+    def with_growth(self, stats: Sequence[AllocationStat]) -> list[AllocationStat]:
+        """``stats`` with each site's growth since the first snapshot and its rate, once the
+        site has been seen in two snapshots."""
+        out = []
+        for stat in stats:
+            g = self.growth((stat.traceback.site_frame,))
+            if g is None or g.snapshots < 2:
+                out.append(stat)
+                continue
+            out.append(
+                dataclasses.replace(
+                    stat, growth_bytes=g.growth_bytes, growth_mb_per_hour=g.growth_mb_per_hour
+                )
+            )
+        return out

@@ -151,9 +151,7 @@ def rank_windows(
         growth = [c[2] for c in cells]
         median_growth = statistics.median(growth)
         rate = statistics.median(c[2] / w.half_s for c, w in zip(cells, windows, strict=True))
-        block_rate = statistics.median(
-            c[3] / w.half_s for c, w in zip(cells, windows, strict=True)
-        )
+        block_rate = statistics.median(c[3] / w.half_s for c, w in zip(cells, windows, strict=True))
         survived = sum(c[0] for c in cells)
         positive = sum(1 for g in growth if g > 0)
         size = int(statistics.median(c[0] for c in cells))
