@@ -2,13 +2,13 @@
 rate, and which of them leak.
 
 In watch mode a site's figures come from short tracing windows, which cannot tell "kept for
-ever" from "kept longer than half a window" (a deque turning over, a TTL cache): both grow in
-every window. So a line is called leaking only when (1) it grew in so many windows that
-chance is unlikely (sign test), (2) its rate is at least ``MIN_SITE_RATE_MB_PER_HOUR``, and
-(3) the process itself keeps growing at a comparable pace: Python's allocated blocks (or
-RSS) rose over the last minute at a quarter of the site's rate or more. Code runs slower
+ever" from "kept longer than half a window" (a deque turning over, a TTL cache, the ints of
+a bounded buffer): both grow in every window. So a line is called leaking only when (1) it
+grew in so many windows that chance is unlikely (sign test), (2) its rate is at least
+``MIN_SITE_RATE_MB_PER_HOUR``, and (3) the process itself leaks: the leak detector suspects
+or confirms a leak, at a rate of at least ``PROCESS_SHARE`` of the site's. Code runs slower
 while traced, so the site's rate is a lower bound of the untraced one, and a real leak
-passes (3) with room to spare.
+passes (3) with room to spare; a turnover site in a flat process never does.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from memtui.engine.metrics import MemoryMetrics
-from memtui.engine.sites import SiteGrowth, _slope_r2
+from memtui.engine.sites import SiteGrowth
 from memtui.engine.snapshot import AllocationStat, AllocationTraceback, SizeKind
 from memtui.probe.tracing import TraceKey
 from memtui.probe.watch import SUSPECT_P, sign_test_p
@@ -28,7 +27,6 @@ MIN_SITE_RATE_MB_PER_HOUR: float = 1.0
 """Slower sites are never called leaking (noise of a few bytes per window)."""
 PROCESS_SHARE: float = 0.25
 """The process must grow at this share of a site's rate for the site to be called leaking."""
-RECENT_S: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,25 +91,19 @@ def stats_from_rows(
     return [stat_from_row(r, default_kind) for r in rows or [] if isinstance(r, Mapping)]
 
 
-def recent_rates(metrics: MemoryMetrics, span_s: float = RECENT_S) -> tuple[float, float]:
-    """(allocated blocks per second, RSS bytes per second) over the last ``span_s`` seconds."""
-    last = metrics.last_t_s
-    if last is None:
-        return 0.0, 0.0
-    points = metrics.series(since=last - span_s)
-    ts = [p.t_end for p in points]
-    blocks = [p.mean[3] if len(p.mean) > 3 else 0.0 for p in points]
-    rss = [p.mean[0] for p in points]
-    return _slope_r2(ts, blocks)[0], _slope_r2(ts, rss)[0]
-
-
 def window_leaks(
     rows: Sequence[Any] | None,
-    block_rate_per_s: float,
-    rss_rate_bytes_per_s: float,
+    process_leaks: bool,
+    process_rate_mb_per_hour: float,
     min_rate_mb_per_hour: float = MIN_SITE_RATE_MB_PER_HOUR,
 ) -> list[SiteLeak]:
-    """Sites of watch-mode rows that leak (see the module docstring), fastest first."""
+    """Sites of watch-mode rows that leak (see the module docstring), fastest first.
+
+    ``process_leaks``: the detector suspects or confirms a leak of the whole process, whose
+    trend is ``process_rate_mb_per_hour``.
+    """
+    if not process_leaks:
+        return []
     found = []
     for row in rows or []:
         if not isinstance(row, Mapping) or row.get("size_kind") != "window":
@@ -122,14 +114,7 @@ def window_leaks(
         if rate is None or rate < min_rate_mb_per_hour or n < 2:
             continue
         p = sign_test_p(positive, n)
-        if p > SUSPECT_P:
-            continue
-        bytes_per_s = rate * MIB / 3600.0
-        blocks_per_s = _opt_float(row.get("growth_blocks_per_s")) or 0.0
-        grows = rss_rate_bytes_per_s >= PROCESS_SHARE * bytes_per_s or (
-            blocks_per_s > 0 and block_rate_per_s >= PROCESS_SHARE * blocks_per_s
-        )
-        if not grows:
+        if p > SUSPECT_P or process_rate_mb_per_hour < PROCESS_SHARE * rate:
             continue
         stat = stat_from_row(row, "window")
         found.append(SiteLeak(stat, rate, "windows", positive, n, round(p, 6)))

@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import tracemalloc
 from collections.abc import Iterable
@@ -94,10 +93,9 @@ _LIBRARY_PATTERN = re.compile(
 
 
 def _library_dirs() -> tuple[str, ...]:
-    dirs = set()
-    for name in ("stdlib", "platstdlib", "purelib", "platlib"):
-        with contextlib.suppress(KeyError):
-            dirs.add(os.path.normcase(os.path.abspath(sysconfig.get_paths()[name])) + os.sep)
+    # The standard library is where os.py lives (sysconfig is not imported: it drags in
+    # modules the target may never load); installed packages match _LIBRARY_PATTERN.
+    dirs = {os.path.normcase(os.path.dirname(os.path.abspath(os.__file__))) + os.sep}
     for prefix in {sys.base_prefix, sys.base_exec_prefix}:
         # A venv's stdlib lives in the base interpreter; Windows spells it Lib.
         dirs.add(os.path.normcase(os.path.join(prefix, "Lib")) + os.sep)
@@ -111,13 +109,11 @@ _OWN_DEMO_NORM: frozenset[str] = frozenset(os.path.normcase(f) for f in _OWN_VIS
 
 def is_user_file(filename: str) -> bool:
     """True for a file of the profiled program: not the standard library, not an installed
-    package (site-/dist-packages), not memtui (its demo excepted), not ``<frozen ...>``.
-
-    Pseudo-files of code the user typed (``<string>`` for ``python -c``, ``<stdin>``,
-    notebook cells) count as the user's.
-    """
+    package (site-/dist-packages), not memtui (its demo excepted), and not a pseudo-file
+    (``<frozen ...>``, or ``<string>``, which is also what dataclasses and namedtuples
+    generate their methods in: the caller's line is the one to name)."""
     if filename.startswith("<"):
-        return not (filename.startswith("<frozen") or filename == "<unknown>")
+        return False
     norm = os.path.normcase(filename)
     if norm.startswith(_OWN_DIR_NORM):
         return norm in _OWN_DEMO_NORM
@@ -143,15 +139,15 @@ def site_index(frames: TraceKey) -> int:
     """Index in ``frames`` (most recent first) of the allocation's site: the first frame in
     the program's own code, so that ``json.loads`` called by ``app.py:12`` ranks as app.py:12.
 
-    When every frame is library code (a library's own thread, or a stack deeper than the
-    traced frames), the site is the innermost frame that is not ``<frozen ...>``: the line
-    that allocated, which is what tracemalloc itself would name.
+    When no frame is the program's (a library's own thread, a stack deeper than the traced
+    frames, code run by ``python -c``), the site is the innermost frame that is neither
+    ``<frozen ...>`` nor ``<unknown>``: the line that allocated, what tracemalloc would name.
     """
     fallback = -1
     for i, (filename, _) in enumerate(frames):
         if _cached_is_user(filename):
             return i
-        if fallback < 0 and not filename.startswith("<"):
+        if fallback < 0 and not filename.startswith(("<frozen", "<unknown>")):
             fallback = i
     return max(0, fallback)
 

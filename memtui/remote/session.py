@@ -22,7 +22,6 @@ from memtui.engine.report.json_report import ReportInput, SourceInfo
 from memtui.engine.site_rows import (
     MIN_SITE_RATE_MB_PER_HOUR,
     SiteLeak,
-    recent_rates,
     stats_from_rows,
     window_leaks,
 )
@@ -262,8 +261,11 @@ class AgentSession:
         """Lines that leak: consistent window growth backed by the process's own growth (watch
         mode, memtui.engine.site_rows), or held bytes rising across full traces."""
         if self._size_kind() == "window":
-            blocks_per_s, rss_per_s = recent_rates(self.metrics)
-            return window_leaks(self.site_rows, blocks_per_s, rss_per_s)[: self.trace_limit]
+            live = self.detector.verdict
+            verdict = live if live.state != "ok" else self.detector.final_verdict()
+            leaks = verdict.state != "ok" or verdict.leak_detected
+            rows = window_leaks(self.site_rows, leaks, verdict.rate_mb_per_hour)
+            return rows[: self.trace_limit]
         growing = self.site_tracker.leaking(min_growth_mb_per_hour=MIN_SITE_RATE_MB_PER_HOUR)
         return [SiteLeak.from_growth(g) for g in growing[: self.trace_limit]]
 
