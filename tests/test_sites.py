@@ -163,7 +163,7 @@ def test_allocator_rows_carry_size_kind_growth_and_rate() -> None:
     assert rows[0].traceback[-1].startswith(f"{DECODER[0]}:{DECODER[1]}")  # innermost last
     # After a baseline: held sizes are compared with it, window figures use the rate.
     held = AllocationStat(AllocationTraceback(DECODE_STACK), 3000, 3)
-    base = {(DECODER, LOADS, (APP, 20), (APP, 1)): (1000, 1)}
+    base: dict[TraceKey, tuple[int, int]] = {(DECODER, LOADS, (APP, 20), (APP, 1)): (1000, 1)}
     (row,) = allocator_rows([held], base, 3600.0)
     assert row.size_kind == "held" and row.growth_bytes == 2000
     (later,) = allocator_rows(stats[:1], base, 1800.0)

@@ -4,6 +4,16 @@ Structure (spec "Memory Report Structure"): summary, leak_detection, top_allocat
 gc_statistics, snapshots; plus the top-level keys the spec's examples read
 (memory_leak_detected, leak_rate_mb_per_hour) and schema_version. Additions are allowed,
 renames are not. Every value is plain JSON (no NaN, no numpy types).
+
+Allocation sites (``top_allocators``, ``leak_detection.leaking_allocators``): ``file``/``line``/
+``function`` name the first frame in the program's own code (not the standard library,
+site-/dist-packages, memtui or ``<frozen ...>``); ``user_code`` is false when the whole traced
+stack was library code and the site is its innermost frame; ``traceback`` is the full stack,
+most recent call first. ``size_kind`` says what ``size_mb``/``count`` mean ('held': what the
+line holds now; 'window': what a watch-mode window saw it allocate and keep), spelled out in
+``size_means``; ``growth_mb`` (since watching started) and ``growth_mb_per_hour`` are filled
+from the second window or snapshot on. Leaking entries add ``method`` ('windows': ``windows``
+of ``of_windows`` grew, sign-test ``p_value``; 'snapshots': ``r_squared`` over ``snapshots``).
 """
 
 from __future__ import annotations
