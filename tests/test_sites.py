@@ -230,3 +230,15 @@ def test_a_real_window_attributes_json_allocations_to_the_callers_line() -> None
 def _marked_line(path: str, marker: str) -> int:
     lines = Path(path).read_text().splitlines()
     return next(i for i, text in enumerate(lines, 1) if text.rstrip().endswith(marker))
+
+
+def test_a_site_that_appears_after_the_first_snapshot_leaks_by_the_third() -> None:
+    """Snapshots every 60 s over two minutes: 0 s (before the line ran), 60 s, 120 s."""
+    tracker = AllocationSiteTracker()
+    tracker.observe(0.0, {((APP, 1),): (500, 5)})
+    tracker.observe(60.0, {DECODE_STACK: (1_000_000, 1000), ((APP, 1),): (500, 5)})
+    assert tracker.leaking() == []
+    tracker.observe(120.0, {DECODE_STACK: (2_000_000, 2000), ((APP, 1),): (500, 5)})
+    (leak,) = tracker.leaking()
+    assert leak.key == DECODE_STACK and leak.snapshots == 3
+    assert leak.growth_mb_per_hour == pytest.approx(1_000_000 * 60 / 2**20)

@@ -64,16 +64,28 @@ class SiteGrowthTracker(Generic[K]):
     def __init__(self, max_sites: int = 400) -> None:
         self.max_sites = max_sites
         self._series: dict[K, deque[tuple[float, int, int]]] = {}
+        self._prev: tuple[float, dict[K, tuple[int, int]] | None] = (0.0, None)
+        """The previous snapshot's totals, to start a new site's series from."""
 
     def __len__(self) -> int:
         return len(self._series)
 
     def observe(self, t_s: float, by_site: dict[K, tuple[int, int]], limit: int = 100) -> None:
-        """Record one snapshot's per-site totals (bytes, blocks) at ``t_s`` seconds."""
+        """Record one snapshot's per-site totals (bytes, blocks) at ``t_s`` seconds.
+
+        A site that enters the ranking starts from what it had at the previous snapshot (0
+        when it had nothing), so a line that appears after the first snapshot of a two-minute
+        run still has three points at its end.
+        """
         ranked = sorted(by_site.items(), key=lambda kv: -kv[1][0])[:limit]
+        prev_t, prev = self._prev
         for key, _ in ranked:
             if key not in self._series:
                 self._series[key] = deque(maxlen=SERIES_LEN)
+                if prev is not None:
+                    size, count = prev.get(key, (0, 0))
+                    self._series[key].append((prev_t, size, count))
+        self._prev = (t_s, by_site)
         for key, series in self._series.items():
             size, count = by_site.get(key, (0, 0))
             if len(series) == SERIES_LEN:
