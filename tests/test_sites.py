@@ -176,7 +176,7 @@ def test_report_says_what_size_means_and_names_leaking_lines() -> None:
     rate = stats[0].growth_mb_per_hour or 0.0
     tracker = AllocationSiteTracker()
     for i in range(4):
-        tracker.observe(60.0 * i, {((APP, 77),): (10_000 * (i + 1), i + 1)})
+        tracker.observe(60.0 * i, {((APP, 77),): (100_000 * (i + 1), i + 1)})
     data = ReportInput(
         source=SourceInfo(pid=1, kind="agent"),
         start_wall=0.0,

@@ -17,14 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from memtui.engine.sites import SiteGrowth
+from memtui.engine.sites import MIN_SITE_RATE_MB_PER_HOUR, SiteGrowth
 from memtui.engine.snapshot import AllocationStat, AllocationTraceback, SizeKind
 from memtui.probe.tracing import TraceKey
 from memtui.probe.watch import SUSPECT_P, sign_test_p
 
 MIB: float = 1024.0 * 1024.0
-MIN_SITE_RATE_MB_PER_HOUR: float = 1.0
-"""Slower sites are never called leaking (noise of a few bytes per window)."""
 PROCESS_SHARE: float = 0.25
 """The process must grow at this share of a site's rate for the site to be called leaking."""
 

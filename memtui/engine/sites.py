@@ -18,6 +18,9 @@ from memtui.probe.tracing import TraceKey, group_by_site, site_frame
 K = TypeVar("K", bound=Hashable)
 
 MIB: float = 1024.0 * 1024.0
+MIN_SITE_RATE_MB_PER_HOUR: float = 2.0
+"""Allocation sites growing slower are never called leaking: a 1 MB/min leak is 60 MB/h, and
+below this are garbage awaiting collection and start-up stragglers (seen at 0.01-1 MB/h)."""
 SERIES_LEN: int = 64
 """Points kept per site; when full, older points are thinned by half, so the span keeps growing."""
 
@@ -157,6 +160,14 @@ class AllocationSiteTracker(SiteGrowthTracker[TraceKey]):
             self._stacks[key] = stacks[key]
         if len(self._stacks) > len(self._series):
             self._stacks = {k: v for k, v in self._stacks.items() if k in self._series}
+
+    def leaking(
+        self,
+        min_growth_mb_per_hour: float = MIN_SITE_RATE_MB_PER_HOUR,
+        min_snapshots: int = 3,
+    ) -> list[SiteGrowth[TraceKey]]:
+        """Sites growing consistently and at least ``min_growth_mb_per_hour``, fastest first."""
+        return super().leaking(min_growth_mb_per_hour, min_snapshots)
 
     def growth(self, key: TraceKey) -> SiteGrowth[TraceKey] | None:
         """Growth of the site ``key`` (a ``(frame,)`` key or any traceback ending there)."""

@@ -19,12 +19,7 @@ from memtui.engine.memlimit import detect_memory_limit
 from memtui.engine.metrics import MemoryMetrics
 from memtui.engine.recording import Recording, timeline_from_metrics
 from memtui.engine.report.json_report import ReportInput, SourceInfo
-from memtui.engine.site_rows import (
-    MIN_SITE_RATE_MB_PER_HOUR,
-    SiteLeak,
-    stats_from_rows,
-    window_leaks,
-)
+from memtui.engine.site_rows import SiteLeak, stats_from_rows, window_leaks
 from memtui.engine.sites import AllocationSiteTracker
 from memtui.engine.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
 from memtui.engine.wire import census_from_dict, gc_from_dict, sites_from_rows
@@ -266,7 +261,7 @@ class AgentSession:
             leaks = verdict.state != "ok" or verdict.leak_detected
             rows = window_leaks(self.site_rows, leaks, verdict.rate_mb_per_hour)
             return rows[: self.trace_limit]
-        growing = self.site_tracker.leaking(min_growth_mb_per_hour=MIN_SITE_RATE_MB_PER_HOUR)
+        growing = self.site_tracker.leaking()
         return [SiteLeak.from_growth(g) for g in growing[: self.trace_limit]]
 
     def report_input(self) -> ReportInput:
