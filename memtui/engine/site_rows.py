@@ -13,6 +13,7 @@ passes (3) with room to spare; a turnover site in a flat process never does.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -85,8 +86,24 @@ def stat_from_row(row: Mapping[str, Any], default_kind: SizeKind = "held") -> Al
 def stats_from_rows(
     rows: Sequence[Any] | None, default_kind: SizeKind = "held"
 ) -> list[AllocationStat]:
-    """The agent's rows, in its order (watch mode: leaking first; full traces: by size)."""
-    return [stat_from_row(r, default_kind) for r in rows or [] if isinstance(r, Mapping)]
+    """The rows as one stat per site, in their order (the agent's: leaking first in watch
+    mode, by size with full traces). Rows of several tracebacks of one site (a profiler's
+    recording) are summed, the first one's traceback kept."""
+    out: dict[tuple[str, int], AllocationStat] = {}
+    for row in rows or []:
+        if not isinstance(row, Mapping):
+            continue
+        stat = stat_from_row(row, default_kind)
+        site = stat.traceback.site_frame
+        seen = out.get(site)
+        out[site] = (
+            stat
+            if seen is None
+            else dataclasses.replace(
+                seen, size=seen.size + stat.size, count=seen.count + stat.count
+            )
+        )
+    return list(out.values())
 
 
 def window_leaks(
