@@ -51,10 +51,15 @@ def test_steady_leak_outranks_a_big_temporary_buffer() -> None:
         )
     ranked = rank_windows(windows)
     assert ranked[0]["frames"] == [["app.py", 10]] and ranked[0]["suspect"]
-    assert ranked[0]["size_bytes"] == 125_000 * 9 and ranked[0]["windows"] == 9
+    # Size is the window figure (what a window saw survive), labelled as such.
+    assert ranked[0]["size_bytes"] == 250_000 and ranked[0]["size_kind"] == "window"
+    assert ranked[0]["windows"] == 9
+    assert ranked[0]["growth_bytes_per_s"] == 1_000_000.0
+    assert ranked[0]["rate_mb_per_hour"] == round(1_000_000 * 3600 / 2**20, 4)
     others = {r["line"]: r for r in ranked[1:]}
     assert others[20]["size_bytes"] == 0 and not others[20]["suspect"]
-    assert others[30]["size_bytes"] == 0
+    assert others[20]["rate_mb_per_hour"] == 0 and others[20]["growth_bytes"] == 0
+    assert others[30]["size_bytes"] == 3_000 and not others[30]["suspect"]
 
 
 def test_rank_of_no_windows_is_empty() -> None:

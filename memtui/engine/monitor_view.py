@@ -22,7 +22,7 @@ from memtui.engine.snapshot import AllocationStat
 from memtui.engine.sourcemap import function_at
 from memtui.probe.census import CensusResult
 from memtui.probe.gcstats import GcReading
-from memtui.probe.tracing import TraceKey
+from memtui.probe.tracing import TraceKey, site_frame
 
 MIB: float = 1024.0 * 1024.0
 
@@ -112,20 +112,28 @@ def allocator_rows(
     baseline: Mapping[TraceKey, tuple[int, int]] | None = None,
     baseline_age_s: float | None = None,
 ) -> tuple[AllocatorRow, ...]:
-    """Top-allocator rows; growth is measured per allocating line against the baseline."""
-    base_by_line: dict[tuple[str, int], int] = {}
+    """Top-allocator rows, one per site (the program's own line).
+
+    Growth and Rate are the site's own (since watching started, from its second window or
+    snapshot on). After a baseline, held sizes are compared with the baseline's, and window
+    figures give the rate times the time since the baseline.
+    """
+    base_by_site: dict[tuple[str, int], int] = {}
     if baseline is not None:
         for key, (size, _) in baseline.items():
             if key:
-                base_by_line[key[0]] = base_by_line.get(key[0], 0) + size
+                site = site_frame(key)
+                base_by_site[site] = base_by_site.get(site, 0) + size
     rows = []
     for s in stats:
-        growth: int | None = None
-        rate: float | None = None
-        if baseline is not None:
-            growth = s.size - base_by_line.get((s.file, s.line), 0)
-            if baseline_age_s and baseline_age_s > 0:
+        growth = s.growth_bytes
+        rate = s.growth_mb_per_hour
+        if baseline is not None and baseline_age_s and baseline_age_s > 0:
+            if s.size_kind == "held":
+                growth = s.size - base_by_site.get((s.file, s.line), 0)
                 rate = growth / MIB / (baseline_age_s / 3600.0)
+            elif rate is not None:
+                growth = int(rate * MIB * baseline_age_s / 3600.0)
         rows.append(
             AllocatorRow(
                 file=s.file,
@@ -136,6 +144,7 @@ def allocator_rows(
                 growth_bytes=growth,
                 growth_mb_per_hour=rate,
                 traceback=_trace_lines(s.traceback.frames),
+                size_kind=s.size_kind,
             )
         )
     return tuple(rows)

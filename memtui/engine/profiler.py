@@ -33,7 +33,7 @@ from memtui.engine.patterns import LeakingTraceback, allocation_patterns, leakin
 from memtui.engine.recording import snapshot_payload, timeline_from_metrics
 from memtui.engine.report.json_report import ReportInput, SourceInfo, build_report
 from memtui.engine.report.writer import write_report
-from memtui.engine.sites import SiteGrowthTracker
+from memtui.engine.sites import AllocationSiteTracker
 from memtui.engine.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
 from memtui.errors import HeapDumpError, TargetProcessError, TracingError, UsageError
 from memtui.probe.allocator import read_allocator
@@ -51,7 +51,7 @@ from memtui.probe.recorder import (
     remove_marker_sink,
 )
 from memtui.probe.signals import collect_signals
-from memtui.probe.tracing import SiteTotals, TraceKey, start_tracing, stop_tracing, take_site_totals
+from memtui.probe.tracing import SiteTotals, start_tracing, stop_tracing, take_site_totals
 
 log = logging.getLogger("memtui")
 MIB: float = 1024.0 * 1024.0
@@ -164,7 +164,7 @@ class MemoryProfiler:
             memory_limit_bytes=self._limit_bytes,
         )
         self.metrics = MemoryMetrics()
-        self._sites: SiteGrowthTracker[TraceKey] = SiteGrowthTracker(max_sites=4 * self.trace_limit)
+        self._sites = AllocationSiteTracker(max_sites=4 * self.trace_limit)
         self.culprits = CulpritAnalysis()
         self._summaries = summaries_from_env(
             self._clock.time, enabled=self.in_process and self.enable_census
@@ -704,7 +704,7 @@ class MemoryProfiler:
     def get_top_memory_consumers(self, n: int = 10) -> list[AllocationStat]:
         """The ``n`` allocation sites holding the most memory (now, or at the last snapshot)."""
         snap = self._current_sites_snapshot()
-        return snap.get_top_stats(limit=n) if snap is not None else []
+        return self._sites.with_growth(snap.get_top_stats(limit=n)) if snap is not None else []
 
     def get_leaking_tracebacks(self) -> list[LeakingTraceback]:
         """Allocation sites whose retained memory grew consistently across snapshots."""
@@ -798,7 +798,7 @@ class MemoryProfiler:
         if heap_note:
             note = f"{note}; {heap_note}" if note else heap_note
         snap = self._latest_snapshot
-        top = tuple(snap.get_top_stats(self.trace_limit)) if snap is not None else ()
+        top = tuple(self._sites.with_growth(snap.get_top_stats(self.trace_limit)) if snap else ())
         with self._lock:
             end_wall = self._end_wall if self._end_wall is not None else self._clock.time()
             return ReportInput(

@@ -26,15 +26,15 @@ from memtui.engine.culprits import CulpritAnalysis, heap_census
 from memtui.engine.leaks import LeakDetector
 from memtui.engine.metrics import MemoryMetrics
 from memtui.engine.report.json_report import ReportInput, SourceInfo
-from memtui.engine.sites import SiteGrowthTracker
-from memtui.engine.snapshot import AllocationStat, AllocationTraceback, MemorySnapshot, SnapshotLog
+from memtui.engine.site_rows import stats_from_rows
+from memtui.engine.sites import AllocationSiteTracker
+from memtui.engine.snapshot import MemorySnapshot, SnapshotLog
 from memtui.engine.wire import census_from_dict, gc_from_dict, sites_from_rows
 from memtui.errors import ReportError, UsageError
 from memtui.probe.allocator import AllocatorReading
 from memtui.probe.gcstats import GcReading
 from memtui.probe.memory import MemoryReading
 from memtui.probe.recorder import FORMAT_NAME, SCHEMA_VERSION, is_recording_header
-from memtui.probe.tracing import TraceKey
 
 MIB: float = 1024.0 * 1024.0
 CHART_POINTS: int = 2000
@@ -438,9 +438,9 @@ def _build(
         metrics.gc_last = _gc_delta(base, in_window[-1])
 
     snaps = SnapshotLog(500)
-    sites: SiteGrowthTracker[TraceKey] = SiteGrowthTracker(max_sites=4 * trace_limit)
-    latest_sites: dict[TraceKey, tuple[int, int]] = {}
-    site_series: dict[TraceKey, list[tuple[float, int]]] = {}
+    sites = AllocationSiteTracker(max_sites=4 * trace_limit)
+    latest_rows: list[Any] = []
+    site_series: dict[tuple[str, int], list[tuple[float, int]]] = {}
     pid = int(meta.get("pid", 0) or 0)
     has_census = False
     for t, _kind, rss, data in rec.snapshots(lo, hi):
@@ -477,13 +477,14 @@ def _build(
             culprits.observe_frame_census(
                 t - t0, {**census, "signals": signals} if signals else census, gc
             )
-        if data.get("sites") is not None:
-            latest_sites = sites_from_rows(data["sites"])
-            sites.observe(t - t0, latest_sites, trace_limit)
-            for key, (size, _) in latest_sites.items():
-                site_series.setdefault(key, []).append((round(t - t0, 1), size))
-    ranked = sorted(latest_sites.items(), key=lambda kv: (-kv[1][0], kv[0]))[:trace_limit]
-    top = tuple(AllocationStat(AllocationTraceback(k), v[0], v[1]) for k, v in ranked)
+        if isinstance(data.get("sites"), list):
+            latest_rows = data["sites"]
+            sites.observe(t - t0, sites_from_rows(latest_rows), trace_limit)
+            for stat in stats_from_rows(latest_rows):
+                site = stat.traceback.site_frame
+                site_series.setdefault(site, []).append((round(t - t0, 1), stat.size))
+    # The rows' own order: by size for held sizes, leaking first for watch-mode windows.
+    top = tuple(stats_from_rows(latest_rows)[:trace_limit])
 
     role = str(meta.get("role", "agent"))
     kind = str(meta.get("kind", "outside" if role == "monitor" else "in-process"))
@@ -528,12 +529,12 @@ def _build(
         ],
         "allocator_timeline": [
             {
-                "site": f"{k[0][0]}:{k[0][1]}" if k else "<unknown>",
-                "t_s": [p[0] for p in site_series[k]],
-                "size_mb": [round(p[1] / MIB, 4) for p in site_series[k]],
+                "site": f"{stat.file}:{stat.line}",
+                "t_s": [p[0] for p in site_series[stat.traceback.site_frame]],
+                "size_mb": [round(p[1] / MIB, 4) for p in site_series[stat.traceback.site_frame]],
             }
-            for k, _ in ranked[:8]
-            if k in site_series
+            for stat in top[:8]
+            if stat.traceback.site_frame in site_series
         ],
         "gc_timeline": {
             "t_s": [round(t - t0, 1) for t, _ in readings if t >= lo],

@@ -6,14 +6,21 @@ is a suspect only when its retained size grows consistently across many snapshot
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from memtui.engine.snapshot import AllocationStat
+from memtui.probe.tracing import TraceKey, group_by_site, site_frame
 
 K = TypeVar("K", bound=Hashable)
 
 MIB: float = 1024.0 * 1024.0
+MIN_SITE_RATE_MB_PER_HOUR: float = 2.0
+"""Allocation sites growing slower are never called leaking: a 1 MB/min leak is 60 MB/h, and
+below this are garbage awaiting collection and start-up stragglers (seen at 0.01-1 MB/h)."""
 SERIES_LEN: int = 64
 """Points kept per site; when full, older points are thinned by half, so the span keeps growing."""
 
@@ -31,6 +38,11 @@ class SiteGrowth(Generic[K]):
     """Share of consecutive snapshot pairs in which the site's size went up."""
     snapshots: int
     first_size_bytes: int
+
+    @property
+    def growth_bytes(self) -> int:
+        """Change since the first snapshot of the series."""
+        return self.size_bytes - self.first_size_bytes
 
 
 def _slope_r2(ts: list[float], ys: list[float]) -> tuple[float, float]:
@@ -55,16 +67,28 @@ class SiteGrowthTracker(Generic[K]):
     def __init__(self, max_sites: int = 400) -> None:
         self.max_sites = max_sites
         self._series: dict[K, deque[tuple[float, int, int]]] = {}
+        self._prev: tuple[float, dict[K, tuple[int, int]] | None] = (0.0, None)
+        """The previous snapshot's totals, to start a new site's series from."""
 
     def __len__(self) -> int:
         return len(self._series)
 
     def observe(self, t_s: float, by_site: dict[K, tuple[int, int]], limit: int = 100) -> None:
-        """Record one snapshot's per-site totals (bytes, blocks) at ``t_s`` seconds."""
+        """Record one snapshot's per-site totals (bytes, blocks) at ``t_s`` seconds.
+
+        A site that enters the ranking starts from what it had at the previous snapshot (0
+        when it had nothing), so a line that appears after the first snapshot of a two-minute
+        run still has three points at its end.
+        """
         ranked = sorted(by_site.items(), key=lambda kv: -kv[1][0])[:limit]
+        prev_t, prev = self._prev
         for key, _ in ranked:
             if key not in self._series:
                 self._series[key] = deque(maxlen=SERIES_LEN)
+                if prev is not None:
+                    size, count = prev.get(key, (0, 0))
+                    self._series[key].append((prev_t, size, count))
+        self._prev = (t_s, by_site)
         for key, series in self._series.items():
             size, count = by_site.get(key, (0, 0))
             if len(series) == SERIES_LEN:
@@ -115,3 +139,54 @@ class SiteGrowthTracker(Generic[K]):
                 found.append(g)
         found.sort(key=lambda g: -g.growth_mb_per_hour)
         return found
+
+
+class AllocationSiteTracker(SiteGrowthTracker[TraceKey]):
+    """Sites keyed by the program's own line (memtui.probe.tracing.site_index), not by whole
+    tracebacks: one line reached along several call paths is one site. Each growth's ``key``
+    is the full traceback that allocated most at that site (most recent call first)."""
+
+    def __init__(self, max_sites: int = 400) -> None:
+        super().__init__(max_sites)
+        self._stacks: dict[TraceKey, TraceKey] = {}
+
+    def observe(
+        self, t_s: float, by_site: dict[TraceKey, tuple[int, int]], limit: int = 100
+    ) -> None:
+        """Record per-traceback totals at ``t_s``, summed per site."""
+        grouped, stacks = group_by_site(by_site)
+        super().observe(t_s, grouped, limit)
+        for key in grouped.keys() & self._series.keys():
+            self._stacks[key] = stacks[key]
+        if len(self._stacks) > len(self._series):
+            self._stacks = {k: v for k, v in self._stacks.items() if k in self._series}
+
+    def leaking(
+        self,
+        min_growth_mb_per_hour: float = MIN_SITE_RATE_MB_PER_HOUR,
+        min_snapshots: int = 3,
+    ) -> list[SiteGrowth[TraceKey]]:
+        """Sites growing consistently and at least ``min_growth_mb_per_hour``, fastest first."""
+        return super().leaking(min_growth_mb_per_hour, min_snapshots)
+
+    def growth(self, key: TraceKey) -> SiteGrowth[TraceKey] | None:
+        """Growth of the site ``key`` (a ``(frame,)`` key or any traceback ending there)."""
+        site = key if key in self._series else (site_frame(key),)
+        g = super().growth(site)
+        return None if g is None else dataclasses.replace(g, key=self._stacks.get(site, site))
+
+    def with_growth(self, stats: Sequence[AllocationStat]) -> list[AllocationStat]:
+        """``stats`` with each site's growth since the first snapshot and its rate, once the
+        site has been seen in two snapshots."""
+        out = []
+        for stat in stats:
+            g = self.growth((stat.traceback.site_frame,))
+            if g is None or g.snapshots < 2:
+                out.append(stat)
+                continue
+            out.append(
+                dataclasses.replace(
+                    stat, growth_bytes=g.growth_bytes, growth_mb_per_hour=g.growth_mb_per_hour
+                )
+            )
+        return out

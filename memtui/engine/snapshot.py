@@ -13,18 +13,34 @@ from memtui.probe.census import CensusResult
 from memtui.probe.gcstats import GcReading
 from memtui.probe.memory import MemoryReading
 from memtui.probe.signals import LeakSignals
-from memtui.probe.tracing import Frame, SiteTotals, TraceKey
+from memtui.probe.tracing import Frame, SiteTotals, TraceKey, is_user_file, site_index
 
 MIB: float = 1024.0 * 1024.0
 KeyType = Literal["lineno", "filename", "traceback"]
+SizeKind = Literal["held", "window"]
 _KEY_TYPES: tuple[str, ...] = ("lineno", "filename", "traceback")
 
 
 @dataclass(frozen=True, slots=True)
 class AllocationTraceback:
-    """Frames of an allocation site, most recent call first; str() is the allocating line."""
+    """Frames of an allocation, most recent call first; str() is its site: the first frame in
+    the program's own code (not the standard library, installed packages or memtui), so that
+    an allocation made inside ``json.loads`` is the line of the program that called it."""
 
     frames: tuple[Frame, ...]
+    site: int | None = None
+    """Index of the site in ``frames``; None: found by memtui.probe.tracing.site_index."""
+
+    @property
+    def site_index(self) -> int:
+        if self.site is not None and 0 <= self.site < len(self.frames):
+            return self.site
+        return site_index(self.frames)
+
+    @property
+    def site_frame(self) -> Frame:
+        """(filename, lineno) of the site; ('<unknown>', 0) without frames."""
+        return self.frames[self.site_index] if self.frames else ("<unknown>", 0)
 
     def __iter__(self) -> Iterator[Frame]:
         return iter(self.frames)
@@ -35,7 +51,7 @@ class AllocationTraceback:
     def __str__(self) -> str:
         if not self.frames:
             return "<unknown>"
-        filename, lineno = self.frames[0]
+        filename, lineno = self.site_frame
         return f"{filename}:{lineno} in {function_at(filename, lineno)}"
 
     def format(self) -> list[str]:
@@ -55,18 +71,32 @@ class AllocationStat:
     """Bytes."""
     count: int
     """Memory blocks."""
+    size_kind: SizeKind = "held"
+    """'held': bytes the site holds now (tracemalloc traced all along); 'window': bytes that a
+    short tracing window saw it allocate and keep (watch mode), not what it holds."""
+    growth_bytes: int | None = None
+    """Change of the site's bytes since watching started (None until two observations)."""
+    growth_mb_per_hour: float | None = None
+    """The site's growth rate (None until two observations)."""
 
     @property
     def size_mb(self) -> float:
         return self.size / MIB
 
     @property
+    def user_code(self) -> bool:
+        """False when the whole traceback is library code (the site is then its innermost
+        frame, see memtui.probe.tracing.site_index)."""
+        return is_user_file(self.file)
+
+    @property
     def file(self) -> str:
-        return self.traceback.frames[0][0] if self.traceback.frames else "<unknown>"
+        """The site's file: the program's own code that led to the allocation."""
+        return self.traceback.site_frame[0]
 
     @property
     def line(self) -> int:
-        return self.traceback.frames[0][1] if self.traceback.frames else 0
+        return self.traceback.site_frame[1]
 
     @property
     def function(self) -> str:
@@ -84,6 +114,12 @@ class AllocationStat:
             "function": self.function,
             "size_mb": round(self.size_mb, 6),
             "count": self.count,
+            "size_kind": self.size_kind,
+            "growth_mb": None if self.growth_bytes is None else round(self.growth_bytes / MIB, 6),
+            "growth_mb_per_hour": None
+            if self.growth_mb_per_hour is None
+            else round(self.growth_mb_per_hour, 4),
+            "user_code": self.user_code,
         }
 
     def __str__(self) -> str:
@@ -116,21 +152,31 @@ class AllocationDiff:
         return f"{self.location}: {self.size_diff / MIB:+.2f} MiB ({self.count_diff:+,} blocks)"
 
 
-def _group(
-    by_traceback: dict[TraceKey, tuple[int, int]], key_type: str
-) -> dict[TraceKey, tuple[int, int]]:
+Grouped = dict[TraceKey, tuple[int, int, AllocationTraceback]]
+
+
+def _group(by_traceback: dict[TraceKey, tuple[int, int]], key_type: str) -> Grouped:
+    """Totals per group key: the site (``lineno``), the site's file (``filename``) or the
+    whole traceback; each with the traceback to show (for a site, the heaviest one)."""
     if key_type not in _KEY_TYPES:
         raise ValueError(f"unknown key_type {key_type!r}; use 'lineno', 'filename' or 'traceback'")
     if key_type == "traceback":
-        return by_traceback
+        return {
+            k: (size, count, AllocationTraceback(k)) for k, (size, count) in by_traceback.items()
+        }
     out: dict[TraceKey, list[int]] = {}
+    shown: dict[TraceKey, tuple[int, AllocationTraceback]] = {}
     for frames, (size, count) in by_traceback.items():
-        top = frames[0] if frames else ("<unknown>", 0)
-        key: TraceKey = ((top[0], 0),) if key_type == "filename" else (top,)
+        index = site_index(frames) if frames else 0
+        site = frames[index] if frames else ("<unknown>", 0)
+        key: TraceKey = ((site[0], 0),) if key_type == "filename" else (site,)
         acc = out.setdefault(key, [0, 0])
         acc[0] += size
         acc[1] += count
-    return {k: (v[0], v[1]) for k, v in out.items()}
+        if size > shown.get(key, (-1, None))[0]:
+            tb = AllocationTraceback(key) if key_type == "filename" else None
+            shown[key] = (size, tb or AllocationTraceback(frames or key, index))
+    return {k: (v[0], v[1], shown[k][1]) for k, v in out.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,10 +224,7 @@ class MemorySnapshot:
             return []
         grouped = _group(self.traces.by_traceback, key_type)
         ranked = sorted(grouped.items(), key=lambda kv: (-kv[1][0], kv[0]))
-        return [
-            AllocationStat(AllocationTraceback(k), size, count)
-            for k, (size, count) in ranked[: max(0, limit)]
-        ]
+        return [AllocationStat(tb, size, count) for _, (size, count, tb) in ranked[: max(0, limit)]]
 
     def compare_to(
         self, other: MemorySnapshot, key_type: KeyType = "lineno"
@@ -191,15 +234,11 @@ class MemorySnapshot:
         theirs = _group(other.traces.by_traceback, key_type) if other.traces else {}
         diffs = []
         for key in mine.keys() | theirs.keys():
-            size, count = mine.get(key, (0, 0))
-            old_size, old_count = theirs.get(key, (0, 0))
+            size, count, tb = mine.get(key) or (0, 0, theirs[key][2])
+            old_size, old_count, _ = theirs.get(key) or (0, 0, tb)
             if size == old_size and count == old_count:
                 continue
-            diffs.append(
-                AllocationDiff(
-                    AllocationTraceback(key), size, size - old_size, count, count - old_count
-                )
-            )
+            diffs.append(AllocationDiff(tb, size, size - old_size, count, count - old_count))
         diffs.sort(key=lambda d: (-abs(d.size_diff), -d.size, d.traceback.frames))
         return diffs
 

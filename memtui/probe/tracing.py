@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,78 @@ def _is_hidden(frames: TraceKey) -> bool:
     return any(f.startswith(_OWN_PACKAGE_DIR) and f not in _OWN_VISIBLE for f, _ in frames)
 
 
+_LIBRARY_PATTERN = re.compile(
+    r"[/\\](site-packages|dist-packages)[/\\]"
+    r"|[/\\]lib(64)?[/\\](python|pypy)\d+(\.\d+)?t?[/\\]"
+)
+"""Library code of any CPython/PyPy on POSIX, also another interpreter's than ours."""
+
+
+def _library_dirs() -> tuple[str, ...]:
+    # The standard library is where os.py lives (sysconfig is not imported: it drags in
+    # modules the target may never load); installed packages match _LIBRARY_PATTERN.
+    dirs = {os.path.normcase(os.path.dirname(os.path.abspath(os.__file__))) + os.sep}
+    for prefix in {sys.base_prefix, sys.base_exec_prefix}:
+        # A venv's stdlib lives in the base interpreter; Windows spells it Lib.
+        dirs.add(os.path.normcase(os.path.join(prefix, "Lib")) + os.sep)
+    return tuple(sorted(dirs))
+
+
+_LIBRARY_DIRS: tuple[str, ...] = _library_dirs()
+_OWN_DIR_NORM: str = os.path.normcase(_OWN_PACKAGE_DIR)
+_OWN_DEMO_NORM: frozenset[str] = frozenset(os.path.normcase(f) for f in _OWN_VISIBLE)
+
+
+def is_user_file(filename: str) -> bool:
+    """True for a file of the profiled program: not the standard library, not an installed
+    package (site-/dist-packages), not memtui (its demo excepted), and not a pseudo-file
+    (``<frozen ...>``, or ``<string>``, which is also what dataclasses and namedtuples
+    generate their methods in: the caller's line is the one to name)."""
+    if filename.startswith("<"):
+        return False
+    norm = os.path.normcase(filename)
+    if norm.startswith(_OWN_DIR_NORM):
+        return norm in _OWN_DEMO_NORM
+    if _LIBRARY_PATTERN.search(filename):
+        return False
+    return not norm.startswith(_LIBRARY_DIRS)
+
+
+_USER_FILE_CACHE: dict[str, bool] = {}
+_USER_FILE_CACHE_MAX: int = 10_000
+
+
+def _cached_is_user(filename: str) -> bool:
+    known = _USER_FILE_CACHE.get(filename)
+    if known is None:
+        known = is_user_file(filename)
+        if len(_USER_FILE_CACHE) < _USER_FILE_CACHE_MAX:
+            _USER_FILE_CACHE[filename] = known
+    return known
+
+
+def site_index(frames: TraceKey) -> int:
+    """Index in ``frames`` (most recent first) of the allocation's site: the first frame in
+    the program's own code, so that ``json.loads`` called by ``app.py:12`` ranks as app.py:12.
+
+    When no frame is the program's (a library's own thread, a stack deeper than the traced
+    frames, code run by ``python -c``), the site is the innermost frame that is neither
+    ``<frozen ...>`` nor ``<unknown>``: the line that allocated, what tracemalloc would name.
+    """
+    fallback = -1
+    for i, (filename, _) in enumerate(frames):
+        if _cached_is_user(filename):
+            return i
+        if fallback < 0 and not filename.startswith(("<frozen", "<unknown>")):
+            fallback = i
+    return max(0, fallback)
+
+
+def site_frame(frames: TraceKey) -> Frame:
+    """The (filename, lineno) an allocation is attributed to (see site_index)."""
+    return frames[site_index(frames)] if frames else ("<unknown>", 0)
+
+
 def visible_totals(
     totals: dict[TraceKey, tuple[int, int]], keep_frames: int | None = None
 ) -> dict[TraceKey, tuple[int, int]]:
@@ -97,6 +170,24 @@ def visible_totals(
         old = out.get(key)
         out[key] = (size, count) if old is None else (old[0] + size, old[1] + count)
     return out
+
+
+def group_by_site(
+    totals: dict[TraceKey, tuple[int, int]],
+) -> tuple[dict[TraceKey, tuple[int, int]], dict[TraceKey, TraceKey]]:
+    """Totals summed per site (``(site_frame,)`` keys, see site_index), and for each site the
+    full traceback that allocated most of it, to show as its traceback."""
+    out: dict[TraceKey, tuple[int, int]] = {}
+    stacks: dict[TraceKey, TraceKey] = {}
+    heaviest: dict[TraceKey, int] = {}
+    for key, (size, count) in totals.items():
+        site: TraceKey = (site_frame(key),)
+        old = out.get(site)
+        out[site] = (size, count) if old is None else (old[0] + size, old[1] + count)
+        if size > heaviest.get(site, -1):
+            heaviest[site] = size
+            stacks[site] = key
+    return out, stacks
 
 
 def aggregate_raw_traces(

@@ -20,17 +20,26 @@ costly), and sites are ranked by live size. Standard library only.
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import threading
 import time
 import tracemalloc
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from memtui.probe.clock import Clock, SystemClock
-from memtui.probe.tracing import TraceKey, aggregate_raw_traces, take_site_totals, visible_totals
+from memtui.probe.tracing import (
+    TraceKey,
+    aggregate_raw_traces,
+    group_by_site,
+    is_user_file,
+    site_frame,
+    take_site_totals,
+    visible_totals,
+)
 
 DEFAULT_WINDOW_S: float = 0.25
 DEFAULT_PERIOD_S: float = 15.0
@@ -47,6 +56,9 @@ CONTINUOUS_COST_NOTE: str = (
     "continuous tracemalloc slows allocation-heavy code 2.5x-12.8x (1 frame), more with frames"
 )
 MODES: tuple[str, ...] = ("off", "watch", "continuous", "external")
+SUSPECT_P: float = 0.05
+"""A site is a suspect when growing in that many windows has at most this chance (sign test)."""
+MIB: float = 1024.0 * 1024.0
 
 Totals = dict[TraceKey, tuple[int, int]]
 
@@ -54,7 +66,8 @@ Totals = dict[TraceKey, tuple[int, int]]
 @dataclass(frozen=True, slots=True)
 class Window:
     """What one tracing window found, per site: (end bytes, end blocks, growth bytes, growth
-    blocks), growth being end minus mid-window."""
+    blocks), growth being end minus mid-window. Sites are ``(site_frame,)`` keys (see
+    memtui.probe.tracing.site_index); ``stacks`` holds each one's heaviest full traceback."""
 
     t_end: float
     traced_s: float
@@ -64,6 +77,7 @@ class Window:
     cost_s: float
     """Time spent taking and aggregating the two snapshots."""
     sites: dict[TraceKey, tuple[int, int, int, int]]
+    stacks: dict[TraceKey, TraceKey] = field(default_factory=dict)
 
 
 def window_sites(
@@ -86,46 +100,74 @@ def window_sites(
     return {k: rows[k] for k in chosen}
 
 
-def _site_row(key: TraceKey, size: int, count: int) -> dict[str, Any]:
-    file, line = key[0] if key else ("<unknown>", 0)
+def _site_row(key: TraceKey, size: int, count: int, stack: TraceKey | None) -> dict[str, Any]:
+    """One ranked site: ``file``/``line`` are the site (the program's own line), ``frames`` the
+    full traceback (most recent call first) and ``site`` the site's index in it."""
+    frames = stack or key
+    file, line = site_frame(key) if key else ("<unknown>", 0)
+    index = frames.index((file, line)) if (file, line) in frames else 0
     return {
         "file": file,
         "line": line,
-        "frames": [[f, n] for f, n in key],
+        "frames": [[f, n] for f, n in frames],
+        "site": index,
+        "user_code": is_user_file(file),
         "size_bytes": size,
         "count": count,
     }
 
 
-def rank_windows(windows: list[Window], limit: int = 50) -> list[dict[str, Any]]:
+def sign_test_p(positive: int, n: int) -> float:
+    """One-sided sign test: chance of ``positive`` or more rises in ``n`` coin flips."""
+    return sum(math.comb(n, k) for k in range(positive, n + 1)) / 2.0**n if n else 1.0
+
+
+def rank_windows(
+    windows: list[Window], limit: int = 50, started_at: float | None = None
+) -> list[dict[str, Any]]:
     """Sites ranked by median growth per window (absent = 0), the biggest first.
 
-    ``size_bytes``/``count`` are median growth x windows: what the site would have added over
-    the traced time if it behaves as in a typical window. ``survived_bytes`` sums what was
-    alive at window ends; ``growth_bytes_per_s`` is the mean growth rate while tracing.
+    ``size_bytes``/``count`` (``size_kind`` 'window') are the median over windows of what the
+    site allocated during a window and still held at its end: a window figure, not what it
+    holds (tracing is off between windows, so older objects are not seen).
+    ``growth_bytes_per_s`` is the median rate at which the site's live bytes grew while
+    traced; from the second window on, ``rate_mb_per_hour`` is that rate and
+    ``growth_bytes`` that rate times the time watched (since ``started_at``, else since the
+    first window). Code runs slower while traced, so for CPU-bound code these underestimate.
+    ``suspect``: the site grew in so many windows that chance is unlikely (sign test, p≤5%).
     """
     if not windows:
         return []
     n = len(windows)
-    half_total = sum(w.half_s for w in windows) or 1.0
     keys: set[TraceKey] = set()
+    stacks: dict[TraceKey, TraceKey] = {}
     for w in windows:
         keys.update(w.sites)
+        stacks.update(w.stacks)  # the latest window's traceback wins
+    span = windows[-1].t_end - (started_at if started_at is not None else windows[0].t_end)
     rows: list[tuple[float, int, dict[str, Any]]] = []
     for key in keys:
         cells = [w.sites.get(key, (0, 0, 0, 0)) for w in windows]
         growth = [c[2] for c in cells]
         median_growth = statistics.median(growth)
-        median_blocks = statistics.median(c[3] for c in cells)
+        rate = statistics.median(c[2] / w.half_s for c, w in zip(cells, windows, strict=True))
+        block_rate = statistics.median(c[3] / w.half_s for c, w in zip(cells, windows, strict=True))
         survived = sum(c[0] for c in cells)
         positive = sum(1 for g in growth if g > 0)
-        row = _site_row(key, int(max(0.0, median_growth) * n), int(max(0.0, median_blocks) * n))
+        size = int(statistics.median(c[0] for c in cells))
+        count = int(statistics.median(c[1] for c in cells))
+        row = _site_row(key, size, count, stacks.get(key))
+        filled = n >= 2
         row.update(
+            size_kind="window",
             survived_bytes=survived,
-            growth_bytes_per_s=round(sum(growth) / half_total, 1),
+            growth_bytes_per_s=round(rate, 1),
+            growth_blocks_per_s=round(block_rate, 2),
+            rate_mb_per_hour=round(rate * 3600.0 / MIB, 4) if filled else None,
+            growth_bytes=int(rate * max(0.0, span)) if filled else None,
             windows=positive,
             of_windows=n,
-            suspect=n >= 3 and positive >= 0.75 * n and median_growth > 0,
+            suspect=median_growth > 0 and sign_test_p(positive, n) <= SUSPECT_P,
         )
         rows.append((max(0.0, median_growth), survived, row))
     rows.sort(key=lambda r: (-r[0], -r[1]))
@@ -133,15 +175,27 @@ def rank_windows(windows: list[Window], limit: int = 50) -> list[dict[str, Any]]
 
 
 def rank_totals(
-    totals: Totals, previous: Totals | None, dt_s: float, limit: int = 50
+    totals: Totals,
+    previous: Totals | None,
+    dt_s: float,
+    limit: int = 50,
+    stacks: dict[TraceKey, TraceKey] | None = None,
+    first: Totals | None = None,
+    since_first_s: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """Sites of full traces ranked by live size, with growth since the previous totals."""
+    """Sites of full traces ranked by live size (``size_kind`` 'held'), with the rate since
+    the previous totals and the growth (and its rate) since the first totals."""
     ranked = sorted(totals.items(), key=lambda kv: -kv[1][0])[:limit]
     out = []
     for key, (size, count) in ranked:
-        row = _site_row(key, size, count)
+        row = _site_row(key, size, count, (stacks or {}).get(key))
+        row["size_kind"] = "held"
         if previous is not None and dt_s > 0:
             row["growth_bytes_per_s"] = round((size - previous.get(key, (0, 0))[0]) / dt_s, 1)
+        if first is not None and since_first_s > 0:
+            growth = size - first.get(key, (0, 0))[0]
+            row["growth_bytes"] = growth
+            row["rate_mb_per_hour"] = round(growth / MIB / (since_first_s / 3600.0), 4)
         out.append(row)
     return out
 
@@ -181,6 +235,9 @@ class TraceController:
         self._windows: deque[Window] = deque(maxlen=MAX_WINDOWS)
         self._full: Totals | None = None
         self._full_prev: Totals | None = None
+        self._full_first: Totals | None = None
+        self._full_first_at = 0.0
+        self._full_stacks: dict[TraceKey, TraceKey] = {}
         self._full_dt_s = 0.0
         self._full_at = 0.0
         self._full_cost_s = 0.0
@@ -189,6 +246,7 @@ class TraceController:
         """Moves on with every new window or full-trace refresh (for caching rankings)."""
         self._ranked: tuple[tuple[str, int, int], list[dict[str, Any]] | None] | None = None
         self._started_mono = self.clock.monotonic()
+        self._started_wall = self.clock.time()
         self.traced_s = 0.0
         self.cost_s = 0.0
         self.errors = 0
@@ -264,7 +322,7 @@ class TraceController:
                     self._owned = True
                     self.frames = wanted
                 self._mode = "continuous"
-                self._full = self._full_prev = None
+                self._full = self._full_prev = self._full_first = None
             else:
                 if self._mode == "continuous":
                     self._release_tracing()
@@ -308,9 +366,17 @@ class TraceController:
             full = self._full
             if full is None:
                 return None
-            return rank_totals(full, self._full_prev, self._full_dt_s, limit)
+            return rank_totals(
+                full,
+                self._full_prev,
+                self._full_dt_s,
+                limit,
+                self._full_stacks,
+                self._full_first,
+                self._full_at - self._full_first_at,
+            )
         if mode == "watch" or self._windows:
-            return rank_windows(list(self._windows), limit)
+            return rank_windows(list(self._windows), limit, self._started_wall)
         return None
 
     def refresh_full(self) -> None:
@@ -319,16 +385,19 @@ class TraceController:
             return
         started = time.perf_counter()
         try:
-            totals = take_site_totals().by_traceback
+            totals, stacks = group_by_site(take_site_totals().by_traceback)
         except RuntimeError:  # the program stopped tracing between our check and the snapshot
             return
         cost = time.perf_counter() - started
         now = self.clock.monotonic()
         if len(totals) > MAX_SITES:
             totals = dict(sorted(totals.items(), key=lambda kv: -kv[1][0])[:MAX_SITES])
+        self._full_stacks = {k: stacks[k] for k in totals}
         self._full_prev, self._full = self._full, totals
         self._full_dt_s = now - self._full_at if self._full_prev is not None else 0.0
         self._full_at = now
+        if self._full_first is None:
+            self._full_first, self._full_first_at = totals, now
         self._full_cost_s += cost
         self._full_last_cost_s = cost
         self.version += 1
@@ -380,7 +449,8 @@ class TraceController:
             if self._mode != "watch" or tracemalloc.is_tracing():
                 return None
             # Deeper than asked, so that the agent's own allocations (json, threading) can be
-            # told apart from the program's; results are cut back to self.frames.
+            # told apart from the program's, and a site is the program's own line even when
+            # the allocation happened in a library it called (memtui.probe.tracing.site_index).
             tracemalloc.start(max(self.frames, WATCH_FRAMES))
             self._owned = True
             self._window_open = True
@@ -404,8 +474,11 @@ class TraceController:
                     self._release_tracing()
                     t_stop = time.perf_counter()
                     self.traced_s += t_stop - t0
-        sites = window_sites(_aggregate(mid, self.frames), _aggregate(end, self.frames))
+        mid_sites, mid_stacks = _aggregate(mid)
+        end_sites, stacks = _aggregate(end)
         del mid, end
+        sites = window_sites(mid_sites, end_sites)
+        stacks = {k: stacks.get(k) or mid_stacks[k] for k in sites}
         cost = mid_cost + time.perf_counter() - t_end
         self.cost_s += cost
         window = Window(
@@ -414,6 +487,7 @@ class TraceController:
             half_s=max(1e-6, t_end - t_mid),
             cost_s=cost,
             sites=sites,
+            stacks=stacks,
         )
         self._windows.append(window)
         self.version += 1
@@ -429,14 +503,16 @@ class TraceController:
 
 
 WATCH_FRAMES: int = 8
-"""Frames traced inside a window (cheap at a 1-2% duty cycle) to recognise memtui's own work."""
+"""Frames traced inside a window (cheap at a 1-2% duty cycle): enough to recognise memtui's own
+work and to find the program's line above a few library frames."""
 
 
-def _aggregate(snapshot: tracemalloc.Snapshot, keep_frames: int) -> Totals:
-    """Per-traceback totals of a window snapshot, without the agent's own allocations.
+def _aggregate(snapshot: tracemalloc.Snapshot) -> tuple[Totals, dict[TraceKey, TraceKey]]:
+    """Per-site totals of a window snapshot (the agent's own allocations left out), with each
+    site's heaviest full traceback.
 
     Runs after tracing stopped, so its own allocations are not traced (about 0.4 µs per
     block here; a Counter over (traceback, size) pairs measured slower, as it hashes more).
     """
     raw = snapshot.traces._traces  # type: ignore[attr-defined]  # raw tuples: no Trace objects
-    return visible_totals(aggregate_raw_traces(raw), keep_frames)
+    return group_by_site(visible_totals(aggregate_raw_traces(raw)))

@@ -11,7 +11,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from memtui.engine.culprits import CulpritAnalysis, heap_census
 from memtui.engine.leaks import LeakDetector, LeakEvent
@@ -19,12 +19,9 @@ from memtui.engine.memlimit import detect_memory_limit
 from memtui.engine.metrics import MemoryMetrics
 from memtui.engine.recording import Recording, timeline_from_metrics
 from memtui.engine.report.json_report import ReportInput, SourceInfo
-from memtui.engine.snapshot import (
-    AllocationStat,
-    AllocationTraceback,
-    MemorySnapshot,
-    SnapshotLog,
-)
+from memtui.engine.site_rows import SiteLeak, stats_from_rows, window_leaks
+from memtui.engine.sites import AllocationSiteTracker
+from memtui.engine.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
 from memtui.engine.wire import census_from_dict, gc_from_dict, sites_from_rows
 from memtui.errors import ReportError
 from memtui.probe.allocator import AllocatorReading
@@ -72,6 +69,10 @@ class AgentSession:
         self.census: CensusResult | None = None
         self.first_census: CensusResult | None = None
         self.sites: dict[TraceKey, tuple[int, int]] = {}
+        self.site_rows: list[Mapping[str, Any]] = []
+        """The agent's latest ranked sites (memtui.probe.watch rows), in its order."""
+        self.site_tracker = AllocationSiteTracker(max_sites=4 * trace_limit)
+        """Held sizes over time while the agent traces all along (continuous/external)."""
         self.tracing: dict[str, Any] = {}
         self.ended = False
         self.started_wall = float(hello.get("started_at", time.time()))
@@ -162,10 +163,11 @@ class AgentSession:
             self.apply_heap_summary(summary)
         if isinstance(frame.get("heap_summaries"), Mapping):
             self.heap_summaries = dict(frame["heap_summaries"])
-        if frame.get("sites") is not None:
-            self.sites = sites_from_rows(frame.get("sites"))
         if isinstance(frame.get("tracing"), Mapping):
             self.tracing = dict(frame["tracing"])
+        rows = frame.get("sites")
+        if isinstance(rows, Sequence):
+            self._apply_sites(rows)
         for m in frame.get("markers") or []:
             if isinstance(m, Sequence) and len(m) >= 2 and tuple(m[:2]) not in self._marker_keys:
                 self._marker_keys.add((m[0], m[1]))
@@ -189,6 +191,18 @@ class AgentSession:
             if self.first_heap_census is None:
                 self.first_heap_census = census
             self.snapshots.append(self._snapshot(census))
+
+    def _apply_sites(self, rows: Sequence[Any]) -> None:
+        sites = sites_from_rows(rows)
+        changed = sites != self.sites
+        self.sites = sites
+        self.site_rows = [r for r in rows if isinstance(r, Mapping)]
+        if changed and self._size_kind() == "held" and self.metrics.last_t_s is not None:
+            self.site_tracker.observe(self.metrics.last_t_s, sites, self.trace_limit)
+
+    def _size_kind(self) -> Literal["held", "window"]:
+        """What the agent's site sizes mean in its current tracing mode."""
+        return "window" if self.tracing.get("mode", "watch") in ("watch", "off") else "held"
 
     def _replay_recording(self) -> bool:
         """Feed what the agent's recording holds (the whole run, also from before we came).
@@ -270,18 +284,30 @@ class AgentSession:
         )
 
     def top_allocators(self, limit: int | None = None) -> list[AllocationStat]:
-        live = [(k, v) for k, v in self.sites.items() if v[0] > 0]
-        ranked = sorted(live, key=lambda kv: (-kv[1][0], kv[0]))
-        return [
-            AllocationStat(AllocationTraceback(k), size, count)
-            for k, (size, count) in ranked[: limit or self.trace_limit]
-        ]
+        """The sites in the agent's order, with their growth and rate (from the second
+        window on in watch mode, where sizes are the window figure; held sizes otherwise)."""
+        stats = stats_from_rows(self.site_rows, self._size_kind())
+        live = [s for s in stats if s.size > 0 or (s.growth_bytes or 0) > 0]
+        return live[: limit or self.trace_limit]
+
+    def leaking_allocators(self) -> list[SiteLeak]:
+        """Lines that leak: consistent window growth backed by the process's own growth (watch
+        mode, memtui.engine.site_rows), or held bytes rising across full traces."""
+        if self._size_kind() == "window":
+            live = self.detector.verdict
+            verdict = live if live.state != "ok" else self.detector.final_verdict()
+            leaks = verdict.state != "ok" or verdict.leak_detected
+            rows = window_leaks(self.site_rows, leaks, verdict.rate_mb_per_hour)
+            return rows[: self.trace_limit]
+        growing = self.site_tracker.leaking()
+        return [SiteLeak.from_growth(g) for g in growing[: self.trace_limit]]
 
     def report_input(self) -> ReportInput:
         mode = str(self.tracing.get("mode", "watch"))
         note = (
-            "allocation sites from short tracing windows (watch mode): sizes are bytes that "
-            "survived the windows, a sample of the allocations, not their total"
+            "allocation sites from short tracing windows (watch mode): top_allocators sizes "
+            "(size_kind 'window') are what a typical window saw a line allocate and keep, not "
+            "what it holds; growth and rate are the window growth rate times the time watched"
             if mode == "watch"
             else ""
         )
@@ -306,6 +332,7 @@ class AgentSession:
             growth_threshold_mb_per_hour=self.growth_threshold_mb_per_hour,
             alert_threshold_mb=self.alert_threshold_mb,
             top_allocators=tuple(self.top_allocators()),
+            leaking_sites=tuple(self.leaking_allocators()),
             snapshots=self.snapshots.items,
             events=self.detector.events,
             memory_limit_bytes=self.memory_limit.limit_bytes,

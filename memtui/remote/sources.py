@@ -11,7 +11,7 @@ import subprocess
 import time
 from typing import Any
 
-from memtui.engine.frame import CommandResult, HeaderView, MonitorFrame, Status
+from memtui.engine.frame import AllocatorRow, CommandResult, HeaderView, MonitorFrame, Status
 from memtui.engine.leaks import LeakDetector
 from memtui.engine.memlimit import detect_memory_limit
 from memtui.engine.metrics import MemoryMetrics
@@ -47,6 +47,16 @@ def _export(report_input: ReportInput, out_dir: str, pid: int) -> CommandResult:
     except MemtuiError as exc:
         return CommandResult(False, str(exc))
     return CommandResult(True, f"Report written to {path}", path)
+
+
+def _allocator_suspect(row: AllocatorRow) -> str:
+    """A top allocator as a suspect line: held bytes, or the growth rate of a window figure."""
+    where = f"{row.file}:{row.line} in {row.function}"
+    if row.size_kind == "held":
+        return f"{where}: {row.size_bytes / MIB:.1f} MiB"
+    if row.growth_mb_per_hour is not None:
+        return f"{where}: {row.growth_mb_per_hour:+.1f} MB/h"
+    return f"{where}: {row.size_bytes / MIB:.2f} MiB in one tracing window"
 
 
 class AgentSource:
@@ -102,10 +112,7 @@ class AgentSource:
         named = s.culprits.suspects(5)
         suspects = [sus.detail for sus in named[:3]]
         if s.detector.verdict.state != "ok":
-            suspects += [
-                f"{r.file}:{r.line} in {r.function}: {r.size_bytes / MIB:.1f} MiB"
-                for r in allocators[:3]
-            ]
+            suspects += [_allocator_suspect(r) for r in allocators[:3]]
         return MonitorFrame(
             seq=self._seq,
             header=HeaderView(

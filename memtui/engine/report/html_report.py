@@ -373,16 +373,28 @@ def _allocators(report: Mapping[str, Any]) -> str:
     rows = []
     for a in (top or list(leaking.values()))[:25]:
         g = leaking.get((a.get("file"), a.get("line")), {})
+        rate = a.get("growth_mb_per_hour")
+        rate = rate if rate is not None else g.get("growth_mb_per_hour")
+        window = a.get("size_kind") == "window"
         rows.append(
             [
-                f"<code>{_e(a.get('file'))}:{_e(a.get('line'))}</code>",
+                f"<code>{_e(a.get('file'))}:{_e(a.get('line'))}</code>"
+                + (" <b>leaking</b>" if g else ""),
                 _e(a.get("function")),
-                _f(a.get("size_mb"), 3),
+                _f(a.get("size_mb"), 3) + (" (window)" if window else ""),
                 _f(a.get("count"), 0),
-                _f(g.get("growth_mb_per_hour"), 2, sign=True) if g else "–",
+                _f(a.get("growth_mb"), 3, sign=True) if a.get("growth_mb") is not None else "–",
+                _f(rate, 2, sign=True) if rate is not None else "–",
             ]
         )
-    parts = [_table(["site", "function", "size MB", "blocks", "growth MB/h"], rows, {2, 3, 4})]
+    header = ["site", "function", "size MB", "blocks", "growth MB", "growth MB/h"]
+    parts = [_table(header, rows, {2, 3, 4, 5})]
+    if any(a.get("size_kind") == "window" for a in top):
+        parts.append(
+            '<p class="note">Sizes marked (window) are what a short tracing window saw the line '
+            "allocate and keep, not what it holds; growth is its window growth rate times the "
+            "time watched.</p>"
+        )
     series = report.get("allocator_timeline") or []
     start = float((report.get("timeline") or {}).get("start_wall") or 0.0)
     if any(len(s.get("t_s") or []) >= 2 for s in series):

@@ -4,6 +4,16 @@ Structure (spec "Memory Report Structure"): summary, leak_detection, top_allocat
 gc_statistics, snapshots; plus the top-level keys the spec's examples read
 (memory_leak_detected, leak_rate_mb_per_hour) and schema_version. Additions are allowed,
 renames are not. Every value is plain JSON (no NaN, no numpy types).
+
+Allocation sites (``top_allocators``, ``leak_detection.leaking_allocators``): ``file``/``line``/
+``function`` name the first frame in the program's own code (not the standard library,
+site-/dist-packages, memtui or ``<frozen ...>``); ``user_code`` is false when the whole traced
+stack was library code and the site is its innermost frame; ``traceback`` is the full stack,
+most recent call first. ``size_kind`` says what ``size_mb``/``count`` mean ('held': what the
+line holds now; 'window': what a watch-mode window saw it allocate and keep), spelled out in
+``size_means``; ``growth_mb`` (since watching started) and ``growth_mb_per_hour`` are filled
+from the second window or snapshot on. Leaking entries add ``method`` ('windows': ``windows``
+of ``of_windows`` grew, sign-test ``p_value``; 'snapshots': ``r_squared`` over ``snapshots``).
 """
 
 from __future__ import annotations
@@ -14,8 +24,9 @@ from typing import Any
 
 from memtui.engine.leaks import LeakEvent, LeakVerdict
 from memtui.engine.metrics import MemoryMetrics
+from memtui.engine.site_rows import SiteLeak
 from memtui.engine.sites import SiteGrowth
-from memtui.engine.snapshot import AllocationStat, AllocationTraceback, MemorySnapshot
+from memtui.engine.snapshot import AllocationStat, MemorySnapshot
 from memtui.probe.tracing import TraceKey
 
 SCHEMA_VERSION: int = 1
@@ -50,7 +61,8 @@ class ReportInput:
     growth_threshold_mb_per_hour: float
     alert_threshold_mb: float | None
     top_allocators: tuple[AllocationStat, ...] = ()
-    leaking_sites: tuple[SiteGrowth[TraceKey], ...] = ()
+    leaking_sites: tuple[SiteGrowth[TraceKey] | SiteLeak, ...] = ()
+    """Lines that leak: from snapshots of held sizes (SiteGrowth) or tracing windows."""
     snapshots: tuple[MemorySnapshot, ...] = ()
     events: tuple[LeakEvent, ...] = ()
     memory_limit_bytes: int | None = None
@@ -104,10 +116,37 @@ def _gc_statistics(data: ReportInput) -> dict[str, Any]:
     }
 
 
+SIZE_MEANINGS: dict[str, str] = {
+    "held": "bytes the line holds now (tracemalloc traced all along)",
+    "window": "bytes a short tracing window saw the line allocate and keep (watch mode), "
+    "not what it holds; growth_mb and growth_mb_per_hour estimate its growth",
+}
+
+
 def _site_dict(stat: AllocationStat) -> dict[str, Any]:
+    """A top_allocators entry: file/line/function are the first frame in the program's own
+    code (``user_code`` false: all library code, the innermost frame); ``traceback`` is the
+    full stack, most recent call first; ``size_kind`` says what size_mb means."""
     out = stat.to_dict()
+    out["size_means"] = SIZE_MEANINGS[stat.size_kind]
     out["traceback"] = [f"{fn}:{ln}" for fn, ln in stat.traceback.frames]
     return out
+
+
+def _leak_dict(leak: SiteGrowth[TraceKey] | SiteLeak) -> dict[str, Any]:
+    """A leaking_allocators entry: the site as in top_allocators, its rate and the evidence."""
+    site = SiteLeak.from_growth(leak) if isinstance(leak, SiteGrowth) else leak
+    entry = _site_dict(site.stat)
+    entry.update(
+        growth_mb_per_hour=_num(site.growth_mb_per_hour),
+        method=site.method,
+        r_squared=_num(site.r_squared),
+        snapshots=site.snapshots,
+        windows=site.windows,
+        of_windows=site.of_windows,
+        p_value=_num(site.p_value, 6),
+    )
+    return entry
 
 
 def build_report(data: ReportInput) -> dict[str, Any]:
@@ -116,15 +155,7 @@ def build_report(data: ReportInput) -> dict[str, Any]:
     v = data.verdict
     duration_h = m.duration_s / 3600.0
     top = [_site_dict(s) for s in data.top_allocators]
-    leaking = []
-    for g in data.leaking_sites:
-        tb = AllocationTraceback(g.key)
-        stat = AllocationStat(tb, g.size_bytes, g.count)
-        entry = stat.to_dict()
-        entry["growth_mb_per_hour"] = _num(g.growth_mb_per_hour)
-        entry["r_squared"] = _num(g.r_squared)
-        entry["snapshots"] = g.snapshots
-        leaking.append(entry)
+    leaking = [_leak_dict(g) for g in data.leaking_sites]
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "summary": {

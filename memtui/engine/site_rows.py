@@ -1,0 +1,137 @@
+"""Provides the monitor's reading of the agent's ranked allocation sites: stats with growth and
+rate, and which of them leak.
+
+In watch mode a site's figures come from short tracing windows, which cannot tell "kept for
+ever" from "kept longer than half a window" (a deque turning over, a TTL cache, the ints of
+a bounded buffer): both grow in every window. So a line is called leaking only when (1) it
+grew in so many windows that chance is unlikely (sign test), (2) its rate is at least
+``MIN_SITE_RATE_MB_PER_HOUR``, and (3) the process itself leaks: the leak detector suspects
+or confirms a leak, at a rate of at least ``PROCESS_SHARE`` of the site's. Code runs slower
+while traced, so the site's rate is a lower bound of the untraced one, and a real leak
+passes (3) with room to spare; a turnover site in a flat process never does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from memtui.engine.sites import MIN_SITE_RATE_MB_PER_HOUR, SiteGrowth
+from memtui.engine.snapshot import AllocationStat, AllocationTraceback, SizeKind
+from memtui.probe.tracing import TraceKey
+from memtui.probe.watch import SUSPECT_P, sign_test_p
+
+MIB: float = 1024.0 * 1024.0
+PROCESS_SHARE: float = 0.25
+"""The process must grow at this share of a site's rate for the site to be called leaking."""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteLeak:
+    """An allocation site that leaks, with the evidence (windows or snapshots)."""
+
+    stat: AllocationStat
+    growth_mb_per_hour: float
+    method: Literal["windows", "snapshots"]
+    windows: int | None = None
+    """Windows in which the site grew (method 'windows')."""
+    of_windows: int | None = None
+    p_value: float | None = None
+    """Chance of growing in that many windows by luck (one-sided sign test)."""
+    r_squared: float | None = None
+    """Linear fit of the site's held bytes over snapshots (method 'snapshots')."""
+    snapshots: int | None = None
+
+    @classmethod
+    def from_growth(cls, g: SiteGrowth[TraceKey]) -> SiteLeak:
+        stat = AllocationStat(
+            AllocationTraceback(g.key),
+            g.size_bytes,
+            g.count,
+            growth_bytes=g.growth_bytes,
+            growth_mb_per_hour=g.growth_mb_per_hour,
+        )
+        return cls(stat, g.growth_mb_per_hour, "snapshots", r_squared=g.r_squared,
+                   snapshots=g.snapshots)  # fmt: skip
+
+
+def _opt_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _opt_float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def stat_from_row(row: Mapping[str, Any], default_kind: SizeKind = "held") -> AllocationStat:
+    """One agent site row (memtui.probe.watch) as an AllocationStat with growth and rate."""
+    frames = row.get("frames") or (
+        [[row["file"], row["line"]]] if "file" in row and "line" in row else []
+    )
+    key: TraceKey = tuple((str(f[0]), int(f[1])) for f in frames)
+    site = _opt_int(row.get("site"))
+    kind = row.get("size_kind")
+    return AllocationStat(
+        AllocationTraceback(key, site),
+        int(row.get("size_bytes", row.get("size", 0)) or 0),
+        int(row.get("count", 0) or 0),
+        size_kind=kind if kind in ("held", "window") else default_kind,
+        growth_bytes=_opt_int(row.get("growth_bytes")),
+        growth_mb_per_hour=_opt_float(row.get("rate_mb_per_hour")),
+    )
+
+
+def stats_from_rows(
+    rows: Sequence[Any] | None, default_kind: SizeKind = "held"
+) -> list[AllocationStat]:
+    """The rows as one stat per site, in their order (the agent's: leaking first in watch
+    mode, by size with full traces). Rows of several tracebacks of one site (a profiler's
+    recording) are summed, the first one's traceback kept."""
+    out: dict[tuple[str, int], AllocationStat] = {}
+    for row in rows or []:
+        if not isinstance(row, Mapping):
+            continue
+        stat = stat_from_row(row, default_kind)
+        site = stat.traceback.site_frame
+        seen = out.get(site)
+        out[site] = (
+            stat
+            if seen is None
+            else dataclasses.replace(
+                seen, size=seen.size + stat.size, count=seen.count + stat.count
+            )
+        )
+    return list(out.values())
+
+
+def window_leaks(
+    rows: Sequence[Any] | None,
+    process_leaks: bool,
+    process_rate_mb_per_hour: float,
+    min_rate_mb_per_hour: float = MIN_SITE_RATE_MB_PER_HOUR,
+) -> list[SiteLeak]:
+    """Sites of watch-mode rows that leak (see the module docstring), fastest first.
+
+    ``process_leaks``: the detector suspects or confirms a leak of the whole process, whose
+    trend is ``process_rate_mb_per_hour``.
+    """
+    if not process_leaks:
+        return []
+    found = []
+    for row in rows or []:
+        if not isinstance(row, Mapping) or row.get("size_kind") != "window":
+            continue
+        n = _opt_int(row.get("of_windows")) or 0
+        positive = _opt_int(row.get("windows")) or 0
+        rate = _opt_float(row.get("rate_mb_per_hour"))
+        if rate is None or rate < min_rate_mb_per_hour or n < 2:
+            continue
+        p = sign_test_p(positive, n)
+        if p > SUSPECT_P or process_rate_mb_per_hour < PROCESS_SHARE * rate:
+            continue
+        stat = stat_from_row(row, "window")
+        found.append(SiteLeak(stat, rate, "windows", positive, n, round(p, 6)))
+    found.sort(key=lambda s: -s.growth_mb_per_hour)
+    return found
