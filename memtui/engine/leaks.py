@@ -33,6 +33,7 @@ import numpy as np
 from memtui.engine.leak_events import AnomalyWatch, EventLog, LeakEvent, LeakState, LeakVerdict
 from memtui.engine.leak_floor import (
     MIN_POINTS,
+    SHORT_MIN_POINTS,
     SHORT_SPAN_S,
     FloorStore,
     ShortRun,
@@ -438,6 +439,8 @@ class LeakDetector:
                 deciding = whole
         if deciding is not None:
             deciding = complete(deciding, self.threshold)
+        elif state != "leak":
+            state = "insufficient_data"
         onset: float | None = None
         if state == "leak" and tt.size >= 3:
             onset, rate, r2, se = segment_rate(tt, vv)
@@ -487,7 +490,13 @@ class LeakDetector:
             cyc = f" across {span * HOUR / per:.0f} GC cycles" if per > 0 else ""
             return f"RSS floor {rate:+.1f} MB/h for {span:.1f} h{cyc}, not levelling off"
         if c is None:
-            return f"not enough data yet ({hours * 60:.1f} min)"
+            n = len(self._short.t) if self._short.active else self._store.n_blocks
+            unit = "samples" if self._short.active else "blocks"
+            return (
+                f"insufficient data: {n} {unit} over {age:.0f} s ({hours * 60:.1f} min); a verdict"
+                f" needs at least {SHORT_MIN_POINTS} samples (8 floor points: a slope with 6"
+                " degrees of freedom and a first-third vs last-third comparison)"
+            )
         over = f"{c.window_s / HOUR:.1f} h" if c.window_s >= HOUR else f"{c.window_s / 60:.1f} min"
         if state == "suspected":
             return f"growing: floor {rate:+.1f} MB/h over {over}, not yet sustained"
