@@ -279,6 +279,8 @@ SHORT_MIN_POINTS = 8
 SHORT_MIN_Z = 6.0
 SHORT_MIN_R2 = 0.9
 SHORT_MIN_RATIO = 0.75
+SHORT_MIN_SPAN_S = 2.0
+"""No verdict on less than 2 s: below that one import or one batch of work looks like a rise."""
 
 
 def short_block_samples(n: int) -> int:
@@ -335,9 +337,9 @@ def short_check(
 ) -> tuple[WindowCheck | None, bool, FloatArray, FloatArray]:
     """Judge a short recording on its whole length: (check, strict growth, floor points)."""
     tt, vv = short_points(t, x)
-    if tt.size < SHORT_MIN_POINTS:
+    elapsed = float(t[-1] - t[0]) if t.size else 0.0
+    if tt.size < SHORT_MIN_POINTS or elapsed < SHORT_MIN_SPAN_S:
         return None, False, tt, vv
-    elapsed = float(t[-1] - t[0])
     c = check_window(tt, vv, elapsed, threshold, 0.0, min_points=SHORT_MIN_POINTS)
     if c is None:
         return None, False, tt, vv

@@ -34,6 +34,7 @@ from memtui.engine.leak_events import AnomalyWatch, EventLog, LeakEvent, LeakSta
 from memtui.engine.leak_floor import (
     MIN_POINTS,
     SHORT_MIN_POINTS,
+    SHORT_MIN_SPAN_S,
     SHORT_SPAN_S,
     FloorStore,
     ShortRun,
@@ -467,7 +468,9 @@ class LeakDetector:
             first_detected_at=self._first_alert,
             onset_s=onset,
             projected_oom_hours=oom,
-            reason=self._reason(state, rate, deciding, onset, age, last_t),
+            reason=self._reason(
+                state, rate, deciding, onset, age, float(tt[-1]) if tt.size else last_t
+            ),
         )
 
     def _reason(
@@ -482,6 +485,10 @@ class LeakDetector:
         hours = age / HOUR
         if state == "leak":
             span = (last_t - (onset if onset is not None else self._seg_t0)) / HOUR
+            if span < 1.0 / 60.0:
+                return (
+                    f"RSS floor {rate:+.1f} MB/h, steady for {span * HOUR:.1f} s, not levelling off"
+                )
             if span < 1.0:
                 return (
                     f"RSS floor {rate:+.1f} MB/h, steady for {span * 60:.1f} min, not levelling off"
@@ -493,9 +500,9 @@ class LeakDetector:
             n = len(self._short.t) if self._short.active else self._store.n_blocks
             unit = "samples" if self._short.active else "blocks"
             return (
-                f"insufficient data: {n} {unit} over {age:.0f} s ({hours * 60:.1f} min); a verdict"
-                f" needs at least {SHORT_MIN_POINTS} samples (8 floor points: a slope with 6"
-                " degrees of freedom and a first-third vs last-third comparison)"
+                f"insufficient data: {n} {unit} over {age:.1f} s; a verdict needs at least"
+                f" {SHORT_MIN_POINTS} samples over {SHORT_MIN_SPAN_S:.0f} s (8 floor points: a"
+                " slope with 6 degrees of freedom and first vs last third)"
             )
         over = f"{c.window_s / HOUR:.1f} h" if c.window_s >= HOUR else f"{c.window_s / 60:.1f} min"
         if state == "suspected":
