@@ -299,9 +299,7 @@ def short_points(t: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         return np.zeros(0), np.zeros(0)
     elapsed = float(t[-1] - t[0])
     dt = max(elapsed / (n - 1), 1e-9)
-    m = max(
-        short_block_samples(n), round(min(elapsed / SHORT_BLOCKS, SHORT_MAX_BLOCK_S) / dt)
-    )
+    m = max(short_block_samples(n), round(min(elapsed / SHORT_BLOCKS, SHORT_MAX_BLOCK_S) / dt))
     nb = n // m
     if nb == 0:
         return np.zeros(0), np.zeros(0)

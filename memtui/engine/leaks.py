@@ -482,7 +482,6 @@ class LeakDetector:
         age: float,
         last_t: float,
     ) -> str:
-        hours = age / HOUR
         if state == "leak":
             span = (last_t - (onset if onset is not None else self._seg_t0)) / HOUR
             if span < 1.0 / 60.0:
