@@ -398,6 +398,7 @@ def _finish_session(
 def _agent_options(args: argparse.Namespace) -> dict[str, str]:
     options = {
         "MEMTUI_SAMPLE_INTERVAL": str(_sample_interval(args)),
+        "MEMTUI_CENSUS_INTERVAL": str(args.snapshot_interval),
         "MEMTUI_TRACE": "off" if args.no_tracemalloc else args.trace_mode,
         "MEMTUI_TRACE_FRAMES": str(args.tracemalloc_frames),
     }

@@ -6,7 +6,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-LIB = '''
+LIB = """
 import functools
 import re
 
@@ -33,7 +33,7 @@ def singleton():
     if _SINGLETON is None:
         _SINGLETON = [bytes(64) for _ in range(200)]
     return _SINGLETON
-'''
+"""
 
 TESTS = """
 import re

@@ -430,6 +430,18 @@ class MemoryProfiler:
                 self._snapshot_gap_s = max(self.snapshot_interval, cost / budget)
                 self._next_snapshot = now + self._snapshot_gap_s
 
+    @property
+    def _tracing(self) -> bool:
+        """Allocation sites are read whenever tracemalloc traces, whoever started it
+        (``python -X tracemalloc``, another profiler): only the one that started it stops it."""
+        if not self.enable_tracemalloc or self._state != "running":
+            return False
+        if self._started_tracing:
+            return True
+        import tracemalloc
+
+        return tracemalloc.is_tracing()
+
     def _sample_gap(self, now: float) -> float:
         """Seconds to the next memory sample: elapsed/32 early on (see SAMPLES_PER_RUN)."""
         elapsed = now - (self._t0 if self._t0 is not None else now)
@@ -482,7 +494,7 @@ class MemoryProfiler:
         t_s = now - (self._t0 if self._t0 is not None else now)
         memory = self._read_memory()
         traced = 0
-        if self.enable_tracemalloc and self._started_tracing:
+        if self._tracing:
             import tracemalloc
 
             traced = tracemalloc.get_traced_memory()[0]
@@ -497,7 +509,7 @@ class MemoryProfiler:
         self.culprits.observe_sample(
             t_s,
             float(memory.rss_bytes),
-            float(traced) if self._started_tracing else None,
+            float(traced) if self._tracing else None,
             float(allocator.allocated_blocks) if allocator is not None else None,
             float(allocator.malloc_free_bytes)
             if allocator is not None and allocator.malloc_free_bytes is not None
@@ -512,7 +524,7 @@ class MemoryProfiler:
                 wall,
                 memory.rss_bytes,
                 memory.vms_bytes,
-                traced if self._started_tracing else None,
+                traced if self._tracing else None,
                 allocator.allocated_blocks if allocator is not None else None,
             )
             if gc_reading is not None:
@@ -536,7 +548,7 @@ class MemoryProfiler:
         now = self._clock.monotonic()
         memory = self._read_memory(full=True)
         traces: SiteTotals | None = None
-        if self.enable_tracemalloc and self._started_tracing:
+        if self._tracing:
             traces = take_site_totals()
         census: CensusResult | None = None
         if self.enable_census:
@@ -636,9 +648,13 @@ class MemoryProfiler:
     # ----------------------------------------------------------------- queries
     @property
     def current_memory_mb(self) -> float:
-        """RSS now, in MiB (a fresh reading; about 1 µs)."""
+        """RSS now, in MiB (a fresh reading; about 1 µs). A reading over alert_threshold_mb
+        starts the threshold heap dump like a sample would (the spec's loop polls this)."""
         try:
-            return self._read_memory().rss_bytes / MIB
+            mb = self._read_memory().rss_bytes / MIB
+            if self._dump_trigger is not None and self._state == "running":
+                self._dump_trigger.observe(self._clock.monotonic(), mb)
+            return mb
         except (ProcessLookupError, TargetProcessError):
             self._mark_ended()
             return self.metrics.current_mb
@@ -701,7 +717,7 @@ class MemoryProfiler:
         return dict(take_census(track=self._tracked_types).counts)
 
     def _current_sites_snapshot(self) -> MemorySnapshot | None:
-        if self._state == "running" and self.enable_tracemalloc and self._started_tracing:
+        if self._state == "running" and self._tracing:
             return self.take_snapshot()
         return self._latest_snapshot
 
@@ -751,7 +767,10 @@ class MemoryProfiler:
     # ----------------------------------------------------------------- heap dumps
     @property
     def latest_heap_dump(self) -> str | None:
-        """Path of the newest heap dump this profiler wrote (on demand or on threshold)."""
+        """Path of the newest heap dump this profiler wrote (on demand or on threshold); waits
+        (up to 60 s) for a threshold dump under way, so the spec's example finds its file."""
+        if self._dump_trigger is not None:
+            self._dump_trigger.wait(60.0)
         trigger = self._dump_trigger.latest if self._dump_trigger is not None else None
         candidates = [p for p in (*self._heap_dumps, trigger) if p is not None]
         return max(candidates, key=_mtime) if candidates else None
