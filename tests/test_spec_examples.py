@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import spec_harness as h
 
 ROOT = Path(__file__).resolve().parents[1]
