@@ -496,10 +496,8 @@ class LeakDetector:
             cyc = f" across {span * HOUR / per:.0f} GC cycles" if per > 0 else ""
             return f"RSS floor {rate:+.1f} MB/h for {span:.1f} h{cyc}, not levelling off"
         if c is None:
-            n = len(self._short.t) if self._short.active else self._store.n_blocks
-            unit = "samples" if self._short.active else "blocks"
             return (
-                f"insufficient data: {n} {unit} over {age:.1f} s; a verdict needs at least"
+                "insufficient data: a verdict needs at least"
                 f" {SHORT_MIN_POINTS} samples over {SHORT_MIN_SPAN_S:.0f} s (8 floor points: a"
                 " slope with 6 degrees of freedom and first vs last third)"
             )

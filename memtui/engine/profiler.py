@@ -64,6 +64,9 @@ SHORT_RUN_S: float = 60.0
 SHORT_RUN_BUDGET: float = 0.10
 """In the first minute snapshots may take up to 10% of wall time (then ``overhead_budget``):
 a CI run of 10 s that asked for snapshots every 0.5 s gets several, not one."""
+EARLY_SNAPSHOTS: int = 64
+EARLY_SNAPSHOTS_S: float = 600.0
+"""Snapshots of the first 10 minutes (at most 64) are all recorded, at snapshot_interval."""
 SAMPLES_PER_RUN: int = 32
 MIN_SAMPLE_GAP_S: float = 0.05
 """Early samples come faster: the gap is elapsed/32 (at least 0.05 s, at most the sample
@@ -580,7 +583,11 @@ class MemoryProfiler:
         self._snapshots.append(light)
         rec = self.recorder
         if rec is not None and not rec.closed:
-            rec.add_snapshot(snap.timestamp, snapshot_payload(snap), rss=snap.memory.rss_bytes)
+            # The recorder keeps periodic snapshots 5 min apart; a short run (a CI job, a
+            # program killed after seconds) keeps its first ones all, as asked.
+            early = snap.elapsed_s < EARLY_SNAPSHOTS_S and self._snapshots_taken <= EARLY_SNAPSHOTS
+            kind = "early" if early else "periodic"
+            rec.add_snapshot(snap.timestamp, snapshot_payload(snap), kind, snap.memory.rss_bytes)
 
     # ----------------------------------------------------------------- callbacks
     def _announce_final_leak(self) -> None:

@@ -352,6 +352,20 @@ def snapshot_payload(
     return out
 
 
+def _import_time(key: TraceKey) -> bool:
+    """Sites of the import machinery: code and module objects made at import time."""
+    return bool(key) and key[0][0].startswith("<frozen importlib")
+
+
+def _rank(
+    item: tuple[TraceKey, tuple[int, int]], series: dict[TraceKey, list[tuple[float, int]]]
+) -> tuple[bool, int, int, TraceKey]:
+    """Top allocators: what holds most now, then what grew most; import-time sites last."""
+    key, (size, _count) = item
+    points = series.get(key) or [(0.0, size)]
+    return (_import_time(key), -size, -(points[-1][1] - points[0][1]), key)
+
+
 def build_report_input_from_recording(
     path: str | os.PathLike[str],
     since: str | float | None = None,
@@ -467,7 +481,7 @@ def _build(
             sites.observe(t - t0, latest_sites, trace_limit)
             for key, (size, _) in latest_sites.items():
                 site_series.setdefault(key, []).append((round(t - t0, 1), size))
-    ranked = sorted(latest_sites.items(), key=lambda kv: (-kv[1][0], kv[0]))[:trace_limit]
+    ranked = sorted(latest_sites.items(), key=lambda kv: _rank(kv, site_series))[:trace_limit]
     top = tuple(AllocationStat(AllocationTraceback(k), v[0], v[1]) for k, v in ranked)
 
     role = str(meta.get("role", "agent"))
