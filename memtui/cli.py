@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 EXIT_LEAK = 3
 EXIT_TARGET_ENDED = 4
+EXIT_INCONCLUSIVE = 5
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,11 +109,7 @@ def _add_profile_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run until interrupted (Ctrl+C / SIGTERM), then write the report",
     )
-    parser.add_argument(
-        "--fail-on-leak",
-        action="store_true",
-        help=f"exit with status {EXIT_LEAK} when a leak is detected (for CI)",
-    )
+    _add_gate_flags(parser)
     parser.add_argument(
         "--sample-interval",
         type=_positive_float,
@@ -158,10 +155,47 @@ exit status:
   1  error (unknown pid, unreadable file, report not writable...)
   2  bad command-line usage
   {EXIT_LEAK}  a leak was detected and --fail-on-leak was given
+  {EXIT_INCONCLUSIVE}  inconclusive: the run was too short for a verdict (report state
+     "insufficient_data") and --fail-on-leak or --fail-on-inconclusive was given
+     (--allow-inconclusive lets it pass with a warning)
   {EXIT_TARGET_ENDED}  the watched process exited before the end (the report of what was seen
      is still written)
   130  interrupted before the end (the report of what was seen is still written)
 """
+
+
+def _add_gate_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fail-on-leak",
+        action="store_true",
+        help=f"exit with status {EXIT_LEAK} when a leak is detected, {EXIT_INCONCLUSIVE} when the "
+        "run was too short for a verdict (for CI)",
+    )
+    parser.add_argument(
+        "--fail-on-inconclusive",
+        action="store_true",
+        help=f"exit with status {EXIT_INCONCLUSIVE} when the run was too short for a verdict, "
+        "even without --fail-on-leak",
+    )
+    parser.add_argument(
+        "--allow-inconclusive",
+        action="store_true",
+        help="with --fail-on-leak: a run too short for a verdict exits 0 (with a warning)",
+    )
+
+
+def _gate(args: argparse.Namespace, report: dict[str, Any]) -> int:
+    """The CI verdict: EXIT_LEAK, EXIT_INCONCLUSIVE (never a silent pass) or 0."""
+    leak = report["leak_detection"]
+    if leak.get("leak_detected") and args.fail_on_leak:
+        return EXIT_LEAK
+    if leak.get("state") != "insufficient_data":
+        return 0
+    gated = args.fail_on_inconclusive or (args.fail_on_leak and not args.allow_inconclusive)
+    word = "failing" if gated else "passing anyway (--allow-inconclusive)"
+    if args.fail_on_leak or args.fail_on_inconclusive:
+        print(f"memtui: inconclusive, {word}: {leak.get('reason', '')}", file=sys.stderr)
+    return EXIT_INCONCLUSIVE if gated else 0
 
 
 def _check_output(args: argparse.Namespace) -> None:
@@ -222,6 +256,8 @@ def _summary_line(report: dict[str, Any], who: str, where: str) -> str:
     verdict = (
         f"LEAK {v['leak_rate_mb_per_hour']:+.1f} MB/h (confidence {v['confidence']:.0%})"
         if v["leak_detected"]
+        else "inconclusive (too little data for a verdict)"
+        if v.get("state") == "insufficient_data"
         else "no leak"
     )
     line = f"memtui: {who}: {verdict}; peak {s['peak_memory_mb']:.1f} MiB over "
@@ -259,9 +295,7 @@ def _finish(
         return EXIT_TARGET_ENDED
     if interrupted and not expected_end:
         return 130
-    if args.fail_on_leak and report["leak_detection"]["leak_detected"]:
-        return EXIT_LEAK
-    return 0
+    return _gate(args, report)
 
 
 def _cmd_profile(argv: Sequence[str]) -> int:
@@ -363,13 +397,23 @@ def _finish_session(
 
 def _agent_options(args: argparse.Namespace) -> dict[str, str]:
     options = {
-        "MEMTUI_SAMPLE_INTERVAL": str(args.sample_interval),
+        "MEMTUI_SAMPLE_INTERVAL": str(_sample_interval(args)),
+        "MEMTUI_CENSUS_INTERVAL": str(args.snapshot_interval),
         "MEMTUI_TRACE": "off" if args.no_tracemalloc else args.trace_mode,
         "MEMTUI_TRACE_FRAMES": str(args.tracemalloc_frames),
     }
     if getattr(args, "record", None):
         options["MEMTUI_RECORD"] = os.path.abspath(args.record)
     return options
+
+
+def _sample_interval(args: argparse.Namespace) -> float:
+    """Sample at least as often as snapshots, and >= 32 times in a run of known length (never
+    faster than 20 Hz): a 10 s CI run then has the samples a verdict needs."""
+    gap = min(args.sample_interval, args.snapshot_interval)
+    if args.duration and not getattr(args, "monitor", False):
+        gap = min(gap, max(args.duration / 32.0, 0.05))
+    return float(round(gap, 3))
 
 
 def _cmd_run(argv: Sequence[str]) -> int:
@@ -426,7 +470,8 @@ def _run_launched(command: list[str], args: argparse.Namespace) -> int:
             source = AgentSource(session, args.sample_interval, program.process)
             stop = _open_monitor(source, args, launched=True, log_path=log_path)
             if stop:
-                return _exit_status(stop_program(program))
+                ended = stop_program(program)
+                print(f"memtui: stopped pid {program.pid} ({ended.describe()})", file=sys.stderr)
             return 0
         interrupted = _watch_session(
             session,
@@ -434,15 +479,25 @@ def _run_launched(command: list[str], args: argparse.Namespace) -> int:
             min(args.sample_interval, 1.0),
             program,
         )
+        ended_by_us = None
         if program.process.poll() is None and (interrupted or args.duration is not None):
             session.poll()
-            status = stop_program(program)
+            ended_by_us = stop_program(program)
+            status = ended_by_us.returncode
         else:
             status = program.process.wait()
         session.ended = True
         report, _ = _finish_session(session, args)
-        if status == 0 and args.fail_on_leak and report["memory_leak_detected"]:
-            return EXIT_LEAK
+        if ended_by_us is not None and not interrupted:
+            # memtui ended the run (--duration): not the program's failure.
+            print(
+                f"memtui: --duration {args.duration:g} s reached: stopped pid {program.pid} "
+                f"({ended_by_us.describe()})",
+                file=sys.stderr,
+            )
+            return _gate(args, report)
+        if status == 0:
+            return _gate(args, report)
         return _exit_status(status)
     finally:
         program.cleanup()
@@ -532,7 +587,7 @@ def _watch_pid(pid: int, args: argparse.Namespace, fallback: bool) -> int:
         return EXIT_TARGET_ENDED
     if interrupted and not args.monitor:
         return 130
-    return EXIT_LEAK if args.fail_on_leak and report["memory_leak_detected"] else 0
+    return _gate(args, report)
 
 
 def _cmd_detach(argv: Sequence[str]) -> int:
@@ -708,11 +763,7 @@ def _cmd_report(argv: Sequence[str]) -> int:
         default=None,
         help="memory threshold in MB (default: the recording's, else 1000)",
     )
-    parser.add_argument(
-        "--fail-on-leak",
-        action="store_true",
-        help=f"exit with status {EXIT_LEAK} when a leak is detected (for CI)",
-    )
+    _add_gate_flags(parser)
     parser.add_argument("--quiet", action="store_true", help="no summary line on stderr")
     args = parser.parse_args(argv)
     format_for(args.output)
@@ -731,8 +782,7 @@ def _cmd_report(argv: Sequence[str]) -> int:
     if not args.quiet:
         who = f"{args.recording}: pid {report_input.source.pid}"
         print(_summary_line(report, who, where), file=sys.stderr)
-    leaked = report["leak_detection"]["leak_detected"]
-    return EXIT_LEAK if args.fail_on_leak and leaked else 0
+    return _gate(args, report)
 
 
 _SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {

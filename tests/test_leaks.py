@@ -274,3 +274,41 @@ def test_short_run_with_few_floor_points_is_still_judged() -> None:
     verdict = det.final_verdict()
     assert verdict.leak_detected
     assert verdict.rate_mb_per_hour == pytest.approx(3.3e6 * 3600 / 2**20, rel=0.05)
+
+
+# ---------------------------------------------------------------- CI-length runs (issue 12)
+@pytest.mark.parametrize("hz", [1.0, 2.0, 10.0])
+def test_blatant_leak_is_called_in_ten_seconds(hz: float) -> None:
+    """20 MB/s for 10 s: the final verdict calls it at 1 Hz already (8 samples are enough)."""
+    t, y = _short(10.0, hz)
+    _, final = _both(t, y + 20.0 * t)
+    assert final.state == "leak" and final.leak_detected, final.reason
+    assert final.rate_mb_per_hour == pytest.approx(72_000.0, rel=0.1)
+
+
+@pytest.mark.parametrize("hz", [1.0, 2.0, 10.0])
+def test_warmup_that_levels_off_in_ten_seconds_is_not_called(hz: float) -> None:
+    t, y = _short(10.0, hz)
+    _, final = _both(t, y + 200.0 * (1.0 - np.exp(-t / 2.0)))
+    assert not final.leak_detected and final.state == "ok", final.reason
+    assert "levelling off" in final.reason
+
+
+def test_too_short_a_run_is_insufficient_data_with_a_reason() -> None:
+    for seconds, hz in ((1.5, 10.0), (5.0, 1.0)):
+        t, y = _short(seconds, hz)
+        live, final = _both(t, y + 20.0 * t)
+        assert final.state == "insufficient_data" and not final.leak_detected
+        assert "insufficient data" in final.reason and "at least 8 samples" in final.reason
+        assert live.state == "insufficient_data"
+
+
+def test_live_alert_still_needs_32_samples() -> None:
+    """The live alert (on_leak_detected, the monitor) cannot be taken back: it waits for 32
+    samples, so at 1 Hz a 20 s leak is called by the final verdict only."""
+    t, y = _short(20.0, 1.0)
+    live, final = _both(t, y + 20.0 * t)
+    assert final.leak_detected and live.first_detected_at is None
+    t, y = _short(10.0, 10.0)
+    live, _ = _both(t, y + 20.0 * t)
+    assert live.first_detected_at is not None and live.first_detected_at >= 3.1

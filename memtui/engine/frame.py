@@ -104,7 +104,7 @@ class SuspectView:
 class VerdictView:
     """The leak-verdict pane (the same LeakDetector as the report)."""
 
-    state: Literal["ok", "suspected", "leak"]
+    state: Literal["ok", "suspected", "leak", "insufficient_data"]
     rate_mb_per_hour: float
     confidence: float
     projected_oom_hours: float | None

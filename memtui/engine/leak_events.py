@@ -16,7 +16,8 @@ import numpy as np
 
 from memtui.engine.leak_stats import FloatArray
 
-LeakState = Literal["ok", "suspected", "leak"]
+LeakState = Literal["ok", "suspected", "leak", "insufficient_data"]
+"""``insufficient_data``: too few samples for any verdict yet (fewer than 8 floor points)."""
 EventKind = Literal["leak_started", "leak_cleared", "threshold_crossed", "spike", "drop", "restart"]
 BASELINE_BLOCKS = 32
 EVENTS_KEPT = 256

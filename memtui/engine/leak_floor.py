@@ -279,17 +279,27 @@ SHORT_MIN_POINTS = 8
 SHORT_MIN_Z = 6.0
 SHORT_MIN_R2 = 0.9
 SHORT_MIN_RATIO = 0.75
+SHORT_MIN_SPAN_S = 2.0
+"""No verdict on less than 2 s: below that one import or one batch of work looks like a rise."""
+
+
+def short_block_samples(n: int) -> int:
+    """Fewest samples per short-run block: 4 (robust to single spikes) once there are 32
+    samples, fewer before, so a 10 s run sampled at 1 Hz still has 8 floor points."""
+    return max(1, min(SHORT_MIN_BLOCK_SAMPLES, n // SHORT_MIN_POINTS))
 
 
 def short_points(t: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Floor points of a short recording: the 25th percentile of consecutive blocks whose length
-    adapts to the elapsed time (elapsed / 32, at least 4 samples, at most 60 s)."""
+    adapts to the elapsed time (elapsed / 32, at most 60 s, at least 4 samples once there are
+    32; fewer samples per block before that, so 8 samples already give the 8 points a verdict
+    needs)."""
     n = int(t.size)
     if n < 2:
         return np.zeros(0), np.zeros(0)
     elapsed = float(t[-1] - t[0])
     dt = max(elapsed / (n - 1), 1e-9)
-    m = max(SHORT_MIN_BLOCK_SAMPLES, round(min(elapsed / SHORT_BLOCKS, SHORT_MAX_BLOCK_S) / dt))
+    m = max(short_block_samples(n), round(min(elapsed / SHORT_BLOCKS, SHORT_MAX_BLOCK_S) / dt))
     nb = n // m
     if nb == 0:
         return np.zeros(0), np.zeros(0)
@@ -325,9 +335,9 @@ def short_check(
 ) -> tuple[WindowCheck | None, bool, FloatArray, FloatArray]:
     """Judge a short recording on its whole length: (check, strict growth, floor points)."""
     tt, vv = short_points(t, x)
-    if tt.size < SHORT_MIN_POINTS:
+    elapsed = float(t[-1] - t[0]) if t.size else 0.0
+    if tt.size < SHORT_MIN_POINTS or elapsed < SHORT_MIN_SPAN_S:
         return None, False, tt, vv
-    elapsed = float(t[-1] - t[0])
     c = check_window(tt, vv, elapsed, threshold, 0.0, min_points=SHORT_MIN_POINTS)
     if c is None:
         return None, False, tt, vv
@@ -341,6 +351,9 @@ SHORT_EVAL_MAX_SAMPLES = 4096
 SHORT_PERSIST_FRAC = 1.0 / 3.0
 SHORT_PERSIST_EVALS = 4
 SHORT_LIVE_RISE = 0.5
+SHORT_LIVE_MIN_SAMPLES = SHORT_MIN_POINTS * SHORT_MIN_BLOCK_SAMPLES
+"""The live alert needs 8 full blocks of 4 samples (the final verdict needs only 8 samples): a
+warm-up's first seconds look linear, so an alert that cannot be taken back waits longer."""
 SHORT_LIVE_RATE = 100.0
 """A live alert on a short recording also needs a blatant leak: a rate >= 100x the threshold
 that has grown the floor by half its starting level. A warm-up with a time constant of half an
@@ -419,6 +432,9 @@ class ShortRun:
         t, x = self.arrays()
         elapsed = now - float(t[0])
         dt = elapsed / max(t.size - 1, 1)
+        # Live checks stay >= 4 samples apart: 4 checks must span 16 samples, so a warm-up's
+        # first, linear-looking seconds cannot raise the alert (the final verdict, which only
+        # needs 8 samples, is not rate-limited).
         self._next = now + max(min(max(elapsed / SHORT_BLOCKS, 4.0 * dt), SHORT_MAX_BLOCK_S), 1e-6)
         c, strict, _, vv = short_check(t, x, threshold)
         if not strict or c is None:
@@ -428,7 +444,8 @@ class ShortRun:
             self._since = now
         self._evals += 1
         alert = (
-            self._evals >= SHORT_PERSIST_EVALS
+            t.size >= SHORT_LIVE_MIN_SAMPLES
+            and self._evals >= SHORT_PERSIST_EVALS
             and now - self._since >= SHORT_PERSIST_FRAC * now
             and c.rate >= SHORT_LIVE_RATE * threshold
             and float(vv[-1] - vv[0]) >= SHORT_LIVE_RISE * max(float(vv[0]), 1.0)

@@ -33,6 +33,8 @@ import numpy as np
 from memtui.engine.leak_events import AnomalyWatch, EventLog, LeakEvent, LeakState, LeakVerdict
 from memtui.engine.leak_floor import (
     MIN_POINTS,
+    SHORT_MIN_POINTS,
+    SHORT_MIN_SPAN_S,
     SHORT_SPAN_S,
     FloorStore,
     ShortRun,
@@ -438,6 +440,8 @@ class LeakDetector:
                 deciding = whole
         if deciding is not None:
             deciding = complete(deciding, self.threshold)
+        elif state != "leak":
+            state = "insufficient_data"
         onset: float | None = None
         if state == "leak" and tt.size >= 3:
             onset, rate, r2, se = segment_rate(tt, vv)
@@ -464,7 +468,9 @@ class LeakDetector:
             first_detected_at=self._first_alert,
             onset_s=onset,
             projected_oom_hours=oom,
-            reason=self._reason(state, rate, deciding, onset, age, last_t),
+            reason=self._reason(
+                state, rate, deciding, onset, age, float(tt[-1]) if tt.size else last_t
+            ),
         )
 
     def _reason(
@@ -476,9 +482,12 @@ class LeakDetector:
         age: float,
         last_t: float,
     ) -> str:
-        hours = age / HOUR
         if state == "leak":
             span = (last_t - (onset if onset is not None else self._seg_t0)) / HOUR
+            if span < 1.0 / 60.0:
+                return (
+                    f"RSS floor {rate:+.1f} MB/h, steady for {span * HOUR:.1f} s, not levelling off"
+                )
             if span < 1.0:
                 return (
                     f"RSS floor {rate:+.1f} MB/h, steady for {span * 60:.1f} min, not levelling off"
@@ -487,7 +496,11 @@ class LeakDetector:
             cyc = f" across {span * HOUR / per:.0f} GC cycles" if per > 0 else ""
             return f"RSS floor {rate:+.1f} MB/h for {span:.1f} h{cyc}, not levelling off"
         if c is None:
-            return f"not enough data yet ({hours * 60:.1f} min)"
+            return (
+                "insufficient data: a verdict needs at least"
+                f" {SHORT_MIN_POINTS} samples over {SHORT_MIN_SPAN_S:.0f} s (8 floor points: a"
+                " slope with 6 degrees of freedom and first vs last third)"
+            )
         over = f"{c.window_s / HOUR:.1f} h" if c.window_s >= HOUR else f"{c.window_s / 60:.1f} min"
         if state == "suspected":
             return f"growing: floor {rate:+.1f} MB/h over {over}, not yet sustained"

@@ -35,6 +35,7 @@ from memtui.probe.allocator import AllocatorReading
 from memtui.probe.gcstats import GcReading
 from memtui.probe.memory import MemoryReading
 from memtui.probe.recorder import FORMAT_NAME, SCHEMA_VERSION, is_recording_header
+from memtui.probe.tracing import TraceKey
 
 MIB: float = 1024.0 * 1024.0
 CHART_POINTS: int = 2000
@@ -352,6 +353,11 @@ def snapshot_payload(
     return out
 
 
+def _import_time(key: TraceKey) -> bool:
+    """Sites of the import machinery: code and module objects made at import time."""
+    return bool(key) and key[0][0].startswith("<frozen importlib")
+
+
 def build_report_input_from_recording(
     path: str | os.PathLike[str],
     since: str | float | None = None,
@@ -483,8 +489,13 @@ def _build(
             for stat in stats_from_rows(latest_rows):
                 site = stat.traceback.site_frame
                 site_series.setdefault(site, []).append((round(t - t0, 1), stat.size))
-    # The rows' own order: by size for held sizes, leaking first for watch-mode windows.
-    top = tuple(stats_from_rows(latest_rows)[:trace_limit])
+    # The rows' own order (by size for held sizes, leaking first for watch-mode windows), with
+    # the import machinery's sites last: they are never what a leak is.
+    top = tuple(
+        sorted(stats_from_rows(latest_rows), key=lambda st: _import_time(st.traceback.frames))[
+            :trace_limit
+        ]
+    )
 
     role = str(meta.get("role", "agent"))
     kind = str(meta.get("kind", "outside" if role == "monitor" else "in-process"))

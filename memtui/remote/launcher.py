@@ -176,23 +176,48 @@ def _wait_for_agent(
     )
 
 
-def stop_program(program: LaunchedProgram, grace_s: float = 5.0) -> int:
-    """Ask the program to stop: SIGINT (as Ctrl+C would), then SIGTERM, then SIGKILL.
+STOP_GRACE_S: float = 5.0
 
-    Returns its exit status (negative: the signal that ended it).
-    """
+
+@dataclass(frozen=True, slots=True)
+class StopResult:
+    """How a program that memtui stopped ended: its status and the last signal memtui sent."""
+
+    returncode: int
+    """The program's status (negative: the signal that ended it)."""
+    signal_name: str
+    """SIGTERM normally; SIGKILL when it ignored SIGTERM for the grace period; "" if it had
+    already exited."""
+
+    def describe(self) -> str:
+        how = (
+            f"killed by {signal.Signals(-self.returncode).name}"
+            if self.returncode < 0
+            else f"exit status {self.returncode}"
+        )
+        if not self.signal_name:
+            return f"it had already exited ({how})"
+        return f"sent {self.signal_name}; {how}"
+
+
+def stop_program(program: LaunchedProgram, grace_s: float = STOP_GRACE_S) -> StopResult:
+    """Stop the program gently: SIGTERM (Python exits quietly on it, without the traceback
+    that SIGINT's KeyboardInterrupt prints; a program with its own handler cleans up), then
+    SIGKILL after ``grace_s``. TargetProcessError if even SIGKILL does not end it."""
     process = program.process
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+    sent = ""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         if process.poll() is not None:
             break
         try:
             process.send_signal(sig)
         except ProcessLookupError:
             break
+        sent = sig.name
         try:
             process.wait(grace_s)
         except subprocess.TimeoutExpired:
             continue
     if process.poll() is None:
         raise TargetProcessError(f"pid {process.pid} did not stop")
-    return process.returncode
+    return StopResult(process.returncode, sent)

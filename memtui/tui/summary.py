@@ -5,7 +5,12 @@ from __future__ import annotations
 from memtui.engine.frame import MonitorFrame
 from memtui.tui.units import format_bytes, format_percent, format_rate_mib_per_hour, format_uptime
 
-_VERDICT = {"ok": "no leak detected", "suspected": "leak suspected", "leak": "LEAK"}
+_VERDICT = {
+    "ok": "no leak detected",
+    "suspected": "leak suspected",
+    "leak": "LEAK",
+    "insufficient_data": "too little data for a verdict",
+}
 
 
 def summary_line(frame: MonitorFrame | None) -> str:

@@ -261,6 +261,7 @@ def _verdict(report: Mapping[str, Any], start: float) -> str:
     title = {
         "leak": "Memory leak detected",
         "suspected": "Growth suspected, not yet sustained",
+        "insufficient_data": "Inconclusive: too little data for a verdict",
     }.get(state, "No leak detected")
     facts = [
         f"rate <b>{_f(leak.get('leak_rate_mb_per_hour'), 2, ' MB/h', sign=True)}</b>",

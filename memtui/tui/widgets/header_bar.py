@@ -19,7 +19,7 @@ from memtui.tui.units import (
 )
 
 KIND_LABELS = {"agent": "agent", "outside": "outside-only", "in-process": "in-process"}
-VERDICT_LABELS = {"ok": "OK", "suspected": "SUSPECTED", "leak": "LEAK"}
+VERDICT_LABELS = {"ok": "OK", "suspected": "SUSPECTED", "leak": "LEAK", "insufficient_data": "WAIT"}
 
 
 def status_text(

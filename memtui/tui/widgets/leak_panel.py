@@ -10,7 +10,12 @@ from textual.widget import Widget
 from memtui.engine.frame import VerdictView
 from memtui.tui.units import format_duration, format_percent, format_rate_mib_per_hour
 
-STATE_WORDS = {"ok": "OK", "suspected": "SUSPECTED LEAK", "leak": "LEAK"}
+STATE_WORDS = {
+    "ok": "OK",
+    "suspected": "SUSPECTED LEAK",
+    "leak": "LEAK",
+    "insufficient_data": "NOT ENOUGH DATA",
+}
 
 
 def verdict_text(verdict: VerdictView) -> Text:
