@@ -48,9 +48,14 @@ def _as_leaking(g: SiteGrowth[TraceKey]) -> LeakingTraceback:
     )
 
 
-def leaking_tracebacks(sites: SiteGrowthTracker[TraceKey]) -> list[LeakingTraceback]:
-    """Consistently growing sites, fastest first."""
-    return [_as_leaking(g) for g in sites.leaking()]
+def leaking_tracebacks(
+    sites: SiteGrowthTracker[TraceKey], process_leaks: bool = False
+) -> list[LeakingTraceback]:
+    """Consistently growing sites, fastest first. Above the sites' floor (2 MB/h) on their
+    own; at any rate once the detector finds the whole process leaking (then a consistently
+    growing line is the leak's source, however slow, not garbage awaiting collection)."""
+    found = sites.leaking(0.0) if process_leaks else sites.leaking()
+    return [_as_leaking(g) for g in found if g.growth_mb_per_hour > 0]
 
 
 def allocation_patterns(
@@ -71,6 +76,21 @@ def allocation_patterns(
                 "growth_mb_per_hour": round(leak.growth_mb_per_hour, 3),
                 "description": f"allocations at {leak.location} keep growing: "
                 f"{leak.growth_mb_per_hour:+.2f} MB/h, now {leak.size_mb:.2f} MiB",
+            }
+        )
+    named = {d["location"] for d in suspicious}
+    for g in sites.leaking(0.0):  # consistent but below the leak floor: suspicious, not leaking
+        slow = _as_leaking(g)
+        if slow.location in named or slow.growth_mb_per_hour <= 0:
+            continue
+        suspicious.append(
+            {
+                "kind": "slowly_growing_allocation_site",
+                "location": slow.location,
+                "size_mb": round(slow.size_mb, 3),
+                "growth_mb_per_hour": round(slow.growth_mb_per_hour, 4),
+                "description": f"allocations at {slow.location} grow slowly but steadily: "
+                f"{slow.growth_mb_per_hour:+.3f} MB/h, now {slow.size_mb:.2f} MiB",
             }
         )
     if latest is not None and latest.traces is not None and latest.traces.traced_bytes > 0:

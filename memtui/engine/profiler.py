@@ -775,7 +775,7 @@ class MemoryProfiler:
 
     def get_leaking_tracebacks(self) -> list[LeakingTraceback]:
         """Allocation sites whose retained memory grew consistently across snapshots."""
-        return leaking_tracebacks(self._sites)
+        return leaking_tracebacks(self._sites, self.detector.verdict.state != "ok")
 
     def analyze_allocation_patterns(self) -> dict[str, Any]:
         """Suspicious patterns: growing sites, types and containers; uncollectable garbage."""
