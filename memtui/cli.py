@@ -21,6 +21,7 @@ from memtui.errors import MemtuiError, UsageError
 if TYPE_CHECKING:
     from memtui.engine.frame import Source
     from memtui.engine.profiler import MemoryProfiler
+    from memtui.remote.fleet import Fleet
     from memtui.remote.launcher import LaunchedProgram
     from memtui.remote.session import AgentSession
 
@@ -318,7 +319,7 @@ def _cmd_demo(argv: Sequence[str]) -> int:
 
 
 def _watch_session(
-    session: AgentSession,
+    session: AgentSession | Fleet,
     duration_s: float | None,
     interval_s: float,
     program: LaunchedProgram | None = None,
@@ -350,15 +351,47 @@ def _watch_session(
 
 
 def _finish_session(
-    session: AgentSession, args: argparse.Namespace
-) -> tuple[dict[str, object], str]:
-    from memtui.engine.report.json_report import build_report
+    session: AgentSession, args: argparse.Namespace, fleet: Fleet | None = None
+) -> tuple[dict[str, Any], str]:
+    from memtui.engine.report.json_report import add_processes, build_report
 
     report = build_report(session.report_input())
+    if fleet is not None:  # the pool: one entry per process seen, the root's sections kept
+        fleet.finish()
+        add_processes(report, fleet.processes(), fleet.seen_total)
+        fleet.close()
     where = write_report(report, args.output)
     if not args.quiet:
         print(_summary_line(report, f"pid {session.pid}", where), file=sys.stderr)
+        for entry in report.get("processes", [])[1:] if fleet is not None else []:
+            v = entry["leak_detection"]
+            if v["leak_detected"]:
+                print(
+                    f"memtui: pid {entry['pid']} ({entry['role']}): LEAK "
+                    f"{v['leak_rate_mb_per_hour']:+.1f} MB/h",
+                    file=sys.stderr,
+                )
     return report, where
+
+
+def _leaked(report: dict[str, Any]) -> bool:
+    """--fail-on-leak: the root leaks, or (a pool report) any of its processes does."""
+    pool = report.get("pool")
+    return bool(report["memory_leak_detected"] or (pool and pool["leak_detected"]))
+
+
+def _fleet_for(session: AgentSession, args: argparse.Namespace) -> Fleet | None:
+    """A Fleet over the session's process tree when children are followed (else None)."""
+    if not getattr(args, "children", False):
+        return None
+    from memtui.remote.fleet import Fleet
+
+    attacher = None
+    if getattr(args, "attach_children", False):
+        from memtui.remote.attach import attach_quietly
+
+        attacher = attach_quietly
+    return Fleet(session, attacher=attacher)
 
 
 def _agent_options(args: argparse.Namespace) -> dict[str, str]:
@@ -369,6 +402,8 @@ def _agent_options(args: argparse.Namespace) -> dict[str, str]:
     }
     if getattr(args, "record", None):
         options["MEMTUI_RECORD"] = os.path.abspath(args.record)
+    if getattr(args, "children", False):
+        options["MEMTUI_CHILDREN"] = "1"  # every Python process of the tree gets an agent
     return options
 
 
@@ -385,6 +420,13 @@ def _cmd_run(argv: Sequence[str]) -> int:
     )
     _add_profile_flags(parser)
     _add_agent_flags(parser)
+    parser.add_argument(
+        "--no-children",
+        dest="children",
+        action="store_false",
+        help="profile the started process only (default: every Python process of its tree, "
+        "forked workers and exec'ed children, each with its own agent)",
+    )
     parser.set_defaults(duration=None)
     args = parser.parse_args(own)
     _check_output(args)
@@ -428,20 +470,22 @@ def _run_launched(command: list[str], args: argparse.Namespace) -> int:
             if stop:
                 return _exit_status(stop_program(program))
             return 0
+        fleet = _fleet_for(session, args)
+        watched: AgentSession | Fleet = session if fleet is None else fleet
         interrupted = _watch_session(
-            session,
+            watched,
             None if args.monitor else args.duration,
             min(args.sample_interval, 1.0),
             program,
         )
         if program.process.poll() is None and (interrupted or args.duration is not None):
-            session.poll()
+            watched.poll()
             status = stop_program(program)
         else:
             status = program.process.wait()
         session.ended = True
-        report, _ = _finish_session(session, args)
-        if status == 0 and args.fail_on_leak and report["memory_leak_detected"]:
+        report, _ = _finish_session(session, args, fleet)
+        if status == 0 and args.fail_on_leak and _leaked(report):
             return EXIT_LEAK
         return _exit_status(status)
     finally:

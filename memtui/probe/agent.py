@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from memtui.probe import heapdump as _heapdump
 from memtui.probe import protocol
 from memtui.probe.census import CensusResult, take_census
 from memtui.probe.clock import Clock, SystemClock
@@ -58,7 +59,14 @@ MAX_MARKERS: int = 1000
 FRAME_MARKERS: int = 50
 
 Reply = dict[str, Any]
-__all__ = ["Agent", "AgentError", "current_agent", "start_agent", "start_agent_from_env"]
+__all__ = [
+    "Agent",
+    "AgentError",
+    "current_agent",
+    "follow_forks",
+    "start_agent",
+    "start_agent_from_env",
+]
 
 
 class CommandError(Exception):
@@ -621,9 +629,16 @@ def start_agent_from_env() -> Agent:
     """start_agent() configured by MEMTUI_* variables (what `memtui run`'s bootstrap calls).
 
     MEMTUI_SAMPLE_INTERVAL (s), MEMTUI_TRACE (off|watch|continuous), MEMTUI_TRACE_FRAMES,
-    MEMTUI_SOCKET_DIR, MEMTUI_RECORD (the SQLite recording to write), and for tuning
+    MEMTUI_SOCKET_DIR, MEMTUI_RECORD (the SQLite recording to write), MEMTUI_CHILDREN=1
+    (forked children start their own agent, see follow_forks), and for tuning
     MEMTUI_CENSUS_INTERVAL, MEMTUI_WATCH_WINDOW and MEMTUI_WATCH_PERIOD (seconds).
     """
+    record = os.environ.get("MEMTUI_RECORD") or None
+    if os.environ.get("MEMTUI_CHILDREN", "").strip() == "1":
+        follow_forks(True)
+        root = os.environ.setdefault("MEMTUI_TREE_ROOT", str(os.getpid()))
+        if record and root != str(os.getpid()):  # an exec'ed descendant: its own recording
+            record = child_record_path(record, os.getpid())
     mode = os.environ.get("MEMTUI_TRACE", "").strip().lower() or "watch"
     if mode not in ("off", "watch", "continuous"):
         raise AgentError(f"memtui: MEMTUI_TRACE={mode!r}; use off, watch or continuous")
@@ -635,7 +650,7 @@ def start_agent_from_env() -> Agent:
         sock_dir=os.environ.get("MEMTUI_SOCKET_DIR") or None,
         window_s=_env_number("MEMTUI_WATCH_WINDOW", DEFAULT_WINDOW_S),
         period_s=_env_number("MEMTUI_WATCH_PERIOD", DEFAULT_PERIOD_S),
-        record_path=os.environ.get("MEMTUI_RECORD") or None,
+        record_path=record,
     )
 
 
@@ -645,12 +660,90 @@ def _at_exit() -> None:
         agent.stop(join_s=0.5)
 
 
+_follow = False
+"""Forked children start an agent of their own (memtui run, attach --children)."""
+
+
+def follow_forks(on: bool = True) -> None:
+    """Make every forked child of this process start its own agent with the same settings.
+
+    Why: worker pools (gunicorn, celery prefork, multiprocessing) fork the processes where the
+    leaks live; each one needs its socket, its history and its recording.
+    """
+    global _follow
+    _follow = bool(on)
+
+
+def child_record_path(path: str, pid: int) -> str:
+    """The recording of forked child ``pid``: ``run.db`` -> ``run-PID.db`` (one file per pid)."""
+    root, ext = os.path.splitext(path)
+    return f"{root}-{pid}{ext or '.db'}"
+
+
+def prune_dead_sockets(sock_dir: str) -> int:
+    """Remove ``agent-PID.sock`` files of pids that no longer exist; returns how many.
+
+    Why: a worker killed with SIGKILL (gunicorn's timeout) cannot remove its own socket, and a
+    pool recycling workers for weeks must not pile them up.
+    """
+    removed = 0
+    try:
+        names = os.listdir(sock_dir)
+    except OSError:
+        return 0
+    for name in names:
+        if not (name.startswith("agent-") and name.endswith(".sock")):
+            continue
+        try:
+            pid = int(name[6:-5])
+            os.kill(pid, 0)
+        except ValueError:
+            continue
+        except ProcessLookupError:
+            try:
+                os.unlink(os.path.join(sock_dir, name))
+                removed += 1
+            except OSError:
+                pass
+        except OSError:
+            continue  # EPERM: alive, someone else's
+    return removed
+
+
+def _restart_in_child(parent: Agent) -> None:
+    """Start this child's own agent with the parent agent's settings; never raises."""
+    from memtui.probe import recorder as _recorder
+
+    _recorder._lock = threading.Lock()  # a parent thread may have held it at the fork
+    record = parent.record_path
+    try:
+        start_agent(
+            sample_interval_s=parent.sample_interval_s,
+            census_interval_s=parent.census_interval_s,
+            trace_mode=parent.tracer.base_mode,
+            trace_frames=parent.tracer.frames,
+            sock_dir=parent.sock_dir,
+            window_s=parent.tracer.window_s,
+            period_s=parent.tracer.period_s,
+            clock=parent.clock,
+            record_path=child_record_path(record, os.getpid()) if record else None,
+        )
+        prune_dead_sockets(parent.sock_dir)
+    except AgentError as exc:
+        print(str(exc), file=sys.stderr)
+    except Exception as exc:  # the child must run on, observed or not
+        print(f"memtui: the agent did not start after fork: {exc!r}", file=sys.stderr)
+
+
 def _after_fork_in_child() -> None:
     global _agent, _start_lock
     _start_lock = threading.Lock()  # another thread of the parent may have held it
     agent, _agent = _agent, None
     if agent is not None:
         agent.after_fork_in_child()
+        # The heap dump's fork writer is a frozen copy that must not change: never an agent.
+        if _follow and not _heapdump.in_dump_fork:
+            _restart_in_child(agent)
 
 
 atexit.register(_at_exit)

@@ -78,6 +78,8 @@ CODEC_RAW, CODEC_ZLIB = 0, 1
 ZLIB_LEVEL: int = 1
 """Level 1: about 6x smaller than raw for 0.2 s per 50 MB; higher levels gain little."""
 WRITERS: tuple[str, ...] = ("auto", "fork", "inplace")
+in_dump_fork: bool = False
+"""True in the fork writer's child: the agent's after-fork hook must not start an agent."""
 BYTES_PER_OBJECT_ON_DISK: int = 12
 """A generous estimate of file bytes per object (measured: 6-9), for the disk-space check."""
 WALK_BYTES_PER_OBJECT: int = 200
@@ -249,6 +251,7 @@ def choose_writer(requested: str | None, rss: int, blocks: int) -> tuple[str, st
 
 
 def _start_fork(job: DumpJob, tmp: str, meta: dict[str, Any], timeout_s: float) -> None:
+    global in_dump_fork
     with_sites = tracemalloc.is_tracing()
     r, w = os.pipe()
     t0 = time.perf_counter()
@@ -258,7 +261,11 @@ def _start_fork(job: DumpJob, tmp: str, meta: dict[str, Any], timeout_s: float) 
             # 3.12+ warns that fork() in a threaded process may deadlock the child: the child
             # here takes no lock another thread may hold (see the module docstring).
             warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
+            in_dump_fork = True  # seen by the agent's after-fork hook in the child only
+            try:
+                pid = os.fork()
+            finally:
+                in_dump_fork = False
     except OSError:
         os.close(r)
         os.close(w)

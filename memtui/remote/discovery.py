@@ -1,0 +1,36 @@
+"""Provides agent discovery on this host: every agent socket this user can reach.
+
+Why: the exporter and the pool watcher must find agents that come and go (recycled workers)
+without a list given to them, and must not keep the sockets of dead pids around.
+"""
+
+from __future__ import annotations
+
+import os
+
+from memtui.probe.agent import prune_dead_sockets
+from memtui.probe.protocol import socket_dir
+
+
+def prune_stale_sockets(uid: int | None = None) -> int:
+    """Remove the sockets of dead pids in our socket directory; how many were removed."""
+    return prune_dead_sockets(socket_dir(uid))
+
+
+def agent_sockets(uid: int | None = None) -> dict[int, str]:
+    """pid -> socket path of every live agent of ``uid`` (default: ours), stale ones pruned."""
+    prune_stale_sockets(uid)
+    directory = socket_dir(uid)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return {}
+    found: dict[int, str] = {}
+    for name in names:
+        if name.startswith("agent-") and name.endswith(".sock"):
+            try:
+                pid = int(name[6:-5])
+            except ValueError:
+                continue
+            found[pid] = os.path.join(directory, name)
+    return found
