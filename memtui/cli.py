@@ -153,6 +153,7 @@ subcommands:
   memtui analyze FILE.csv       leak verdict for a recorded series (timestamp,rss_bytes)
   memtui report RUN.db          JSON or HTML report from a recording (--record), any time
   memtui heapdump PID           dump a running CPython's heap (heapdump analyze FILE: explain it)
+  memtui exporter --listen H:P  Prometheus metrics for every agent on this host
 
 exit status:
   0  finished (and no leak, or --fail-on-leak not given)
@@ -532,8 +533,15 @@ def _cmd_attach(argv: Sequence[str]) -> int:
     )
     parser.add_argument("pid", type=_positive_int)
     _add_profile_flags(parser)
+    parser.add_argument(
+        "--children",
+        action="store_true",
+        help="the whole tree: attach every Python descendant too (and their future forks); "
+        "the report gets one entry per process",
+    )
     parser.set_defaults(duration=60.0)
     args = parser.parse_args(argv)
+    args.attach_children = args.children
     _check_output(args)
     return _watch_pid(args.pid, args, fallback=False)
 
@@ -563,10 +571,13 @@ def _watch_pid(pid: int, args: argparse.Namespace, fallback: bool) -> int:
         profiler = _profiler_for(args, pid)
         interrupted = asyncio.run(_profile(profiler, None if args.monitor else args.duration))
         return _finish(profiler, args, interrupted, expected_end=args.monitor)
+    fleet = _fleet_for(session, args)
     interrupted = _watch_session(
-        session, None if args.monitor else args.duration, min(args.sample_interval, 1.0)
+        session if fleet is None else fleet,
+        None if args.monitor else args.duration,
+        min(args.sample_interval, 1.0),
     )
-    report, _ = _finish_session(session, args)
+    report, _ = _finish_session(session, args, fleet)
     session.close()
     if session.ended:
         print(
@@ -576,7 +587,7 @@ def _watch_pid(pid: int, args: argparse.Namespace, fallback: bool) -> int:
         return EXIT_TARGET_ENDED
     if interrupted and not args.monitor:
         return 130
-    return EXIT_LEAK if args.fail_on_leak and report["memory_leak_detected"] else 0
+    return EXIT_LEAK if args.fail_on_leak and _leaked(report) else 0
 
 
 def _cmd_detach(argv: Sequence[str]) -> int:
@@ -613,7 +624,7 @@ def _agent_session_for(
         from memtui.remote.attach import attach as attach_agent
 
         try:
-            result = attach_agent(pid)
+            result = attach_agent(pid, follow_forks=getattr(args, "children", False))
             client = AgentClient(result.socket_path)
         except (AttachError, AgentUnavailable) as exc:
             if not fallback:
@@ -779,7 +790,71 @@ def _cmd_report(argv: Sequence[str]) -> int:
     return EXIT_LEAK if args.fail_on_leak and leaked else 0
 
 
+def _cmd_exporter(argv: Sequence[str]) -> int:
+    from memtui.remote.exporter import (
+        DEFAULT_INTERVAL_S,
+        DEFAULT_LISTEN,
+        DEFAULT_TOP_TYPES,
+        AgentPoller,
+        start_exporter,
+    )
+
+    parser = _Parser(
+        prog="memtui exporter",
+        description="Serve Prometheus metrics for every memtui agent this user can reach on "
+        "this host (memtui run, attach); scrapes are answered from the last polling round.",
+    )
+    parser.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"address of the /metrics endpoint (default {DEFAULT_LISTEN}; ':PORT' = all)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=DEFAULT_INTERVAL_S,
+        help=f"seconds between polls of the agents (default {DEFAULT_INTERVAL_S:g})",
+    )
+    parser.add_argument(
+        "--top-types",
+        type=_positive_int,
+        default=DEFAULT_TOP_TYPES,
+        help=f"memtui_objects series per process (default {DEFAULT_TOP_TYPES})",
+    )
+    parser.add_argument(
+        "--growth-threshold",
+        type=_positive_float,
+        default=10.0,
+        help="leak threshold in MB/hour for memtui_leak_state (default 10)",
+    )
+    args = parser.parse_args(argv)
+    poller = AgentPoller(
+        interval_s=args.interval,
+        top_types=args.top_types,
+        growth_threshold_mb_per_hour=args.growth_threshold,
+    )
+    exporter = start_exporter(args.listen, poller)
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    print(
+        f"memtui: exporter on {exporter.url} ({len(poller.snapshot.figures)} agents now)",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        stop.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        exporter.close()
+    return 0
+
+
 _SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "exporter": _cmd_exporter,
     "analyze": _cmd_analyze,
     "demo": _cmd_demo,
     "run": _cmd_run,

@@ -101,9 +101,7 @@ class Fleet:
             root.trace_limit,
         )
         self._attacher = attacher
-        self._members: dict[int, _Member] = {
-            root.pid: _Member(root, 0, "root", root.started_wall)
-        }
+        self._members: dict[int, _Member] = {root.pid: _Member(root, 0, "root", root.started_wall)}
         self._ended: deque[dict[str, Any]] = deque(maxlen=max_ended)
         self._ended_rows: deque[PoolRow] = deque(maxlen=max_ended)
         self.ended_total = 0
@@ -186,10 +184,8 @@ class Fleet:
     def _retire(self, pid: int) -> None:
         member = self._members.pop(pid)
         self.ended_total += 1
-        try:
-            self._ended.append(self._entry(pid, member, ended=True))
-        except (MemtuiError, ValueError, ZeroDivisionError):
-            pass  # too little was seen to say anything
+        with contextlib.suppress(MemtuiError, ValueError, ZeroDivisionError):
+            self._ended.append(self._entry(pid, member, ended=True))  # else: too little seen
         self._ended_rows.append(self._row(pid, member, alive=False))
         member.session.close()
 
