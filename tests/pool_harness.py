@@ -98,8 +98,8 @@ def start_pool(
         command,
         cwd=tmp,
         env=env,
-        stdout=open(tmp / "out.log", "wb"),  # noqa: SIM115 - the child owns it
-        stderr=open(tmp / "err.log", "wb"),  # noqa: SIM115
+        stdout=open(tmp / "out.log", "wb"),
+        stderr=open(tmp / "err.log", "wb"),
         start_new_session=True,
     )
 

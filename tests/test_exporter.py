@@ -160,8 +160,14 @@ def _started(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian's prometheus is missing")
 def test_a_real_prometheus_scrapes_every_worker(tmp_path: Path) -> None:
     pytest.importorskip("flask")
-    from pool_harness import GUNICORN, children_of, free_port, kill_group, start_pool
-    from pool_harness import wait_until_serving
+    from pool_harness import (
+        GUNICORN,
+        children_of,
+        free_port,
+        kill_group,
+        start_pool,
+        wait_until_serving,
+    )
 
     if not GUNICORN.exists():
         pytest.skip("gunicorn is not installed")

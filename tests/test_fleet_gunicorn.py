@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-from memtui.probe.protocol import socket_path
 from pool_harness import (
     GUNICORN,
     children_of,
@@ -22,6 +20,8 @@ from pool_harness import (
     start_pool,
     wait_until_serving,
 )
+
+from memtui.probe.protocol import socket_path
 
 pytest.importorskip("flask")
 pytestmark = pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn is not installed")
