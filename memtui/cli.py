@@ -466,7 +466,12 @@ def _run_launched(command: list[str], args: argparse.Namespace) -> int:
         if monitor:
             from memtui.remote.sources import AgentSource
 
-            source = AgentSource(session, args.sample_interval, program.process)
+            source: Source = AgentSource(session, args.sample_interval, program.process)
+            pool = _fleet_for(session, args)
+            if pool is not None:
+                from memtui.remote.pool_source import PoolSource
+
+                source = PoolSource(pool, args.sample_interval, program.process)
             stop = _open_monitor(source, args, launched=True, log_path=log_path)
             if stop:
                 return _exit_status(stop_program(program))
@@ -502,11 +507,18 @@ def _open_monitor(
     source: Source, args: argparse.Namespace, launched: bool, log_path: str | None = None
 ) -> bool:
     """Run the monitor until the user quits; print its one-line summary. True: stop the target."""
+    from memtui.remote.pool_source import PoolSource
     from memtui.tui.app import run_monitor
 
-    outcome = run_monitor(
-        source, out_dir=args.out_dir, launched=launched, refresh_s=max(1.0, args.sample_interval)
-    )
+    refresh_s = max(1.0, args.sample_interval)
+    if isinstance(source, PoolSource):  # a pool: the process list first (memtui/tui/pool_app)
+        from memtui.tui.pool_app import run_pool_monitor
+
+        outcome = run_pool_monitor(
+            source, out_dir=args.out_dir, launched=launched, refresh_s=refresh_s
+        )
+    else:
+        outcome = run_monitor(source, out_dir=args.out_dir, launched=launched, refresh_s=refresh_s)
     print(f"memtui: {outcome.summary}", file=sys.stderr)
     if outcome.report_path:
         print(f"memtui: report saved to {outcome.report_path}", file=sys.stderr)
@@ -554,7 +566,12 @@ def _watch_pid(pid: int, args: argparse.Namespace, fallback: bool) -> int:
         from memtui.remote.sources import AgentSource, OutsideSource
 
         source: Source
-        if session is not None:
+        pool = _fleet_for(session, args) if session is not None else None
+        if pool is not None:
+            from memtui.remote.pool_source import PoolSource
+
+            source = PoolSource(pool, args.sample_interval)
+        elif session is not None:
             source = AgentSource(session, args.sample_interval)
         else:
             source = OutsideSource(

@@ -139,8 +139,12 @@ class Fleet:
                 member.session.poll()
             if member.session.ended and pid != self.root_pid:
                 self._retire(pid)
-        self._rows = self._make_rows()
+        self.refresh_rows()
         return not self.root.ended
+
+    def refresh_rows(self) -> None:
+        """Recompute the rows (after a session was pulled by someone else, e.g. the monitor)."""
+        self._rows = self._make_rows()
 
     def _descendants(self) -> list[psutil.Process]:
         try:
@@ -202,6 +206,12 @@ class Fleet:
         s = member.session
         verdict = s.detector.verdict
         suspects = s.culprits.suspects(1)
+        suspect = suspects[0].detail if suspects else ""
+        if not suspect and verdict.state != "ok":
+            top = s.top_allocators(1)  # no named culprit yet: where the memory comes from
+            if top:
+                frame = top[0].traceback.frames[0]  # the allocating line
+                suspect = f"{frame[0].rsplit('/', 1)[-1]}:{frame[1]}"
         return PoolRow(
             pid=pid,
             ppid=member.ppid,
@@ -210,7 +220,7 @@ class Fleet:
             rss_bytes=s.metrics.current_bytes,
             state=verdict.state if alive else "exited",
             rate_mb_per_hour=float(verdict.rate_mb_per_hour or 0.0),
-            suspect=suspects[0].detail if suspects else "",
+            suspect=suspect,
             alive=alive and not s.ended,
         )
 
