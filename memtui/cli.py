@@ -359,12 +359,13 @@ def _finish_session(
     report = build_report(session.report_input())
     if fleet is not None:  # the pool: one entry per process seen, the root's sections kept
         fleet.finish()
-        add_processes(report, fleet.processes(), fleet.seen_total)
+        if fleet.seen_total > 1:  # a single process keeps the report it always had
+            add_processes(report, fleet.processes(), fleet.seen_total)
         fleet.close()
     where = write_report(report, args.output)
     if not args.quiet:
         print(_summary_line(report, f"pid {session.pid}", where), file=sys.stderr)
-        for entry in report.get("processes", [])[1:] if fleet is not None else []:
+        for entry in report.get("processes", [])[1:]:
             v = entry["leak_detection"]
             if v["leak_detected"]:
                 print(
@@ -845,11 +846,22 @@ def _cmd_exporter(argv: Sequence[str]) -> int:
         default=10.0,
         help="leak threshold in MB/hour for memtui_leak_state (default 10)",
     )
+    parser.add_argument(
+        "--socket-dir",
+        default=None,
+        metavar="DIR",
+        help="discover the agents started with MEMTUI_SOCKET_DIR=DIR (default: /tmp/memtui-UID)",
+    )
     args = parser.parse_args(argv)
+    from memtui.remote.discovery import agent_sockets
+
+    if args.socket_dir is not None and not os.path.isdir(args.socket_dir):
+        raise UsageError(f"--socket-dir {args.socket_dir!r} is not a directory")
     poller = AgentPoller(
         interval_s=args.interval,
         top_types=args.top_types,
         growth_threshold_mb_per_hour=args.growth_threshold,
+        discover=lambda: agent_sockets(directory=args.socket_dir),
     )
     exporter = start_exporter(args.listen, poller)
     stop = threading.Event()

@@ -12,15 +12,18 @@ from memtui.probe.agent import prune_dead_sockets
 from memtui.probe.protocol import socket_dir
 
 
-def prune_stale_sockets(uid: int | None = None) -> int:
+def prune_stale_sockets(uid: int | None = None, directory: str | None = None) -> int:
     """Remove the sockets of dead pids in our socket directory; how many were removed."""
-    return prune_dead_sockets(socket_dir(uid))
+    return prune_dead_sockets(directory or socket_dir(uid))
 
 
-def agent_sockets(uid: int | None = None) -> dict[int, str]:
-    """pid -> socket path of every live agent of ``uid`` (default: ours), stale ones pruned."""
-    prune_stale_sockets(uid)
-    directory = socket_dir(uid)
+def agent_sockets(uid: int | None = None, directory: str | None = None) -> dict[int, str]:
+    """pid -> socket path of every live agent of ``uid`` (default: ours), stale ones pruned.
+
+    ``directory``: another socket directory (agents started with MEMTUI_SOCKET_DIR).
+    """
+    directory = directory or socket_dir(uid)
+    prune_stale_sockets(uid, directory)
     try:
         names = os.listdir(directory)
     except OSError:

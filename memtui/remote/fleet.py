@@ -194,12 +194,14 @@ class Fleet:
         member.session.close()
 
     def finish(self) -> None:
-        """The watch is over: every process still listed ends here (their data is in)."""
+        """The watch is over: one last pull of every process but the root (whose end the
+        caller decides), so that those that exited meanwhile are reported as exited."""
         for pid, member in list(self._members.items()):
-            member.session.ended = True
-            if pid != self.root_pid:
+            if pid != self.root_pid and not member.session.ended:
+                member.session.poll()
+            if member.session.ended and pid != self.root_pid:
                 self._retire(pid)
-        self._rows = self._make_rows()
+        self.refresh_rows()
 
     # -- views -----------------------------------------------------------------------------
     def _row(self, pid: int, member: _Member, alive: bool) -> PoolRow:

@@ -100,7 +100,8 @@ class PoolSource:
         fleet = self.fleet
         try:
             report = build_report(fleet.root.report_input())
-            add_processes(report, fleet.processes(), fleet.seen_total)
+            if fleet.seen_total > 1:  # a single process keeps the report it always had
+                add_processes(report, fleet.processes(), fleet.seen_total)
             path = write_report(report, _report_path(out_dir, fleet.root_pid))
         except MemtuiError as exc:
             return CommandResult(False, str(exc))
