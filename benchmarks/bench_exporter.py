@@ -144,8 +144,41 @@ def run_mode(mode: str, iterations: int) -> tuple[float, float, list[float]]:
     return wall, cpu, scraper.latencies if scraper is not None else []
 
 
-def memory_after_scrapes(scrapes: int) -> list[tuple[int, float]]:
-    """(scrapes so far, exporter RSS MiB) every scrapes/10, with 8 idle agents."""
+def frame_cost_ms(frames: int = 400) -> float:
+    """CPU the target spends serving one poll (a ``frame`` request), from /proc/PID/stat."""
+    from memtui.remote.client import AgentClient
+
+    with tempfile.TemporaryDirectory(prefix="memtui-bench-") as sock_dir:
+        os.chmod(sock_dir, 0o700)
+        procs = _targets(sock_dir, "idle")[:1]
+        try:
+            _wait_for_sockets(sock_dir, procs)
+            target = psutil.Process(procs[0].pid)
+            with AgentClient(os.path.join(sock_dir, f"agent-{procs[0].pid}.sock")) as client:
+                seq = int(client.request("frame", since=0)["seq"])
+                time.sleep(3.0)  # past the first census
+                before = target.cpu_times()
+                idle_t0 = time.perf_counter()
+                time.sleep(2.0)  # the agent's own cost when nobody asks
+                idle = target.cpu_times()
+                idle_s = (idle.user + idle.system - before.user - before.system) / (
+                    time.perf_counter() - idle_t0
+                )
+                t0 = time.perf_counter()
+                for _ in range(frames):
+                    seq = int(client.request("frame", since=seq)["seq"])
+                wall = time.perf_counter() - t0
+                after = target.cpu_times()
+            used = float(after.user + after.system - idle.user - idle.system - idle_s * wall)
+            return 1000.0 * max(0.0, used) / frames
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+
+
+def memory_after_scrapes(scrapes: int) -> tuple[list[tuple[int, float]], list[float]]:
+    """(scrapes so far, exporter RSS MiB) every scrapes/10, with 8 idle agents; latencies."""
     with tempfile.TemporaryDirectory(prefix="memtui-bench-") as sock_dir:
         os.chmod(sock_dir, 0o700)
         procs = _targets(sock_dir, "idle")
@@ -157,11 +190,12 @@ def memory_after_scrapes(scrapes: int) -> list[tuple[int, float]]:
             rss = psutil.Process(exporter.pid)
             series = [(0, rss.memory_info().rss / 2**20)]
             step = max(1, scrapes // 10)
+            latencies = []
             for i in range(1, scrapes + 1):
-                _scrape(url)
+                latencies.append(_scrape(url))
                 if i % step == 0:
                     series.append((i, rss.memory_info().rss / 2**20))
-            return series
+            return series, latencies
         finally:
             if exporter is not None:
                 exporter.terminate()
@@ -192,20 +226,27 @@ def main() -> int:
         cpu_ratios.append(got["scraped"][1] / got["unscraped"][1])
         latencies += got["scraped"][2]
         print(f"  round {r + 1}/{rounds}: wall {wall_ratios[-1]:.3f}x", file=sys.stderr)
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
     print(f"targets: {TARGETS} agents, mixed x{ITERATIONS:,} each, {rounds} rounds")
     print(f"target slowdown, scraped every 1 s / unscraped: wall {_fmt(wall_ratios)}")
     print(f"                                                 CPU  {_fmt(cpu_ratios)}")
-    print(
-        f"scrape latency ({len(latencies)} scrapes of 8 agents): "
-        f"median {1000 * statistics.median(latencies):.1f} ms, p99 {1000 * p99:.1f} ms"
-    )
-    series = memory_after_scrapes(scrapes)
+    print(f"scrape latency, 8 busy targets: {_latency(latencies)}")
+    print(f"one poll (frame request) costs the target {frame_cost_ms():.2f} ms of CPU")
+    series, idle_latencies = memory_after_scrapes(scrapes)
+    print(f"scrape latency, 8 idle targets: {_latency(idle_latencies)}")
     text = ", ".join(f"{n}: {mib:.1f}" for n, mib in series)
     print(f"exporter RSS MiB after N scrapes: {text}")
-    print(f"growth over {scrapes:,} scrapes: {series[-1][1] - series[1][1]:+.1f} MiB")
+    growth = series[-1][1] - series[1][1]
+    print(f"growth from scrape {series[1][0]:,} to {scrapes:,}: {growth:+.1f} MiB")
     return 0
+
+
+def _latency(values: list[float]) -> str:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return (
+        f"median {1000 * statistics.median(ordered):.1f} ms, p99 {1000 * p99:.1f} ms "
+        f"({len(ordered)} scrapes)"
+    )
 
 
 if __name__ == "__main__":
