@@ -712,9 +712,6 @@ def prune_dead_sockets(sock_dir: str) -> int:
 
 def _restart_in_child(parent: Agent) -> None:
     """Start this child's own agent with the parent agent's settings; never raises."""
-    from memtui.probe import recorder as _recorder
-
-    _recorder._lock = threading.Lock()  # a parent thread may have held it at the fork
     record = parent.record_path
     try:
         start_agent(
@@ -740,9 +737,14 @@ def _after_fork_in_child() -> None:
     _start_lock = threading.Lock()  # another thread of the parent may have held it
     agent, _agent = _agent, None
     if agent is not None:
-        agent.after_fork_in_child()
         # The heap dump's fork writer is a frozen copy that must not change: never an agent.
-        if _follow and not _heapdump.in_dump_fork:
+        follow = _follow and not _heapdump.in_dump_fork
+        if follow:
+            from memtui.probe import recorder as _recorder
+
+            _recorder._lock = threading.Lock()  # the marker sinks' lock: a parent's thread's?
+        agent.after_fork_in_child()
+        if follow:
             _restart_in_child(agent)
 
 

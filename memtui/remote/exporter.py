@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from memtui.engine.metrics import HISTORY_FIELDS, MemoryMetrics
 from memtui.errors import MemtuiError, UsageError
+from memtui.probe.history import History
 from memtui.remote.client import AgentClient
 from memtui.remote.discovery import agent_sockets
 from memtui.remote.session import AgentSession
@@ -32,6 +34,7 @@ CLIENT_TIMEOUT_S: float = 2.0
 MAX_AGENTS: int = 512
 COMMAND_CHARS: int = 200
 LEAK_STATES: dict[str, int] = {"ok": 0, "suspected": 1, "leak": 2}
+EXPORTER_TIERS: tuple[tuple[float, int], ...] = ((10.0, 360),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +138,11 @@ class AgentPoller:
                 self._errors += 1
                 self._refused[pid] = now + 30.0
                 continue
-            self._sessions[pid] = AgentSession(client, self.growth_threshold, None)
+            session = AgentSession(client, self.growth_threshold, None)
+            # No chart here: an hour at 10 s instead of a week's tiers (the detector keeps
+            # its own bounded state), so the exporter stays small however long it runs.
+            session.metrics = MemoryMetrics(History(HISTORY_FIELDS, EXPORTER_TIERS))
+            self._sessions[pid] = session
         for pid in [p for p in self._refused if p not in found]:
             del self._refused[pid]
 
