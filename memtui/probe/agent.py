@@ -657,7 +657,7 @@ def start_agent_from_env() -> Agent:
 def _at_exit() -> None:
     agent = _agent
     if agent is not None and agent.pid == os.getpid():
-        agent.stop(join_s=0.5)
+        agent.stop(join_s=0.05)  # daemon threads: the exit must not wait for them
 
 
 _follow = False

@@ -34,6 +34,7 @@ import os as _os
 import sys as _sys
 
 _here = _os.path.dirname(_os.path.abspath(__file__))
+CHILD_AGENT_DELAY_S = 0.5
 
 
 def _memtui_chain_original():
@@ -69,6 +70,20 @@ def _memtui_start():
         probe_zip = _os.environ.pop("MEMTUI_PROBE_ZIP", "")
     if probe_zip and probe_zip not in _sys.path:
         _sys.path.append(probe_zip)
+    root = _os.environ.get("MEMTUI_TREE_ROOT")
+    if _os.environ.get("MEMTUI_CHILDREN") == "1" and root and root != str(_os.getpid()):
+        # An exec'ed descendant: its agent starts in the background after a moment, so a
+        # short-lived helper (python -c ..., a compiler step) pays nothing for it.
+        import threading
+
+        def _later():
+            import time
+
+            time.sleep(CHILD_AGENT_DELAY_S)
+            import memtui.probe.bootstrap  # noqa: F401
+
+        threading.Thread(target=_later, name="memtui-agent-boot", daemon=True).start()
+        return
     import memtui.probe.bootstrap  # noqa: F401  (starts the agent; never raises)
 
 
