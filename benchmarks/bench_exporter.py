@@ -177,6 +177,32 @@ def frame_cost_ms(frames: int = 400) -> float:
                 p.wait()
 
 
+def exporter_cpu_share(seconds: float = 20.0) -> float:
+    """Share of one core the exporter uses with 8 idle agents, polled and scraped at 1 Hz."""
+    with tempfile.TemporaryDirectory(prefix="memtui-bench-") as sock_dir:
+        os.chmod(sock_dir, 0o700)
+        procs = _targets(sock_dir, "idle")
+        exporter = None
+        try:
+            _wait_for_sockets(sock_dir, procs)
+            exporter, url = _start_exporter(sock_dir)
+            time.sleep(3.0)  # connected, history replayed
+            proc = psutil.Process(exporter.pid)
+            c0, t0 = proc.cpu_times(), time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                _scrape(url)
+                time.sleep(1.0)
+            c1, t1 = proc.cpu_times(), time.perf_counter()
+            return float(c1.user + c1.system - c0.user - c0.system) / (t1 - t0)
+        finally:
+            if exporter is not None:
+                exporter.terminate()
+                exporter.wait(10)
+            for p in procs:
+                p.kill()
+                p.wait()
+
+
 def memory_after_scrapes(scrapes: int) -> tuple[list[tuple[int, float]], list[float]]:
     """(scrapes so far, exporter RSS MiB) every scrapes/10, with 8 idle agents; latencies."""
     with tempfile.TemporaryDirectory(prefix="memtui-bench-") as sock_dir:
@@ -231,6 +257,8 @@ def main() -> int:
     print(f"                                                 CPU  {_fmt(cpu_ratios)}")
     print(f"scrape latency, 8 busy targets: {_latency(latencies)}")
     print(f"one poll (frame request) costs the target {frame_cost_ms():.2f} ms of CPU")
+    share = exporter_cpu_share()
+    print(f"the exporter itself, 8 agents polled and scraped at 1 Hz: {100 * share:.1f}% of a core")
     series, idle_latencies = memory_after_scrapes(scrapes)
     print(f"scrape latency, 8 idle targets: {_latency(idle_latencies)}")
     text = ", ".join(f"{n}: {mib:.1f}" for n, mib in series)
