@@ -25,7 +25,7 @@ APP = textwrap.dedent("""\
 
     def _hoard():
         while True:
-            HOARD.append(bytearray(200 * 1024))  # about 2 MB/s, never freed
+            HOARD.append(bytearray(400 * 1024))  # about 4 MB/s, never freed
             time.sleep(0.1)
 
 

@@ -41,7 +41,7 @@ def _memtui_pid_tree(proc_pid: int) -> tuple[int, int]:
 def test_each_worker_gets_its_own_verdict_and_fail_on_leak(tmp_path: Path) -> None:
     port = free_port()
     out = tmp_path / "pool.json"
-    args = ["--headless", "--fail-on-leak", "--sample-interval", "0.5", "--duration", "20"]
+    args = ["--headless", "--fail-on-leak", "--sample-interval", "0.5", "--duration", "30"]
     proc = start_pool(tmp_path, port, [*args, "--output", str(out)], [])
     try:
         wait_until_serving(port, proc)

@@ -63,6 +63,12 @@ def test_fork_gets_its_own_agent_history_and_recording_but_not_the_dump_writer(
         deadline = time.monotonic() + 20
         while not child_sock.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
+        deadline = time.monotonic() + 20
+        while True:  # the socket listens a moment before the recorder is open
+            with AgentClient(str(child_sock)) as client:
+                if client.hello["recording"] or time.monotonic() > deadline:
+                    break
+            time.sleep(0.05)
         with AgentClient(str(child_sock)) as client:
             assert client.hello["pid"] == child
             assert client.hello["recording"] == str(tmp_path / f"run-{child}.db")
@@ -75,7 +81,7 @@ def test_fork_gets_its_own_agent_history_and_recording_but_not_the_dump_writer(
         proc.stdin.flush()
         assert proc.wait(20) == 0
         # the child was SIGKILLed: its socket stays until someone prunes it
-        from memtui.probe.agent import prune_dead_sockets
+        from memtui.probe.follow import prune_dead_sockets
 
         assert child_sock.exists()
         assert prune_dead_sockets(str(sock_dir)) == 1 and not child_sock.exists()

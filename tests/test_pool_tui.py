@@ -66,7 +66,9 @@ async def test_process_list_sort_enter_and_back_at_80x24(
     source = PoolSource(Fleet(AgentSession(program.client)), 0.5, program.process)
     app = PoolApp(source, refresh_s=0.5)
     async with app.run_test(size=(80, 24)) as pilot:
-        await _until(pilot, lambda: isinstance(app.screen, PoolScreen))
+        await _until(
+            pilot, lambda: isinstance(app.screen, PoolScreen) and app.screen.query(PoolTable)
+        )
         table = app.screen.query_one(PoolTable)
         await _until(pilot, lambda: len(table.shown_rows) == 3)
         roles = sorted(r.role for r in table.shown_rows)

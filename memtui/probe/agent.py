@@ -21,10 +21,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from memtui.probe import follow as _fork_follow
 from memtui.probe import heapdump as _heapdump
 from memtui.probe import protocol
 from memtui.probe.census import CensusResult, take_census
 from memtui.probe.clock import Clock, SystemClock
+from memtui.probe.follow import child_record_path, follow_forks
 from memtui.probe.gcstats import GcMonitor
 from memtui.probe.heapdump import (
     SUFFIX,
@@ -660,92 +662,18 @@ def _at_exit() -> None:
         agent.stop(join_s=0.05)  # daemon threads: the exit must not wait for them
 
 
-_follow = False
-"""Forked children start an agent of their own (memtui run, attach --children)."""
-
-
-def follow_forks(on: bool = True) -> None:
-    """Make every forked child of this process start its own agent with the same settings.
-
-    Why: worker pools (gunicorn, celery prefork, multiprocessing) fork the processes where the
-    leaks live; each one needs its socket, its history and its recording.
-    """
-    global _follow
-    _follow = bool(on)
-
-
-def child_record_path(path: str, pid: int) -> str:
-    """The recording of forked child ``pid``: ``run.db`` -> ``run-PID.db`` (one file per pid)."""
-    root, ext = os.path.splitext(path)
-    return f"{root}-{pid}{ext or '.db'}"
-
-
-def prune_dead_sockets(sock_dir: str) -> int:
-    """Remove ``agent-PID.sock`` files of pids that no longer exist; returns how many.
-
-    Why: a worker killed with SIGKILL (gunicorn's timeout) cannot remove its own socket, and a
-    pool recycling workers for weeks must not pile them up.
-    """
-    removed = 0
-    try:
-        names = os.listdir(sock_dir)
-    except OSError:
-        return 0
-    for name in names:
-        if not (name.startswith("agent-") and name.endswith(".sock")):
-            continue
-        try:
-            pid = int(name[6:-5])
-            os.kill(pid, 0)
-        except ValueError:
-            continue
-        except ProcessLookupError:
-            try:
-                os.unlink(os.path.join(sock_dir, name))
-                removed += 1
-            except OSError:
-                pass
-        except OSError:
-            continue  # EPERM: alive, someone else's
-    return removed
-
-
-def _restart_in_child(parent: Agent) -> None:
-    """Start this child's own agent with the parent agent's settings; never raises."""
-    record = parent.record_path
-    try:
-        start_agent(
-            sample_interval_s=parent.sample_interval_s,
-            census_interval_s=parent.census_interval_s,
-            trace_mode=parent.tracer.base_mode,
-            trace_frames=parent.tracer.frames,
-            sock_dir=parent.sock_dir,
-            window_s=parent.tracer.window_s,
-            period_s=parent.tracer.period_s,
-            clock=parent.clock,
-            record_path=child_record_path(record, os.getpid()) if record else None,
-        )
-        prune_dead_sockets(parent.sock_dir)
-    except AgentError as exc:
-        print(str(exc), file=sys.stderr)
-    except Exception as exc:  # the child must run on, observed or not
-        print(f"memtui: the agent did not start after fork: {exc!r}", file=sys.stderr)
-
-
 def _after_fork_in_child() -> None:
     global _agent, _start_lock
     _start_lock = threading.Lock()  # another thread of the parent may have held it
     agent, _agent = _agent, None
     if agent is not None:
         # The heap dump's fork writer is a frozen copy that must not change: never an agent.
-        follow = _follow and not _heapdump.in_dump_fork
+        follow = _fork_follow.following() and not _heapdump.in_dump_fork
         if follow:
-            from memtui.probe import recorder as _recorder
-
-            _recorder._lock = threading.Lock()  # the marker sinks' lock: a parent's thread's?
+            _fork_follow.reset_locks_in_child()
         agent.after_fork_in_child()
         if follow:
-            _restart_in_child(agent)
+            _fork_follow.restart_in_child(agent)
 
 
 atexit.register(_at_exit)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from memtui.probe.agent import prune_dead_sockets
+from memtui.probe.follow import prune_dead_sockets
 from memtui.probe.protocol import socket_dir
 
 
