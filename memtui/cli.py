@@ -21,6 +21,7 @@ from memtui.errors import MemtuiError, UsageError
 if TYPE_CHECKING:
     from memtui.engine.frame import Source
     from memtui.engine.profiler import MemoryProfiler
+    from memtui.remote.fleet import Fleet
     from memtui.remote.launcher import LaunchedProgram
     from memtui.remote.session import AgentSession
 
@@ -149,6 +150,7 @@ subcommands:
   memtui analyze FILE.csv       leak verdict for a recorded series (timestamp,rss_bytes)
   memtui report RUN.db          JSON or HTML report from a recording (--record), any time
   memtui heapdump PID           dump a running CPython's heap (heapdump analyze FILE: explain it)
+  memtui exporter --listen H:P  Prometheus metrics for every agent on this host
 
 exit status:
   0  finished (and no leak, or --fail-on-leak not given)
@@ -187,7 +189,7 @@ def _add_gate_flags(parser: argparse.ArgumentParser) -> None:
 def _gate(args: argparse.Namespace, report: dict[str, Any]) -> int:
     """The CI verdict: EXIT_LEAK, EXIT_INCONCLUSIVE (never a silent pass) or 0."""
     leak = report["leak_detection"]
-    if leak.get("leak_detected") and args.fail_on_leak:
+    if args.fail_on_leak and _leaked(report):
         return EXIT_LEAK
     if leak.get("state") != "insufficient_data":
         return 0
@@ -352,7 +354,7 @@ def _cmd_demo(argv: Sequence[str]) -> int:
 
 
 def _watch_session(
-    session: AgentSession,
+    session: AgentSession | Fleet,
     duration_s: float | None,
     interval_s: float,
     program: LaunchedProgram | None = None,
@@ -384,15 +386,48 @@ def _watch_session(
 
 
 def _finish_session(
-    session: AgentSession, args: argparse.Namespace
-) -> tuple[dict[str, object], str]:
-    from memtui.engine.report.json_report import build_report
+    session: AgentSession, args: argparse.Namespace, fleet: Fleet | None = None
+) -> tuple[dict[str, Any], str]:
+    from memtui.engine.report.json_report import add_processes, build_report
 
     report = build_report(session.report_input())
+    if fleet is not None:  # the pool: one entry per process seen, the root's sections kept
+        fleet.finish()
+        if fleet.seen_total > 1:  # a single process keeps the report it always had
+            add_processes(report, fleet.processes(), fleet.seen_total)
+        fleet.close()
     where = write_report(report, args.output)
     if not args.quiet:
         print(_summary_line(report, f"pid {session.pid}", where), file=sys.stderr)
+        for entry in report.get("processes", [])[1:]:
+            v = entry["leak_detection"]
+            if v["leak_detected"]:
+                print(
+                    f"memtui: pid {entry['pid']} ({entry['role']}): LEAK "
+                    f"{v['leak_rate_mb_per_hour']:+.1f} MB/h",
+                    file=sys.stderr,
+                )
     return report, where
+
+
+def _leaked(report: dict[str, Any]) -> bool:
+    """--fail-on-leak: the root leaks, or (a pool report) any of its processes does."""
+    pool = report.get("pool")
+    return bool(report["memory_leak_detected"] or (pool and pool["leak_detected"]))
+
+
+def _fleet_for(session: AgentSession, args: argparse.Namespace) -> Fleet | None:
+    """A Fleet over the session's process tree when children are followed (else None)."""
+    if not getattr(args, "children", False):
+        return None
+    from memtui.remote.fleet import Fleet
+
+    attacher = None
+    if getattr(args, "attach_children", False):
+        from memtui.remote.attach import attach_quietly
+
+        attacher = attach_quietly
+    return Fleet(session, attacher=attacher)
 
 
 def _agent_options(args: argparse.Namespace) -> dict[str, str]:
@@ -404,6 +439,8 @@ def _agent_options(args: argparse.Namespace) -> dict[str, str]:
     }
     if getattr(args, "record", None):
         options["MEMTUI_RECORD"] = os.path.abspath(args.record)
+    if getattr(args, "children", False):
+        options["MEMTUI_CHILDREN"] = "1"  # every Python process of the tree gets an agent
     return options
 
 
@@ -429,6 +466,13 @@ def _cmd_run(argv: Sequence[str]) -> int:
     )
     _add_profile_flags(parser)
     _add_agent_flags(parser)
+    parser.add_argument(
+        "--no-children",
+        dest="children",
+        action="store_false",
+        help="profile the started process only (default: every Python process of its tree, "
+        "forked workers and exec'ed children, each with its own agent)",
+    )
     parser.set_defaults(duration=None)
     args = parser.parse_args(own)
     _check_output(args)
@@ -467,27 +511,34 @@ def _run_launched(command: list[str], args: argparse.Namespace) -> int:
         if monitor:
             from memtui.remote.sources import AgentSource
 
-            source = AgentSource(session, args.sample_interval, program.process)
+            source: Source = AgentSource(session, args.sample_interval, program.process)
+            pool = _fleet_for(session, args)
+            if pool is not None:
+                from memtui.remote.pool_source import PoolSource
+
+                source = PoolSource(pool, args.sample_interval, program.process)
             stop = _open_monitor(source, args, launched=True, log_path=log_path)
             if stop:
                 ended = stop_program(program)
                 print(f"memtui: stopped pid {program.pid} ({ended.describe()})", file=sys.stderr)
             return 0
+        fleet = _fleet_for(session, args)
+        watched: AgentSession | Fleet = session if fleet is None else fleet
         interrupted = _watch_session(
-            session,
+            watched,
             None if args.monitor else args.duration,
             min(args.sample_interval, 1.0),
             program,
         )
         ended_by_us = None
         if program.process.poll() is None and (interrupted or args.duration is not None):
-            session.poll()
+            watched.poll()
             ended_by_us = stop_program(program)
             status = ended_by_us.returncode
         else:
             status = program.process.wait()
         session.ended = True
-        report, _ = _finish_session(session, args)
+        report, _ = _finish_session(session, args, fleet)
         if ended_by_us is not None and not interrupted:
             # memtui ended the run (--duration): not the program's failure.
             print(
@@ -512,11 +563,18 @@ def _open_monitor(
     source: Source, args: argparse.Namespace, launched: bool, log_path: str | None = None
 ) -> bool:
     """Run the monitor until the user quits; print its one-line summary. True: stop the target."""
+    from memtui.remote.pool_source import PoolSource
     from memtui.tui.app import run_monitor
 
-    outcome = run_monitor(
-        source, out_dir=args.out_dir, launched=launched, refresh_s=max(1.0, args.sample_interval)
-    )
+    refresh_s = max(1.0, args.sample_interval)
+    if isinstance(source, PoolSource):  # a pool: the process list first (memtui/tui/pool_app)
+        from memtui.tui.pool_app import run_pool_monitor
+
+        outcome = run_pool_monitor(
+            source, out_dir=args.out_dir, launched=launched, refresh_s=refresh_s
+        )
+    else:
+        outcome = run_monitor(source, out_dir=args.out_dir, launched=launched, refresh_s=refresh_s)
     print(f"memtui: {outcome.summary}", file=sys.stderr)
     if outcome.report_path:
         print(f"memtui: report saved to {outcome.report_path}", file=sys.stderr)
@@ -543,8 +601,15 @@ def _cmd_attach(argv: Sequence[str]) -> int:
     )
     parser.add_argument("pid", type=_positive_int)
     _add_profile_flags(parser)
+    parser.add_argument(
+        "--children",
+        action="store_true",
+        help="the whole tree: attach every Python descendant too (and their future forks); "
+        "the report gets one entry per process",
+    )
     parser.set_defaults(duration=60.0)
     args = parser.parse_args(argv)
+    args.attach_children = args.children
     _check_output(args)
     return _watch_pid(args.pid, args, fallback=False)
 
@@ -557,7 +622,12 @@ def _watch_pid(pid: int, args: argparse.Namespace, fallback: bool) -> int:
         from memtui.remote.sources import AgentSource, OutsideSource
 
         source: Source
-        if session is not None:
+        pool = _fleet_for(session, args) if session is not None else None
+        if pool is not None:
+            from memtui.remote.pool_source import PoolSource
+
+            source = PoolSource(pool, args.sample_interval)
+        elif session is not None:
             source = AgentSource(session, args.sample_interval)
         else:
             source = OutsideSource(
@@ -574,10 +644,13 @@ def _watch_pid(pid: int, args: argparse.Namespace, fallback: bool) -> int:
         profiler = _profiler_for(args, pid)
         interrupted = asyncio.run(_profile(profiler, None if args.monitor else args.duration))
         return _finish(profiler, args, interrupted, expected_end=args.monitor)
+    fleet = _fleet_for(session, args)
     interrupted = _watch_session(
-        session, None if args.monitor else args.duration, min(args.sample_interval, 1.0)
+        session if fleet is None else fleet,
+        None if args.monitor else args.duration,
+        min(args.sample_interval, 1.0),
     )
-    report, _ = _finish_session(session, args)
+    report, _ = _finish_session(session, args, fleet)
     session.close()
     if session.ended:
         print(
@@ -624,7 +697,7 @@ def _agent_session_for(
         from memtui.remote.attach import attach as attach_agent
 
         try:
-            result = attach_agent(pid)
+            result = attach_agent(pid, follow_forks=getattr(args, "children", False))
             client = AgentClient(result.socket_path)
         except (AttachError, AgentUnavailable) as exc:
             if not fallback:
@@ -785,7 +858,82 @@ def _cmd_report(argv: Sequence[str]) -> int:
     return _gate(args, report)
 
 
+def _cmd_exporter(argv: Sequence[str]) -> int:
+    from memtui.remote.exporter import (
+        DEFAULT_INTERVAL_S,
+        DEFAULT_LISTEN,
+        DEFAULT_TOP_TYPES,
+        AgentPoller,
+        start_exporter,
+    )
+
+    parser = _Parser(
+        prog="memtui exporter",
+        description="Serve Prometheus metrics for every memtui agent this user can reach on "
+        "this host (memtui run, attach); scrapes are answered from the last polling round.",
+    )
+    parser.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help=f"address of the /metrics endpoint (default {DEFAULT_LISTEN}; ':PORT' = all)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=DEFAULT_INTERVAL_S,
+        help=f"seconds between polls of the agents (default {DEFAULT_INTERVAL_S:g})",
+    )
+    parser.add_argument(
+        "--top-types",
+        type=_positive_int,
+        default=DEFAULT_TOP_TYPES,
+        help=f"memtui_objects series per process (default {DEFAULT_TOP_TYPES})",
+    )
+    parser.add_argument(
+        "--growth-threshold",
+        type=_positive_float,
+        default=10.0,
+        help="leak threshold in MB/hour for memtui_leak_state (default 10)",
+    )
+    parser.add_argument(
+        "--socket-dir",
+        default=None,
+        metavar="DIR",
+        help="discover the agents started with MEMTUI_SOCKET_DIR=DIR (default: /tmp/memtui-UID)",
+    )
+    args = parser.parse_args(argv)
+    from memtui.remote.discovery import agent_sockets
+
+    if args.socket_dir is not None and not os.path.isdir(args.socket_dir):
+        raise UsageError(f"--socket-dir {args.socket_dir!r} is not a directory")
+    poller = AgentPoller(
+        interval_s=args.interval,
+        top_types=args.top_types,
+        growth_threshold_mb_per_hour=args.growth_threshold,
+        discover=lambda: agent_sockets(directory=args.socket_dir),
+    )
+    exporter = start_exporter(args.listen, poller)
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    print(
+        f"memtui: exporter on {exporter.url} ({len(poller.snapshot.figures)} agents now)",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        stop.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        exporter.close()
+    return 0
+
+
 _SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "exporter": _cmd_exporter,
     "analyze": _cmd_analyze,
     "demo": _cmd_demo,
     "run": _cmd_run,

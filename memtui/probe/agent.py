@@ -21,10 +21,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from memtui.probe import follow as _fork_follow
 from memtui.probe import protocol
 from memtui.probe.census import CensusResult, take_census
 from memtui.probe.clock import Clock, SystemClock
+from memtui.probe.follow import child_record_path, follow_forks
 from memtui.probe.gcstats import GcMonitor
+from memtui.probe.headroom import is_memtui_fork
 from memtui.probe.heapdump import (
     SUFFIX,
     WRITERS,
@@ -59,7 +62,14 @@ MAX_MARKERS: int = 1000
 FRAME_MARKERS: int = 50
 
 Reply = dict[str, Any]
-__all__ = ["Agent", "AgentError", "current_agent", "start_agent", "start_agent_from_env"]
+__all__ = [
+    "Agent",
+    "AgentError",
+    "current_agent",
+    "follow_forks",
+    "start_agent",
+    "start_agent_from_env",
+]
 
 
 class CommandError(Exception):
@@ -649,9 +659,16 @@ def start_agent_from_env() -> Agent:
     """start_agent() configured by MEMTUI_* variables (what `memtui run`'s bootstrap calls).
 
     MEMTUI_SAMPLE_INTERVAL (s), MEMTUI_TRACE (off|watch|continuous), MEMTUI_TRACE_FRAMES,
-    MEMTUI_SOCKET_DIR, MEMTUI_RECORD (the SQLite recording to write), and for tuning
+    MEMTUI_SOCKET_DIR, MEMTUI_RECORD (the SQLite recording to write), MEMTUI_CHILDREN=1
+    (forked children start their own agent, see follow_forks), and for tuning
     MEMTUI_CENSUS_INTERVAL, MEMTUI_WATCH_WINDOW and MEMTUI_WATCH_PERIOD (seconds).
     """
+    record = os.environ.get("MEMTUI_RECORD") or None
+    if os.environ.get("MEMTUI_CHILDREN", "").strip() == "1":
+        follow_forks(True)
+        root = os.environ.setdefault("MEMTUI_TREE_ROOT", str(os.getpid()))
+        if record and root != str(os.getpid()):  # an exec'ed descendant: its own recording
+            record = child_record_path(record, os.getpid())
     mode = os.environ.get("MEMTUI_TRACE", "").strip().lower() or "watch"
     if mode not in ("off", "watch", "continuous"):
         raise AgentError(f"memtui: MEMTUI_TRACE={mode!r}; use off, watch or continuous")
@@ -663,14 +680,14 @@ def start_agent_from_env() -> Agent:
         sock_dir=os.environ.get("MEMTUI_SOCKET_DIR") or None,
         window_s=_env_number("MEMTUI_WATCH_WINDOW", DEFAULT_WINDOW_S),
         period_s=_env_number("MEMTUI_WATCH_PERIOD", DEFAULT_PERIOD_S),
-        record_path=os.environ.get("MEMTUI_RECORD") or None,
+        record_path=record,
     )
 
 
 def _at_exit() -> None:
     agent = _agent
     if agent is not None and agent.pid == os.getpid():
-        agent.stop(join_s=0.5)
+        agent.stop(join_s=0.05)  # daemon threads: the exit must not wait for them
 
 
 def _after_fork_in_child() -> None:
@@ -678,7 +695,14 @@ def _after_fork_in_child() -> None:
     _start_lock = threading.Lock()  # another thread of the parent may have held it
     agent, _agent = _agent, None
     if agent is not None:
+        # Heap dumps' and summaries' children are frozen copies that must not change: never
+        # an agent of their own (memtui.probe.headroom.memtui_fork marks them).
+        follow = _fork_follow.following() and not is_memtui_fork()
+        if follow:
+            _fork_follow.reset_locks_in_child()
         agent.after_fork_in_child()
+        if follow:
+            _fork_follow.restart_in_child(agent)
 
 
 atexit.register(_at_exit)

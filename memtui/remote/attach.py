@@ -281,8 +281,14 @@ def _private_dir(target: _Target) -> tuple[str, str]:
     return host, inner
 
 
-def _boot_source(zip_path: str, token: str, deadline: float, err_path: str) -> str:
-    """What the new thread in the target runs: once per token, never after the deadline."""
+def _boot_source(
+    zip_path: str, token: str, deadline: float, err_path: str, follow_forks: bool = False
+) -> str:
+    """What the new thread in the target runs: once per token, never after the deadline.
+
+    ``follow_forks``: the target's forked children start their own agent (attach --children).
+    """
+    follow = "        agent.follow_forks(True)\n" if follow_forks else ""
     boot = (
         "def _memtui_boot(zip_path, token, deadline, err_path):\n"
         "    import os, sys, time\n"
@@ -295,6 +301,7 @@ def _boot_source(zip_path: str, token: str, deadline: float, err_path: str) -> s
         "            sys.path.insert(0, zip_path)\n"
         "        import memtui.probe.agent as agent\n"
         "        agent.start_agent()\n"
+        f"{follow}"
         "    except BaseException as exc:\n"
         "        try:\n"
         "            with open(err_path, 'w') as f:\n"
@@ -682,12 +689,14 @@ def _inject_remote_exec(
 
 
 # -- the public API ---------------------------------------------------------------------------
-def attach(pid: int, *, timeout_s: float = 20.0) -> AttachResult:
+def attach(pid: int, *, timeout_s: float = 20.0, follow_forks: bool = False) -> AttachResult:
     """Start (or find) the memtui agent inside CPython process ``pid``.
 
     Args:
         pid: the target process.
         timeout_s: bound on the whole attach, gdb included.
+        follow_forks: the target's future forked children start their own agent (a newly
+            injected agent only; one already running keeps its setting).
 
     Returns:
         An AttachResult; method "reused" when an agent already answered.
@@ -709,7 +718,11 @@ def attach(pid: int, *, timeout_s: float = 20.0) -> AttachResult:
     with contextlib.suppress(OSError):
         os.unlink(os.path.join(host_dir, err_name))
     payload = _boot_source(
-        zip_inner, secrets.token_hex(8), time.time() + timeout_s, os.path.join(inner_dir, err_name)
+        zip_inner,
+        secrets.token_hex(8),
+        time.time() + timeout_s,
+        os.path.join(inner_dir, err_name),
+        follow_forks,
     ).encode()
     try:
         return _inject_and_wait(target, payload, host_dir, inner_dir, err_name, started, timeout_s)
@@ -770,6 +783,15 @@ def _result(
         python_version=str(hello.get("python") or version),
         seconds=time.monotonic() - started,
     )
+
+
+def attach_quietly(pid: int, timeout_s: float = 15.0) -> str | None:
+    """attach --children: the agent socket of ``pid`` (attaching, following its forks), or
+    None when it is not a CPython we can attach to (a shell, a C helper, gone)."""
+    try:
+        return attach(pid, timeout_s=timeout_s, follow_forks=True).socket_path
+    except TargetProcessError:  # AttachError included: not ours to watch
+        return None
 
 
 def detach(pid: int) -> bool:

@@ -1,8 +1,10 @@
 """Provides `memtui run`: start a Python program with the agent already inside it.
 
 The program gets a private directory on PYTHONPATH holding a ``sitecustomize`` that (1) runs
-the environment's own sitecustomize, if any, (2) removes itself from PYTHONPATH so that the
-program's child processes are not profiled by accident, and (3) puts the standard-library-only
+the environment's own sitecustomize, if any, (2) with ``MEMTUI_CHILDREN=1`` (the default of
+`memtui run`) stays on PYTHONPATH so that exec'ed Python children start their own agent too
+(forked children restart theirs, see memtui.probe.agent.follow_forks), otherwise removes
+itself so that children are not profiled by accident, and (3) puts the standard-library-only
 probe zip at the END of sys.path and starts the agent. Nothing is installed into the
 program's environment. A program started with -I/-E/-S skips sitecustomize: the launcher then
 reports that the agent did not start, and the caller may attach instead.
@@ -32,6 +34,7 @@ import os as _os
 import sys as _sys
 
 _here = _os.path.dirname(_os.path.abspath(__file__))
+CHILD_AGENT_DELAY_S = 0.5
 
 
 def _memtui_chain_original():
@@ -54,15 +57,33 @@ def _memtui_chain_original():
 
 
 def _memtui_start():
-    paths = [p for p in _os.environ.get("PYTHONPATH", "").split(_os.pathsep) if p]
-    paths = [p for p in paths if _os.path.abspath(p) != _here]
-    if paths:
-        _os.environ["PYTHONPATH"] = _os.pathsep.join(paths)
+    if _os.environ.get("MEMTUI_CHILDREN") == "1":
+        # Follow the tree: exec'ed Python children inherit PYTHONPATH and start their agent.
+        probe_zip = _os.environ.get("MEMTUI_PROBE_ZIP", "")
     else:
-        _os.environ.pop("PYTHONPATH", None)
-    probe_zip = _os.environ.pop("MEMTUI_PROBE_ZIP", "")
+        paths = [p for p in _os.environ.get("PYTHONPATH", "").split(_os.pathsep) if p]
+        paths = [p for p in paths if _os.path.abspath(p) != _here]
+        if paths:
+            _os.environ["PYTHONPATH"] = _os.pathsep.join(paths)
+        else:
+            _os.environ.pop("PYTHONPATH", None)
+        probe_zip = _os.environ.pop("MEMTUI_PROBE_ZIP", "")
     if probe_zip and probe_zip not in _sys.path:
         _sys.path.append(probe_zip)
+    root = _os.environ.get("MEMTUI_TREE_ROOT")
+    if _os.environ.get("MEMTUI_CHILDREN") == "1" and root and root != str(_os.getpid()):
+        # An exec'ed descendant: its agent starts in the background after a moment, so a
+        # short-lived helper (python -c ..., a compiler step) pays nothing for it.
+        import threading
+
+        def _later():
+            import time
+
+            time.sleep(CHILD_AGENT_DELAY_S)
+            import memtui.probe.bootstrap  # noqa: F401
+
+        threading.Thread(target=_later, name="memtui-agent-boot", daemon=True).start()
+        return
     import memtui.probe.bootstrap  # noqa: F401  (starts the agent; never raises)
 
 

@@ -229,3 +229,58 @@ def build_report(data: ReportInput) -> dict[str, Any]:
     report["memory_leak_detected"] = report["leak_detection"]["leak_detected"]
     report["leak_rate_mb_per_hour"] = report["leak_detection"]["leak_rate_mb_per_hour"]
     return report
+
+
+PROCESS_SUSPECTS: int = 5
+"""Suspects and leaking allocators kept per process in the ``processes`` section."""
+
+
+def process_entry(
+    report: dict[str, Any], *, ppid: int, role: str, started_wall: float, ended: bool
+) -> dict[str, Any]:
+    """One entry of a pool report's ``processes``, cut from that process's own report.
+
+    Why: a pool report must give every worker its own verdict and suspects without repeating
+    every section per worker (a pool that recycles workers sees hundreds of them).
+    """
+    v = report["leak_detection"]
+    summary = report["summary"]
+    return {
+        "pid": report["source"]["pid"],
+        "ppid": ppid,
+        "role": role,
+        "command": report["source"]["command"],
+        "started_at": _iso(started_wall),
+        "ended_at": summary["ended_at"] if ended else None,
+        "exited": ended,
+        "summary": summary,
+        "leak_detection": {
+            "verdict": v["state"],
+            "leak_detected": v["leak_detected"],
+            "confidence": v["confidence"],
+            "leak_rate_mb_per_hour": v["leak_rate_mb_per_hour"],
+            "reason": v["reason"],
+            "suspects": list(v.get("suspects") or [])[:PROCESS_SUSPECTS],
+            "leaking_allocators": list(v.get("leaking_allocators") or [])[:PROCESS_SUSPECTS],
+        },
+        "top_allocators": list(report.get("top_allocators") or [])[:PROCESS_SUSPECTS],
+    }
+
+
+def add_processes(
+    report: dict[str, Any], processes: list[dict[str, Any]], seen_total: int
+) -> dict[str, Any]:
+    """Add the pool sections: ``processes`` (one entry per process) and ``pool`` (counts).
+
+    The root's own sections are left as they are; ``pool.leak_detected`` is true when any
+    process leaks (what --fail-on-leak tests).
+    """
+    leaking = [p["pid"] for p in processes if p["leak_detection"]["leak_detected"]]
+    report["processes"] = processes
+    report["pool"] = {
+        "processes_seen": max(seen_total, len(processes)),
+        "processes_listed": len(processes),
+        "leaking_pids": leaking,
+        "leak_detected": bool(leaking),
+    }
+    return report
