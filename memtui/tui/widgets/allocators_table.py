@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from textual.message import Message
@@ -45,6 +46,10 @@ class AllocatorsTable(SortableTable[AllocatorRow]):
         Column("count", "Count", lambda r: format_count(r.count), lambda r: r.count),
     )
     DEFAULT_SORT: ClassVar[str] = "size"
+    GROWTH_SORT: ClassVar[str] = "growth"
+    SIZE_LABELS: ClassVar[dict[str, str]] = {"held": "Held", "window": "Window"}
+    """What Size means: bytes held now (continuous tracing), or bytes that survived the last
+    tracing window (watch mode: a sample of what the site allocates, not what it holds)."""
 
     class TracebackRequested(Message):
         """Enter was pressed on a row: show its full traceback."""
@@ -52,6 +57,11 @@ class AllocatorsTable(SortableTable[AllocatorRow]):
         def __init__(self, row: AllocatorRow) -> None:
             super().__init__()
             self.row = row
+
+    def set_rows(self, rows: Sequence[AllocatorRow]) -> None:
+        if rows:
+            self.set_label("size", self.SIZE_LABELS.get(rows[0].size_kind, "Size"))
+        super().set_rows(rows)
 
     def row_key(self, row: AllocatorRow) -> str:
         return f"{row.file}:{row.line}:{row.function}"

@@ -37,10 +37,13 @@ class SortableTable(DataTable[Text], Generic[RowT]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "cycle_sort", "Sort", show=False),
         Binding("O", "reverse_sort", "Reverse sort", show=False),
+        Binding("r", "sort_growth", "Sort by growth", show=False),
     ]
 
     COLUMNS: ClassVar[Sequence[Column[Any]]] = ()
     DEFAULT_SORT: ClassVar[str] = ""
+    GROWTH_SORT: ClassVar[str] = ""
+    """The column `r` sorts by, largest growth first ('' : none)."""
 
     sort_key: reactive[str] = reactive("", init=False)
     """The key of the column rows are sorted by."""
@@ -67,6 +70,7 @@ class SortableTable(DataTable[Text], Generic[RowT]):
         self._all_rows: tuple[RowT, ...] = ()
         self._shown_rows: list[tuple[str, RowT]] = []
         self._cell_text: dict[str, tuple[str, ...]] = {}
+        self._labels: dict[str, str] = {}
         self.set_reactive(SortableTable.sort_key, self.DEFAULT_SORT)
 
     def on_mount(self) -> None:
@@ -77,7 +81,27 @@ class SortableTable(DataTable[Text], Generic[RowT]):
         arrow = ""
         if column.key == self.sort_key:
             arrow = " v" if self.sort_reverse else " ^"
-        return Text(column.label + arrow, justify="right" if column.numeric else "left")
+        label = self._labels.get(column.key, column.label)
+        return Text(label + arrow, justify="right" if column.numeric else "left")
+
+    def set_label(self, key: str, label: str) -> None:
+        """Rename a column (what its values mean can change with the source's mode)."""
+        if self._labels.get(key) == label:
+            return
+        self._labels[key] = label
+        if self.is_mounted:
+            column = next(c for c in self.COLUMNS if c.key == key)
+            self.columns[ColumnKey(key)].label = self._header(column)
+            self._require_update_dimensions = True
+            self.refresh()
+
+    def label(self, key: str) -> str:
+        """The column's label as shown (without the sort arrow)."""
+        return self._labels.get(key, next(c.label for c in self.COLUMNS if c.key == key))
+
+    def pinned(self, row: RowT) -> bool:
+        """Rows that stay on top whatever the sort (the leaking type)."""
+        return False
 
     def row_key(self, row: RowT) -> str:
         """A key that stays the same for the same site or type across frames."""
@@ -132,6 +156,14 @@ class SortableTable(DataTable[Text], Generic[RowT]):
         self.set_reactive(SortableTable.sort_reverse, column.numeric)
         self.sort_key = next_key
 
+    def action_sort_growth(self) -> None:
+        if self.GROWTH_SORT:
+            self.set_reactive(SortableTable.sort_reverse, True)
+            if self.sort_key == self.GROWTH_SORT:
+                self._sort_changed()  # already the column: the order resets to largest first
+            else:
+                self.sort_key = self.GROWTH_SORT
+
     def action_reverse_sort(self) -> None:
         self.sort_reverse = not self.sort_reverse
 
@@ -155,6 +187,7 @@ class SortableTable(DataTable[Text], Generic[RowT]):
             absent = [r for r in rows if column.sort_value(r) is None]
             present.sort(key=column.sort_value, reverse=self.sort_reverse)
             rows = present + absent
+        rows = [r for r in rows if self.pinned(r)] + [r for r in rows if not self.pinned(r)]
         return [(self.row_key(r), r) for r in rows]
 
     def _populate(self) -> None:
