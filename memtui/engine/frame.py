@@ -190,6 +190,10 @@ class Source(Protocol):
 
     def dump_heap(self, out_dir: str) -> CommandResult: ...
 
+    def mark(self, label: str) -> CommandResult:
+        """Record a labelled instant that the chart and the reports show."""
+        ...
+
     def export_report(self, out_dir: str) -> CommandResult:
         """Write the documented JSON report into ``out_dir``; the path in the result."""
         ...

@@ -18,6 +18,8 @@ from memtui.engine.metrics import MemoryMetrics
 from memtui.engine.monitor_view import (
     allocator_rows,
     gc_view,
+    leaking_types,
+    marker_points,
     object_rows,
     series_points,
     verdict_view,
@@ -65,6 +67,8 @@ class AgentSource:
         self._baseline_sites: dict[Any, tuple[int, int]] | None = None
         self._baseline_census: CensusResult | None = None
         self._baseline_t: float | None = None
+        self._objects_base: tuple[CensusResult, float] | None = None
+        """Object counts' Delta and Rate start at the first census seen (``b`` re-bases)."""
         self._events: list[str] = []
 
     @property
@@ -103,6 +107,13 @@ class AgentSource:
                 f"{r.file}:{r.line} in {r.function}: {r.size_bytes / MIB:.1f} MiB"
                 for r in allocators[:3]
             ]
+        verdict = verdict_view(
+            s.detector.verdict, suspects, s.memory_limit.source, m.current_bytes, m.duration_s
+        )
+        if self._objects_base is None and s.census is not None:
+            self._objects_base = (s.census, m.duration_s)
+        base_census, base_t = self._objects_base or (None, None)
+        objects_age = m.duration_s - base_t if base_t is not None else None
         return MonitorFrame(
             seq=self._seq,
             header=HeaderView(
@@ -122,14 +133,16 @@ class AgentSource:
             current_rss_bytes=m.current_bytes,
             peak_rss_bytes=m.peak_bytes,
             alert_threshold_bytes=int(s.alert_threshold_mb * MIB) if s.alert_threshold_mb else None,
-            verdict=verdict_view(
-                s.detector.verdict, suspects, s.memory_limit.source, m.current_bytes, m.duration_s
-            ),
+            verdict=verdict,
             allocators=allocators,
-            objects=object_rows(s.census, self._baseline_census, age),
+            objects=object_rows(
+                s.census, base_census, objects_age, leaking=leaking_types(verdict)
+            ),
             gc=gc_view(s.gc),
             events=tuple(self._events),
             baseline_at_s=self._baseline_t,
+            objects_base_s=base_t,
+            markers=marker_points(s.markers, m.start_t_s),
         )
 
     def _request(self, cmd: str, done: str, **args: Any) -> CommandResult:
@@ -153,6 +166,8 @@ class AgentSource:
             self._baseline_sites = dict(self.session.sites)
             self._baseline_census = self.session.census
             self._baseline_t = self.session.metrics.duration_s
+            if self.session.census is not None:
+                self._objects_base = (self.session.census, self._baseline_t)
         return result
 
     def collect_garbage(self) -> CommandResult:

@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         print(f"the analysis needs more than {args.limit_mb} MiB", file=sys.stderr)
         return EXIT_BOUND
-    except Exception as exc:  # noqa: BLE001 - one line for the monitor, never a traceback
+    except Exception as exc:
         from memtui.errors import HeapDumpError
 
         if isinstance(exc, HeapDumpError):

@@ -56,6 +56,8 @@ class ChartView:
     """(name, xs, ys) per series to plot."""
     threshold: float | None
     trend: tuple[tuple[float, float], tuple[float, float]] | None = field(compare=False)
+    markers: tuple[tuple[float, str], ...] = ()
+    """(t_s, label) of the markers inside the window."""
 
 
 def _downsample(
@@ -171,6 +173,7 @@ def chart_view(
         lines=tuple(lines),
         threshold=None if threshold is None else threshold / scale,
         trend=trend,
+        markers=tuple((t, label) for t, label in frame.markers if x_lo <= t <= x_hi),
     )
 
 
@@ -291,6 +294,11 @@ class RssChart(PlotextPlot):
         if view.trend is not None:
             (x0, y0), (x1, y1) = view.trend
             plt.plot([x0, x1], [y0, y1], marker=".", color="yellow", label="trend")
+        for t, label in view.markers:
+            # A dotted vertical line and its label at the top: visible without colour.
+            y_top = view.y_lim[1] - (view.y_lim[1] - view.y_lim[0]) * 0.04
+            plt.plot([t, t], list(view.y_lim), marker="│", color="yellow")
+            plt.text(label[:24], t, y_top, color="yellow", alignment="left")
         plt.xlim(*view.x_lim)
         plt.ylim(*view.y_lim)
         plt.xticks(list(view.x_ticks), [format_elapsed_tick(t) for t in view.x_ticks])
