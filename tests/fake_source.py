@@ -106,7 +106,10 @@ class FakeSource:
             path = str(Path(out_dir).resolve() / "memtui-4242.heap")
             return self._command("dump_heap", f"Heap dump written to {path}", path)
         self.dumps += 1
-        path = str(Path(out_dir).resolve() / f"heapdump-4242-{self.dumps}.mtdump")
+        n = self.dumps
+        while (Path(out_dir) / f"heapdump-4242-{n}.mtdump").exists():
+            n += 1
+        path = str(Path(out_dir).resolve() / f"heapdump-4242-{n}.mtdump")
         result = self._command("dump_heap", f"Heap dump written to {path}", path)
         if result.ok:
             write_real_dump(path, orders=2000 * self.dumps)

@@ -61,7 +61,10 @@ def help_rows(bindings: Sequence[BindingType]) -> list[tuple[str, str]]:
         ("enter", "Details: a suspect's growth and samples, an allocator's full stack"),
         ("o, O", "Sort a table by the next column; reverse the order"),
         ("r", "Sort the table by growth (objects: Delta; allocators: Growth)"),
-        ("1-4 (explorer)", "Dump explorer tabs: types, retainers, diff, dumps; esc back"),
+        (
+            "1-3 (explorer)",
+            "Dump explorer: types and retainers, diff, this session's dumps; esc back",
+        ),
         ("tab, shift+tab", "Move between panes"),
     ]
     return rows

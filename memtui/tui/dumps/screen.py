@@ -15,7 +15,8 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.events import Resize
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Label, Static, TabbedContent, TabPane
@@ -33,7 +34,7 @@ from memtui.tui.dumps.tables import (
 )
 from memtui.tui.units import format_bytes, format_count
 
-TABS = ("types", "retainers", "diff", "dumps")
+NARROW_WIDTH = 120
 
 
 def title_text(record: DumpRecord, index: int) -> Text:
@@ -57,10 +58,10 @@ class DumpScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
-        Binding("1", "tab('types')", "Types"),
-        Binding("2", "tab('retainers')", "Retainers"),
-        Binding("3", "tab('diff')", "Diff"),
-        Binding("4", "tab('dumps')", "Dumps"),
+        Binding("1", "tab('heap')", "Heap"),
+        Binding("2", "tab('diff')", "Diff"),
+        Binding("3", "tab('dumps')", "Dumps"),
+        Binding("tab", "app.focus_next", "Next table", show=False),
     ]
 
     def __init__(self, records: list[DumpRecord], index: int) -> None:
@@ -84,22 +85,29 @@ class DumpScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(title_text(self.record, self.index), id="dump-title")
         yield Static("", id="dump-status")
-        with TabbedContent(initial="types", id="dump-tabs"):
-            with TabPane("1 Types by retained size", id="types"):
-                yield TypesTable(id="dump-types")
-            with TabPane("2 Largest retainers", id="retainers"):
-                yield RetainersTable(id="dump-retainers")
-            with TabPane("3 Diff vs previous", id="diff"):
+        with TabbedContent(initial="heap", id="dump-tabs"):
+            with TabPane("1 Types and retainers", id="heap"), Horizontal(id="dump-heap"):
+                with Vertical(classes="dump-half"):
+                    yield Label("Retained size by type (enter: chains)", classes="dump-heading")
+                    yield TypesTable(id="dump-types")
+                with Vertical(classes="dump-half"):
+                    yield Label("Largest retainers (enter: chains)", classes="dump-heading")
+                    yield RetainersTable(id="dump-retainers")
+            with TabPane("2 Diff vs previous", id="diff"):
                 yield Static("", id="diff-status")
                 yield Label("Types that grew", classes="dump-heading")
                 yield DiffTypesTable(id="diff-types")
                 yield Label("Retainers that grew", classes="dump-heading")
                 yield DiffRetainersTable(id="diff-retainers")
-            with TabPane("4 This session's dumps", id="dumps"):
+            with TabPane("3 This session's dumps", id="dumps"):
                 yield DumpsTable(id="dump-list")
         yield Footer(compact=True)
 
+    def on_resize(self, event: Resize) -> None:
+        self.set_class(event.size.width < NARROW_WIDTH, "-narrow")
+
     def on_mount(self) -> None:
+        self.set_class(self.size.width < NARROW_WIDTH, "-narrow")
         self._show_list()
         if self.record.analysis is not None:
             self._show_analysis()

@@ -160,9 +160,9 @@ class DumpsTable(RowTable):
     )
     DEFAULT_SORT: ClassVar[str] = "n"
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.sort_reverse = False
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.set_reactive(SortableTable.sort_reverse, False)
 
     def row_key(self, row: Row) -> str:
         return str(row["record"].path)

@@ -43,6 +43,8 @@ def mb_rate(rate: float | None) -> str:
     """MiB per minute with two decimals (small rates stay visible: +0.01)."""
     if rate is None:
         return "-"
+    if rate and abs(rate) < 0.01:
+        return f"{rate:+.3f}"
     return f"{rate:+.2f}" if abs(rate) < 100 else f"{rate:+,.0f}"
 
 

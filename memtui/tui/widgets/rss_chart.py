@@ -298,7 +298,10 @@ class RssChart(PlotextPlot):
             # A dotted vertical line and its label at the top: visible without colour.
             y_top = view.y_lim[1] - (view.y_lim[1] - view.y_lim[0]) * 0.04
             plt.plot([t, t], list(view.y_lim), marker="│", color="yellow")
-            plt.text(label[:24], t, y_top, color="yellow", alignment="left")
+            right_half = t > (view.x_lim[0] + view.x_lim[1]) / 2
+            plt.text(
+                label[:24], t, y_top, color="yellow", alignment="right" if right_half else "left"
+            )
         plt.xlim(*view.x_lim)
         plt.ylim(*view.y_lim)
         plt.xticks(list(view.x_ticks), [format_elapsed_tick(t) for t in view.x_ticks])
