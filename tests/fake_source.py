@@ -274,7 +274,7 @@ def _demo_frame(seq: int, now_s: float, *, kind: str, with_baseline: bool) -> Mo
         baseline_at_s=600.0 if base else None,
         unavailable=unavailable,
         objects_base_s=60.0 if kind != "outside" else None,
-        markers=((1500.0, "deploy 42"), (now_s - 900.0, "cache warm")) if now_s > 2400 else (),
+        markers=((1500.0, "deploy 42"), (6000.0, "cache warm")) if now_s > 6000 else (),
     )
 
 

@@ -69,6 +69,7 @@ class AgentSource:
         self._baseline_t: float | None = None
         self._objects_base: tuple[CensusResult, float] | None = None
         """Object counts' Delta and Rate start at the first census seen (``b`` re-bases)."""
+        self._census_seen: tuple[CensusResult | None, float] = (None, 0.0)
         self._events: list[str] = []
 
     @property
@@ -110,10 +111,13 @@ class AgentSource:
         verdict = verdict_view(
             s.detector.verdict, suspects, s.memory_limit.source, m.current_bytes, m.duration_s
         )
+        if s.census is not self._census_seen[0]:
+            self._census_seen = (s.census, m.duration_s)
         if self._objects_base is None and s.census is not None:
             self._objects_base = (s.census, m.duration_s)
         base_census, base_t = self._objects_base or (None, None)
-        objects_age = m.duration_s - base_t if base_t is not None else None
+        # The rate is measured at the census, so rows change only when the counts do.
+        objects_age = self._census_seen[1] - base_t if base_t is not None else None
         return MonitorFrame(
             seq=self._seq,
             header=HeaderView(
@@ -135,9 +139,7 @@ class AgentSource:
             alert_threshold_bytes=int(s.alert_threshold_mb * MIB) if s.alert_threshold_mb else None,
             verdict=verdict,
             allocators=allocators,
-            objects=object_rows(
-                s.census, base_census, objects_age, leaking=leaking_types(verdict)
-            ),
+            objects=object_rows(s.census, base_census, objects_age, leaking=leaking_types(verdict)),
             gc=gc_view(s.gc),
             events=tuple(self._events),
             baseline_at_s=self._baseline_t,

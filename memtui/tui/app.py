@@ -212,6 +212,8 @@ class MemtuiApp(App[MonitorOutcome]):
     # -- polling ---------------------------------------------------------------------------
 
     def _tick(self) -> None:
+        # Resizes seen while another screen was on top reach no handler of ours: check here.
+        self.narrow = self._is_narrow(self.size.width, self.size.height)
         if self._dump_started is not None:
             self._update_busy()  # the dump's elapsed seconds
         if self._poll_worker is None or self._poll_worker.is_finished:
@@ -262,7 +264,9 @@ class MemtuiApp(App[MonitorOutcome]):
         container = self.query_one(f"#{pane}-pane")
         text = self._unavailable_text(pane, frame)
         container.set_class(bool(text), "-unavailable")
-        container.query_one(".unavailable", Label).update(text)
+        label = container.query_one(".unavailable", Label)
+        if str(label.content) != text:
+            label.update(text)  # a layout refresh: only when the text changes
         if pane == "allocators":
             self.query_one(AllocatorsTable).set_rows(frame.allocators)
         else:

@@ -30,20 +30,24 @@ class AllocatorsTable(SortableTable[AllocatorRow]):
     COLUMNS: ClassVar[tuple[Column[Any], ...]] = (
         Column("location", "Location", location, lambda r: (r.file, r.line), numeric=False),
         Column("function", "Function", lambda r: r.function, lambda r: r.function, numeric=False),
-        Column("size", "Size", lambda r: format_bytes(r.size_bytes), lambda r: r.size_bytes),
+        Column(
+            "size", "Size", lambda r: format_bytes(r.size_bytes), lambda r: r.size_bytes, width=10
+        ),
         Column(
             "growth",
             "Growth",
             lambda r: format_bytes_delta(r.growth_bytes),
             lambda r: r.growth_bytes,
+            width=11,
         ),
         Column(
             "rate",
             "Rate",
             lambda r: format_rate_mib_per_hour(r.growth_mb_per_hour),
             lambda r: r.growth_mb_per_hour,
+            width=13,
         ),
-        Column("count", "Count", lambda r: format_count(r.count), lambda r: r.count),
+        Column("count", "Count", lambda r: format_count(r.count), lambda r: r.count, width=9),
     )
     DEFAULT_SORT: ClassVar[str] = "size"
     GROWTH_SORT: ClassVar[str] = "growth"

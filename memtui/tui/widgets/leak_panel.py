@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
@@ -76,10 +75,9 @@ def verdict_text(verdict: VerdictView) -> Text:
     return text
 
 
-class SuspectsTable(SortableTable[SuspectView], inherit_bindings=False):
+class SuspectsTable(SortableTable[SuspectView]):
     """The named culprits, most suspicious first (the engine's order; no sorting here)."""
 
-    BINDINGS: ClassVar[list[BindingType]] = []
     COLUMNS: ClassVar[tuple[Column[Any], ...]] = (
         Column("path", "Suspect", lambda r: short_path(r.path), lambda r: r.path, numeric=False),
         Column("items", "Items/min", lambda r: items_rate(r.items_per_min), lambda r: 0),
@@ -98,6 +96,12 @@ class SuspectsTable(SortableTable[SuspectView], inherit_bindings=False):
     def row_key(self, row: SuspectView) -> str:
         return f"{row.kind}:{row.path}"
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The engine's order is the point: o, O and r do not re-sort the suspects.
+        if action in ("cycle_sort", "reverse_sort", "sort_growth"):
+            return False
+        return super().check_action(action, parameters)
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         row = self.cursor_item
@@ -108,8 +112,8 @@ class SuspectsTable(SortableTable[SuspectView], inherit_bindings=False):
 class LeakPanel(Vertical):
     """The leak-verdict pane, with a state class (-ok, -suspected, -leak) for colour."""
 
-    verdict: reactive[VerdictView | None] = reactive(None, init=False)
-    """The latest verdict."""
+    verdict: reactive[VerdictView | None] = reactive(None, init=False, repaint=False)
+    """The latest verdict (its children repaint what changed; the pane itself does not)."""
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)

@@ -17,6 +17,14 @@ def _per_hour(row: ObjectRow) -> str:
     return "-" if row.per_hour is None else f"{format_count_delta(row.per_hour)}/h"
 
 
+TYPE_WIDTH = 26
+
+
+def short_type(name: str, width: int = TYPE_WIDTH) -> str:
+    """The type's name, keeping its end (the class) when a long module path would not fit."""
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
+
+
 def note(row: ObjectRow) -> str:
     """'LEAK' for the leaking type, 'tracked' for types the target asked to follow."""
     return ", ".join(w for w, on in (("LEAK", row.leaking), ("tracked", row.tracked)) if on)
@@ -26,10 +34,12 @@ class ObjectCounts(SortableTable[ObjectRow]):
     """Object counts by type; the Tracked column says which types the target asked to follow."""
 
     COLUMNS: ClassVar[tuple[Column[Any], ...]] = (
-        Column("type", "Type", lambda r: r.type_name, lambda r: r.type_name, numeric=False),
-        Column("count", "Count", lambda r: format_count(r.count), lambda r: r.count),
-        Column("delta", "Delta", lambda r: format_count_delta(r.delta), lambda r: r.delta),
-        Column("rate", "Rate", _per_hour, lambda r: r.per_hour),
+        Column(
+            "type", "Type", lambda r: short_type(r.type_name), lambda r: r.type_name, numeric=False
+        ),
+        Column("count", "Count", lambda r: format_count(r.count), lambda r: r.count, width=10),
+        Column("delta", "Delta", lambda r: format_count_delta(r.delta), lambda r: r.delta, width=9),
+        Column("rate", "Rate", _per_hour, lambda r: r.per_hour, width=11),
         Column("note", "Note", note, lambda r: (r.leaking, r.tracked), numeric=False),
     )
     DEFAULT_SORT: ClassVar[str] = "count"
