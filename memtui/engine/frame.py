@@ -171,6 +171,8 @@ class CommandResult:
     ok: bool
     message: str
     path: str | None = None
+    pending: bool = False
+    """The file at ``path`` is still being written (a heap dump that outlasted the wait)."""
 
 
 class Source(Protocol):

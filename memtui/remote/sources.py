@@ -194,7 +194,9 @@ class AgentSource:
             return CommandResult(False, str(exc))
         path = str(reply.get("path") or "")
         if reply.get("pending"):
-            return CommandResult(True, f"Heap dump still being written to {path}", path or None)
+            return CommandResult(
+                True, f"Heap dump still being written to {path}", path or None, pending=True
+            )
         return CommandResult(True, f"Heap dump written to {path}", path or None)
 
     def export_report(self, out_dir: str) -> CommandResult:

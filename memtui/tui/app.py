@@ -305,7 +305,7 @@ class MemtuiApp(App[MonitorOutcome]):
         if message.command == "export_report" and result.ok and result.path:
             self.last_report_path = result.path
         if message.command == "dump_heap" and result.ok and result.path:
-            self.dumps.append(DumpRecord(result.path, self._wall_clock()))
+            self.dumps.append(DumpRecord(result.path, self._wall_clock(), result.pending))
             self._open_dump(len(self.dumps) - 1)
         self.notify(
             result.message,

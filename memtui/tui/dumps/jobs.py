@@ -42,7 +42,9 @@ def wait_for_file(path: str, cancel: threading.Event, timeout_s: float = WAIT_FO
     while not os.path.exists(path):
         if cancel.is_set():
             raise AnalysisFailed("cancelled")
-        if time.monotonic() > deadline:
+        if time.monotonic() >= deadline:
+            if not timeout_s:
+                raise AnalysisFailed(f"{path}: no such file")
             raise AnalysisFailed(f"{path} did not appear within {timeout_s:.0f} s")
         cancel.wait(0.25)
 

@@ -21,7 +21,13 @@ from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Label, Static, TabbedContent, TabPane
 
-from memtui.tui.dumps.jobs import AnalysisFailed, limit_mb, run_analysis, wait_for_file
+from memtui.tui.dumps.jobs import (
+    WAIT_FOR_FILE_S,
+    AnalysisFailed,
+    limit_mb,
+    run_analysis,
+    wait_for_file,
+)
 from memtui.tui.dumps.tables import (
     DiffRetainersTable,
     DiffTypesTable,
@@ -156,7 +162,7 @@ class DumpScreen(Screen[None]):
     def _analyze(self) -> None:
         record = self.record
         try:
-            wait_for_file(record.path, self.cancel)
+            wait_for_file(record.path, self.cancel, WAIT_FOR_FILE_S if record.pending else 0.0)
             record.state = "analyzing"
             record.analysis = run_analysis(["analyze", record.path], self.cancel)
             record.state = "ready"

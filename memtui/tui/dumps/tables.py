@@ -26,6 +26,8 @@ class DumpRecord:
 
     path: str
     written_at: float
+    pending: bool = False
+    """The target was still writing it when the command returned."""
     state: str = "waiting"
     """waiting (for the file), analyzing, ready, failed."""
     error: str = ""
