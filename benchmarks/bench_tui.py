@@ -29,7 +29,7 @@ from typing import Any
 
 T0 = time.time()  # the child's start, before Textual is imported
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = {
+REFERENCE: dict[str, dict[str, Any]] = {
     "memray live": {"cpu_live": 11.2, "kbps_live": 67.0, "kbps_idle": 45.0, "first": "0.9-1.2 s"},
     "plain Textual": {"cpu_live": 2.3, "kbps_live": 11.0, "kbps_idle": None, "first": "-"},
 }

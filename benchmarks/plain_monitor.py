@@ -13,11 +13,11 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
-from memtui.engine.frame import MonitorFrame, Source
+from memtui.engine.frame import Source
+from memtui.tui.messages import FrameReceived
 from memtui.tui.units import MIB, format_bytes, format_count
 from memtui.tui.widgets.leak_panel import verdict_text
 
@@ -32,12 +32,6 @@ CSS = """
 #gc { height: auto; }
 .pane { border: round $primary 50%; }
 """
-
-
-class Frame(Message):
-    def __init__(self, frame: MonitorFrame) -> None:
-        super().__init__()
-        self.frame = frame
 
 
 class PlainApp(App[None]):
@@ -78,9 +72,9 @@ class PlainApp(App[None]):
     @work(thread=True, exclusive=True)
     def _poll(self) -> None:
         if not self.paused:
-            self.post_message(Frame(self.source.poll()))
+            self.post_message(FrameReceived(self.source.poll()))
 
-    def on_frame(self, message: Frame) -> None:
+    def on_frame_received(self, message: FrameReceived) -> None:
         f = message.frame
         h = f.header
         self.query_one("#head", Static).update(

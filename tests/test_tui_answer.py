@@ -91,7 +91,7 @@ async def test_verdict_shows_the_whole_reason_and_the_suspects_by_path_at_160x45
         # Wrapped, never cut: it has at least the rows the reason needs at this width.
         assert text.region.height >= 3 + math.ceil(len(LONG_REASON) / text.region.width)
         table = app.query_one(SuspectsTable)
-        assert [r.path for r in table.shown_rows][0] == "app.orders.ORDER_LOG"
+        assert table.shown_rows[0].path == "app.orders.ORDER_LOG"
         first = cells(table)[0]
         assert first[0] == "app.orders.ORDER_LOG" and first[1] == "+900/min"
         assert first[2] == "+0.45" and first[3].endswith("MiB")
@@ -188,7 +188,7 @@ async def test_size_column_says_held_or_window() -> None:
         app._tick()
         await settle(app, pilot)
         assert table.label("size") == "Held"
-        assert [r.growth_mb_per_hour for r in table.shown_rows][0] == 40.0
+        assert table.shown_rows[0].growth_mb_per_hour == 40.0
         await pilot.press("enter")
         text = str(app.screen.query_one("#traceback-text").render())
         assert "held 158.2 MiB" in text and "app/server.py:88 in serve_forever" in text
@@ -292,7 +292,8 @@ async def test_d_dumps_then_the_explorer_shows_retainers_chains_diff_and_the_lis
         retainers = screen.query_one(RetainersTable)
         top = retainers.shown_rows[0]
         assert top["chain"] == "module __main__ → global ORDER_LOG → list"
-        assert cells(retainers)[0][0].endswith("KiB") and types.region.area and retainers.region.area
+        assert cells(retainers)[0][0].endswith("KiB")
+        assert types.region.area and retainers.region.area  # side by side, both on screen
         # Enter on a type: chains from roots, and sample objects.
         types.focus()
         await pilot.press("enter")

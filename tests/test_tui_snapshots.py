@@ -99,9 +99,7 @@ def test_leak_tab_at_80x24(snap_compare: Compare) -> None:
 
 def test_suspect_detail(snap_compare: Compare) -> None:
     """Enter on the top suspect: path, what it holds, growth chart, sample items."""
-    assert snap_compare(
-        monitor(), press=["enter"], terminal_size=WIDE, run_before=focus_suspects
-    )
+    assert snap_compare(monitor(), press=["enter"], terminal_size=WIDE, run_before=focus_suspects)
 
 
 def test_marker_prompt(snap_compare: Compare) -> None:

@@ -20,15 +20,12 @@ from textual.worker import Worker, WorkerState
 
 from memtui.engine.frame import CommandResult, MonitorFrame, Source
 from memtui.errors import MemtuiError
-from memtui.tui.dumps.screen import DumpScreen
+from memtui.tui.details import DetailActions
 from memtui.tui.dumps.tables import DumpRecord
 from memtui.tui.keys import AGENT_COMMANDS, COMMAND_TITLES, help_rows
 from memtui.tui.messages import CommandFinished, FrameReceived
 from memtui.tui.screens.help_screen import HelpScreen
-from memtui.tui.screens.mark_screen import MarkScreen
 from memtui.tui.screens.quit_screen import QuitScreen
-from memtui.tui.screens.suspect_screen import SuspectScreen
-from memtui.tui.screens.traceback_screen import TracebackScreen
 from memtui.tui.summary import summary_line
 from memtui.tui.units import local_clock
 from memtui.tui.widgets.allocators_table import AllocatorsTable
@@ -62,7 +59,7 @@ class MonitorOutcome:
     """True only when memtui launched the target and the user answered y."""
 
 
-class MemtuiApp(App[MonitorOutcome]):
+class MemtuiApp(DetailActions, App[MonitorOutcome]):
     """The live monitor: polls a ``Source`` on a timer and renders its ``MonitorFrame``s."""
 
     CSS_PATH: ClassVar[str] = str(Path(__file__).with_name("memtui.tcss"))
@@ -366,27 +363,6 @@ class MemtuiApp(App[MonitorOutcome]):
             start="Writing a heap dump in the target...",
         )
 
-    def _open_dump(self, index: int) -> None:
-        screen = DumpScreen(self.dumps, index)
-        if isinstance(self.screen, DumpScreen):
-            self.switch_screen(screen)
-        else:
-            self.push_screen(screen)
-
-    def action_dumps(self) -> None:
-        if not self.dumps:
-            self.notify("No heap dump in this session yet: d writes one", title="Heap dumps")
-        elif not isinstance(self.screen, DumpScreen):
-            self._open_dump(len(self.dumps) - 1)
-
-    def action_mark(self) -> None:
-        if not isinstance(self.screen, MarkScreen):
-            self.push_screen(MarkScreen(), self._mark_answered)
-
-    def _mark_answered(self, label: str | None) -> None:
-        if label:
-            self._command("mark", lambda: self.source.mark(label))
-
     def action_export_report(self) -> None:
         self._command("export_report", lambda: self.source.export_report(self.out_dir))
 
@@ -458,14 +434,6 @@ class MemtuiApp(App[MonitorOutcome]):
         self.query_one("#allocators-pane").remove_class("-filtering")
         self.query_one(AllocatorsTable).focus()
         self.refresh_bindings()
-
-    def on_allocators_table_traceback_requested(
-        self, message: AllocatorsTable.TracebackRequested
-    ) -> None:
-        self.push_screen(TracebackScreen(message.row))
-
-    def on_suspects_table_suspect_requested(self, message: SuspectsTable.SuspectRequested) -> None:
-        self.push_screen(SuspectScreen(message.suspect))
 
     def help_rows(self) -> list[tuple[str, str]]:
         """Every binding of the monitor, for the help overlay."""
