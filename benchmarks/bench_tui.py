@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-s", type=float, default=30.0)
     parser.add_argument("--demo", action="store_true", help="also measure the real memtui demo")
     parser.add_argument("--no-baseline", action="store_true", help="skip the plain Textual run")
+    parser.add_argument("--demo-only", action="store_true", help="only the real memtui demo")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -244,10 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_tui: needs tmux and script (util-linux)", file=sys.stderr)
         return 2
     live_s, idle_s = (10.0, 5.0) if args.quick else (args.live_s, args.idle_s)
-    runs = {"memtui (fake)": measure(live_s, idle_s, "memtui")}
-    if not args.no_baseline:
+    runs = {} if args.demo_only else {"memtui (fake)": measure(live_s, idle_s, "memtui")}
+    if not args.no_baseline and not args.demo_only:
         runs["plain Textual"] = measure(live_s, idle_s, "plain")
-    if args.demo:
+    if args.demo or args.demo_only:
         runs["memtui demo"] = measure(live_s, idle_s, "demo")
     print(report(runs, live_s, idle_s))
     return 0

@@ -33,7 +33,7 @@ from memtui.tui.dumps.tables import (
 from memtui.tui.screens.mark_screen import MarkScreen
 from memtui.tui.screens.suspect_screen import SuspectScreen
 from memtui.tui.widgets.allocators_table import AllocatorsTable
-from memtui.tui.widgets.leak_panel import LeakPanel, SuspectsTable
+from memtui.tui.widgets.leak_panel import LeakPanel, SuspectsTable, VerdictText
 from memtui.tui.widgets.object_counts import ObjectCounts
 from memtui.tui.widgets.rss_chart import RssChart
 
@@ -87,7 +87,7 @@ async def test_verdict_shows_the_whole_reason_and_the_suspects_by_path_at_160x45
         await settle(app, pilot)
         pane = app.query_one(LeakPanel)
         assert LONG_REASON in pane.text
-        text = app.query_one("#verdict-text", Static)
+        text = app.query_one(VerdictText)
         # Wrapped, never cut: it has at least the rows the reason needs at this width.
         assert text.region.height >= 3 + math.ceil(len(LONG_REASON) / text.region.width)
         table = app.query_one(SuspectsTable)

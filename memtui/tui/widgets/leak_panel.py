@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import ComposeResult, RenderResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
 from memtui.engine.frame import SuspectView, VerdictView
 from memtui.tui.units import (
@@ -23,6 +23,7 @@ from memtui.tui.units import (
     format_percent,
     format_rate_mib_per_hour,
 )
+from memtui.tui.widgets.diff_refresh import DiffRefresh
 from memtui.tui.widgets.sortable_table import Column, SortableTable
 
 STATE_WORDS = {"ok": "OK", "suspected": "SUSPECTED LEAK", "leak": "LEAK"}
@@ -109,6 +110,23 @@ class SuspectsTable(SortableTable[SuspectView]):
             self.post_message(self.SuspectRequested(row))
 
 
+class VerdictText(DiffRefresh):
+    """The verdict's words; a changed figure repaints its row, without a layout pass."""
+
+    DEFAULT_CSS = "VerdictText { height: auto; }"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.text = Text("no verdict yet", style="italic")
+
+    def show(self, text: Text) -> None:
+        self.text = text
+        self.refresh_changed()
+
+    def render(self) -> RenderResult:
+        return self.text
+
+
 class LeakPanel(Vertical):
     """The leak-verdict pane, with a state class (-ok, -suspected, -leak) for colour."""
 
@@ -120,7 +138,7 @@ class LeakPanel(Vertical):
         self._shown: Text | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(Text("no verdict yet", style="italic"), id="verdict-text")
+        yield VerdictText(id="verdict-text")
         yield SuspectsTable(id="suspects")
 
     @property
@@ -136,7 +154,7 @@ class LeakPanel(Vertical):
         text = verdict_text(verdict)
         if self._shown is None or text.plain != self._shown.plain:
             self._shown = text
-            self.query_one("#verdict-text", Static).update(text)
+            self.query_one(VerdictText).show(text)
         table = self.query_one(SuspectsTable)
         table.set_class(not verdict.suspect_rows, "-empty")
         table.set_rows(verdict.suspect_rows)

@@ -200,7 +200,7 @@ def _pixels(
     return tuple(out)
 
 
-MIN_REPAINT_S: Final = 2.0
+MIN_REPAINT_S: Final = 4.0
 """Data-only changes repaint the chart at most this often (a repaint is ~9 KB at 160x45)."""
 
 
@@ -301,7 +301,7 @@ class RssChart(PlotextPlot):
         """Rebuild the plot if the picture changed, then refresh.
 
         When only the data moved (same axes, same marks), the plot is rebuilt at most once
-        per the time one dot column spans (2 s at 5 min, 30 s at 24 h): over SSH a repaint
+        per the time one dot column spans (4 s at 5 min, 30 s at 24 h): over SSH a repaint
         of the whole chart costs kilobytes, and a sub-column change is hardly visible.
         """
         if self.frame is None or not self.size.width or not self.size.height:
