@@ -39,6 +39,29 @@ async def capture(source: AgentSource, width: int, height: int, out_dir: Path) -
     return out_dir / name
 
 
+async def capture_explorer(source: AgentSource, out_dir: Path) -> Path:
+    """`d` on the live demo, then the explorer once the bounded child has analysed the dump."""
+    from memtui.tui.dumps.screen import DumpScreen
+
+    dump_dir = tempfile.mkdtemp(prefix="memtui-screenshot-dumps-")
+    app = MemtuiApp(source, out_dir=dump_dir, refresh_s=3600.0)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.5)
+        await pilot.press("d")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            screen = app.screen
+            if isinstance(screen, DumpScreen) and screen.record.state in ("ready", "failed"):
+                break
+            await pilot.pause(0.2)
+        app.clear_notifications()
+        await pilot.pause(0.5)
+        name = "dump-explorer-160x45.svg"
+        app.save_screenshot(name, str(out_dir))
+    return out_dir / name
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=str(ROOT / "screenshots"), help="output directory")
@@ -64,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1.0)
         for width, height in SIZES:
             print(asyncio.run(capture(source, width, height, out_dir)))
+        print(asyncio.run(capture_explorer(source, out_dir)))
     finally:
         stop_program(program)
         program.cleanup()

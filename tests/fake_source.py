@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Sequence
@@ -16,6 +19,7 @@ from memtui.engine.frame import (
     MonitorFrame,
     ObjectRow,
     SeriesPoint,
+    SuspectView,
     VerdictView,
 )
 
@@ -29,6 +33,8 @@ class FakeSource:
         frames: The frames to return, in order.
         command_delay_s: How long every command blocks, to simulate a slow target.
         fail: Command names that fail with ``ok=False``; "poll" makes ``poll`` raise OSError.
+        real_dumps: ``dump_heap`` writes a real heap dump of a real child process that grows
+            an ``ORDER_LOG`` (each dump holds more), instead of naming a file that is not there.
     """
 
     def __init__(
@@ -37,12 +43,16 @@ class FakeSource:
         *,
         command_delay_s: float = 0.0,
         fail: Sequence[str] = (),
+        real_dumps: bool = False,
     ) -> None:
         if not frames:
             raise ValueError("FakeSource needs at least one frame")
         self.frames = list(frames)
         self.command_delay_s = command_delay_s
         self.fail = set(fail)
+        self.real_dumps = real_dumps
+        self.dumps = 0
+        self.marks: list[str] = []
         self.polls = 0
         self.commands: list[str] = []
         self.closed = False
@@ -92,8 +102,22 @@ class FakeSource:
         return self._command("set_tracing", f"tracemalloc {'on' if on else 'off'}")
 
     def dump_heap(self, out_dir: str) -> CommandResult:
-        path = str(Path(out_dir).resolve() / "memtui-4242.heap")
-        return self._command("dump_heap", f"Heap dump written to {path}", path)
+        if not self.real_dumps:
+            path = str(Path(out_dir).resolve() / "memtui-4242.heap")
+            return self._command("dump_heap", f"Heap dump written to {path}", path)
+        self.dumps += 1
+        n = self.dumps
+        while (Path(out_dir) / f"heapdump-4242-{n}.mtdump").exists():
+            n += 1
+        path = str(Path(out_dir).resolve() / f"heapdump-4242-{n}.mtdump")
+        result = self._command("dump_heap", f"Heap dump written to {path}", path)
+        if result.ok:
+            write_real_dump(path, orders=2000 * self.dumps)
+        return result
+
+    def mark(self, label: str) -> CommandResult:
+        self.marks.append(label)
+        return self._command("mark", f"Marker recorded: {label}")
 
     def export_report(self, out_dir: str) -> CommandResult:
         path = str(Path(out_dir).resolve() / "memtui-report-4242.json")
@@ -104,6 +128,21 @@ class FakeSource:
 
     def close(self) -> None:
         self.closed = True
+
+
+_DUMPER = textwrap.dedent("""\
+    import sys
+    from memtui.probe.heapdump import write_heap_dump
+
+    ORDER_LOG = []
+    ORDER_LOG.extend({"id": i, "note": "order-%08d" % i * 4} for i in range(int(sys.argv[2])))
+    write_heap_dump(sys.argv[1], "fork")
+    """)
+
+
+def write_real_dump(path: str, orders: int) -> None:
+    """A real dump of a real interpreter whose ``__main__.ORDER_LOG`` holds ``orders`` dicts."""
+    subprocess.run([sys.executable, "-c", _DUMPER, path, str(orders)], check=True, timeout=120)
 
 
 def demo_frames(
@@ -156,6 +195,7 @@ def _demo_frame(seq: int, now_s: float, *, kind: str, with_baseline: bool) -> Mo
             count=count + int(rate * 1000 * hours),
             growth_bytes=int(rate * MIB * hours) if base else None,
             growth_mb_per_hour=rate if base else None,
+            size_kind="window" if kind != "outside" else "held",
             traceback=(
                 "app/server.py:88 in serve_forever",
                 "app/handlers.py:41 in handle_request",
@@ -164,13 +204,16 @@ def _demo_frame(seq: int, now_s: float, *, kind: str, with_baseline: bool) -> Mo
         )
         for file, line, function, size, count, rate in _SITES
     )
+    leaking = now_s > 1200
+    watched_h = (now_s - 60.0) / 3600.0  # counts are compared with the first census, at 1 min
     objects = tuple(
         ObjectRow(
             type_name=name,
             count=count + int(per_hour * hours),
-            delta=int(per_hour * hours) if base else None,
-            per_hour=per_hour if base else None,
+            delta=int(per_hour * watched_h) if kind != "outside" else None,
+            per_hour=per_hour if kind != "outside" else None,
             tracked=tracked,
+            leaking=leaking and name == "dict",
         )
         for name, count, per_hour, tracked in _TYPES
     )
@@ -183,7 +226,6 @@ def _demo_frame(seq: int, now_s: float, *, kind: str, with_baseline: bool) -> Mo
         thresholds=(700, 10, 10),
         garbage_count=2,
     )
-    leaking = now_s > 1200
     rate_mb_h = 40.0
     verdict = VerdictView(
         state="leak" if leaking else "ok",
@@ -199,6 +241,7 @@ def _demo_frame(seq: int, now_s: float, *, kind: str, with_baseline: bool) -> Mo
         )
         if leaking
         else (),
+        suspect_rows=_suspects(now_s) if leaking and kind != "outside" else (),
         trend_start_s=600.0 if leaking else None,
         trend_intercept_bytes=_rss_at(600.0) if leaking else None,
     )
@@ -230,6 +273,63 @@ def _demo_frame(seq: int, now_s: float, *, kind: str, with_baseline: bool) -> Mo
         events=("baseline set at 10m",) if base else (),
         baseline_at_s=600.0 if base else None,
         unavailable=unavailable,
+        objects_base_s=60.0 if kind != "outside" else None,
+        markers=((1500.0, "deploy 42"), (6000.0, "cache warm")) if now_s > 6000 else (),
+    )
+
+
+def _suspects(now_s: float) -> tuple[SuspectView, ...]:
+    """The demo service's culprits, growing since 10 min, as the culprit engine names them."""
+    minutes = max(0.0, now_s - 600.0) / 60.0
+    growth = tuple(
+        (t, 900.0 * max(0.0, t - 600.0) / 60.0, 520.0 * 900.0 * max(0.0, t - 600.0) / 60.0)
+        for t in (600.0 + (now_s - 600.0) * i / 11 for i in range(12))
+    )
+    return (
+        SuspectView(
+            kind="unbounded_collection",
+            path="app.orders.ORDER_LOG",
+            detail=f"list app.orders.ORDER_LOG grew to {int(900 * minutes):,} items",
+            holds="dict",
+            items=int(900 * minutes),
+            items_per_min=900.0,
+            mb_per_min=0.45,
+            retained_bytes=int(520 * 900 * minutes),
+            first_seen_s=660.0,
+            chain="module app.orders → global ORDER_LOG → list",
+            growth=growth,
+            samples=(
+                "{'id': 1041, 'side': 'B', 'note': 'order-00001041order-00001041…'}",
+                "{'id': 1042, 'side': 'S', 'note': 'order-00001042order-00001042…'}",
+                "{'id': 1043, 'side': 'B', 'note': 'order-00001043order-00001043…'}",
+            ),
+        ),
+        SuspectView(
+            kind="event_listeners",
+            path="app.events.BUS.handlers",
+            detail="app.events.BUS.handlers: 3,120 bound methods, never unsubscribed",
+            holds="method",
+            items=3120,
+            items_per_min=12.0,
+            mb_per_min=0.006,
+            retained_bytes=3120 * 640,
+            first_seen_s=900.0,
+            chain="module app.events → global BUS → EventBus → dict → list",
+            growth=tuple((t, 12.0 * t / 60.0, 640 * 12.0 * t / 60.0) for t, _, _ in growth),
+            samples=("<bound method Client.handler of <app.clients.Client object>>",),
+        ),
+        SuspectView(
+            kind="lru_cache",
+            path="app.prices.quote",
+            detail="lru_cache app.prices.quote (maxsize=None): 41,000 entries",
+            holds="tuple",
+            items=41_000,
+            items_per_min=35.0,
+            mb_per_min=0.004,
+            retained_bytes=41_000 * 180,
+            first_seen_s=1100.0,
+            chain="module app.prices → global quote → functools._lru_cache_wrapper",
+        ),
     )
 
 

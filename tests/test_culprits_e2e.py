@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -71,16 +70,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.skipif(shutil.which("flask", path=str(Path(sys.executable).parent)) is None,
-                    reason="flask is in the dev extra")  # fmt: skip
-def test_flask_app_under_http_load_names_the_pool(tmp_path: Path) -> None:
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+
+
+@pytest.mark.skipif(not GUNICORN.exists(), reason="gunicorn and flask are in the dev extra")
+def test_flask_pool_under_gunicorn_names_the_pool_per_worker(tmp_path: Path) -> None:
+    pytest.importorskip("flask")
     port = _free_port()
     out = tmp_path / "web.json"
     env = {**os.environ, "PYTHONPATH": str(LEAKERS)}
     log = (tmp_path / "server.log").open("w")  # a pipe nobody reads would block the server
     proc = subprocess.Popen(
         [MEMTUI, "run", "--headless", "--duration", "25", "--output", str(out), "--",
-         str(Path(sys.executable).parent / "flask"), "--app", "web_app", "run", "-p", str(port)],
+         str(GUNICORN), "-w", "2", "-b", f"127.0.0.1:{port}", "web_app:app"],
         env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -98,11 +100,16 @@ def test_flask_app_under_http_load_names_the_pool(tmp_path: Path) -> None:
         log.close()
     assert sent > 1000
     report = json.loads(out.read_text())
-    found = _suspects(report)
-    heap = report["leak_detection"]["heap"]
-    assert "web_app.POOL._idle" in found, (heap["collection"], heap["largest_containers"][:3], sent)
-    assert found["web_app.POOL._idle"]["holds"] == "dict"
-    assert not any("price" in p or "lru_cache" in p for p in found)  # the bounded cache
+    workers = [p for p in report["processes"] if p["role"] == "worker"]
+    assert len(workers) == 2, [p["role"] for p in report["processes"]]
+    named = []
+    for worker in workers:
+        found = {s.get("path"): s for s in worker["leak_detection"]["suspects"]}
+        assert not any("price" in str(p) or "lru_cache" in str(p) for p in found)
+        if "web_app.POOL._idle" in found:
+            assert found["web_app.POOL._idle"]["holds"] == "dict"
+            named.append(worker["pid"])
+    assert named, [w["leak_detection"]["suspects"] for w in workers]
 
 
 class _Session:

@@ -262,7 +262,7 @@ async def test_object_counts_show_delta_rate_and_tracked() -> None:
         await settle(app, pilot)
         table = app.query_one(ObjectCounts)
         assert table.get_row_at(0)[0].plain == "dict"
-        assert table.get_row_at(0)[-1].plain == "yes"
+        assert table.get_row_at(0)[-1].plain == "LEAK, tracked"
         assert table.get_row_at(0)[2].plain.startswith("+")
 
 

@@ -142,6 +142,45 @@ def test_run_monitor_keys_and_quit(monitor: Tmux, workdir: Path) -> None:
 
     analysis = analyze_heap_dump(str(dumps[0]))
     assert analysis["top_objects"]
+
+    # The explorer opens on the dump's analysis (a bounded child process did it): retained
+    # size by type, and the largest retainer named by its path from a root.
+    explorer = monitor.wait_for(
+        lambda s: "Largest retainers" in s and "global CACHE → list" in s,
+        60,
+        "the dump's analysis naming CACHE",
+    )
+    assert "Retained size by type" in explorer and "MiB" in explorer
+    # tab: the retainers; enter on the largest (CACHE): its chain, and the chains from roots
+    # to its type with sample objects.
+    monitor.keys("Tab")
+    time.sleep(0.3)
+    monitor.keys("Enter")
+    chains = monitor.wait_for(
+        lambda s: "Reference chains from roots to list" in s and "Sample objects" in s,
+        60,
+        "the chains screen",
+    )
+    assert "Selected: module __main__ → global CACHE → list" in chains, chains
+    monitor.keys("Escape")
+    monitor.wait_for(lambda s: "Reference chains" not in s, 10, "the chains screen to close")
+    time.sleep(0.5)  # an escape followed at once by a key reads as alt+key
+    monitor.keys("3")
+    monitor.wait_for(
+        lambda s: "This session's dumps" in s and "ready" in s, 10, "the list of dumps"
+    )
+    monitor.keys("Escape")
+    monitor.wait_for(lambda s: "Object counts" in s, 10, "the monitor again")
+    time.sleep(0.5)
+
+    # The verdict pane names the leak and its suspects (the leaking line, or the container
+    # once the culprit engine names it), reason included.
+    verdict = monitor.wait_for(
+        lambda s: "LEAK" in s and "suspects" in s and ("CACHE" in s or "leaky.py:5" in s),
+        90,
+        "the verdict with its suspects",
+    )
+    assert "Leak verdict" in verdict
     monitor.keys("q")
     monitor.wait_for(lambda s: "Stop" in s, 10, "the stop-the-program question")
     monitor.keys("y")

@@ -90,3 +90,25 @@ def test_target_exited(snap_compare: Compare) -> None:
     app = monitor()
     app.source.exit(code=1)  # type: ignore[attr-defined]
     assert snap_compare(app, terminal_size=WIDE, run_before=first_frame)
+
+
+def test_leak_tab_at_80x24(snap_compare: Compare) -> None:
+    """At 80x24 `n` reaches the verdict: the reason and the suspects by path."""
+    assert snap_compare(monitor(), press=["n"], terminal_size=NARROW, run_before=first_frame)
+
+
+def test_suspect_detail(snap_compare: Compare) -> None:
+    """Enter on the top suspect: path, what it holds, growth chart, sample items."""
+    assert snap_compare(monitor(), press=["enter"], terminal_size=WIDE, run_before=focus_suspects)
+
+
+def test_marker_prompt(snap_compare: Compare) -> None:
+    """`m` asks for a label."""
+    assert snap_compare(
+        monitor(), press=["m", *"deploy 42"], terminal_size=NARROW, run_before=first_frame
+    )
+
+
+async def focus_suspects(pilot: Pilot[Any]) -> None:
+    await first_frame(pilot)
+    pilot.app.query_one("#suspects").focus()

@@ -54,6 +54,8 @@ class ObjectRow:
     """Change since the baseline (None before a baseline exists)."""
     per_hour: float | None
     tracked: bool = False
+    leaking: bool = False
+    """The type most of a suspected leak's items are (the verdict's top suspect holds it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,10 @@ class MonitorFrame:
     baseline_at_s: float | None = None
     unavailable: tuple[str, ...] = field(default_factory=tuple)
     """Panes this source cannot fill ('allocators', 'objects', 'gc')."""
+    objects_base_s: float | None = None
+    """When the object counts' Delta and Rate start (the first census seen, or ``b``)."""
+    markers: tuple[tuple[float, str], ...] = ()
+    """Labelled instants (``m``, ``memtui.mark``): (seconds since the first sample, label)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +171,8 @@ class CommandResult:
     ok: bool
     message: str
     path: str | None = None
+    pending: bool = False
+    """The file at ``path`` is still being written (a heap dump that outlasted the wait)."""
 
 
 class Source(Protocol):
@@ -183,6 +191,10 @@ class Source(Protocol):
     def set_tracing(self, on: bool) -> CommandResult: ...
 
     def dump_heap(self, out_dir: str) -> CommandResult: ...
+
+    def mark(self, label: str) -> CommandResult:
+        """Record a labelled instant that the chart and the reports show."""
+        ...
 
     def export_report(self, out_dir: str) -> CommandResult:
         """Write the documented JSON report into ``out_dir``; the path in the result."""

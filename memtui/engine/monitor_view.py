@@ -5,7 +5,8 @@ Every source uses these, so the monitor shows what the report says, computed the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from memtui.engine.frame import (
     AllocatorRow,
@@ -156,12 +157,17 @@ def object_rows(
     baseline_age_s: float | None = None,
     tracked: Sequence[str] = (),
     limit: int = 50,
+    leaking: Sequence[str] = (),
 ) -> tuple[ObjectRow, ...]:
-    """Types by count, with the change since the baseline census."""
+    """Types by count, with the change since the baseline census (the first one the monitor
+    saw, or the user's ``b``); ``leaking`` types are marked and always included."""
     if census is None:
         return ()
     ranked = sorted(census.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    shown = {name for name, _ in ranked}
+    ranked += [(n, census.counts[n]) for n in leaking if n in census.counts and n not in shown]
     tracked_set = set(tracked)
+    leaking_set = set(leaking)
     rows = []
     for name, count in ranked:
         delta: int | None = None
@@ -170,5 +176,22 @@ def object_rows(
             delta = count - baseline.counts.get(name, 0)
             if baseline_age_s and baseline_age_s > 0:
                 per_hour = delta / (baseline_age_s / 3600.0)
-        rows.append(ObjectRow(name, count, delta, per_hour, name in tracked_set))
+        rows.append(
+            ObjectRow(name, count, delta, per_hour, name in tracked_set, name in leaking_set)
+        )
     return tuple(rows)
+
+
+def leaking_types(verdict: VerdictView) -> tuple[str, ...]:
+    """The type the top suspect holds, once a leak is suspected (the object pane pins it)."""
+    if verdict.state == "ok":
+        return ()
+    return tuple(r.holds for r in verdict.suspect_rows[:1] if r.holds)
+
+
+def marker_points(
+    markers: Iterable[Mapping[str, Any]], start_t_s: float | None
+) -> tuple[tuple[float, str], ...]:
+    """Markers ({'timestamp', 'label'}) as (seconds since the first sample, label)."""
+    start = start_t_s or 0.0
+    return tuple((float(m["timestamp"]) - start, str(m["label"])) for m in markers)

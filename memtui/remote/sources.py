@@ -18,6 +18,8 @@ from memtui.engine.metrics import MemoryMetrics
 from memtui.engine.monitor_view import (
     allocator_rows,
     gc_view,
+    leaking_types,
+    marker_points,
     object_rows,
     series_points,
     suspect_views,
@@ -76,6 +78,11 @@ class AgentSource:
         self._baseline_sites: dict[Any, tuple[int, int]] | None = None
         self._baseline_census: CensusResult | None = None
         self._baseline_t: float | None = None
+        self._objects_base: tuple[CensusResult, float] | None = None
+        """Object counts' Delta and Rate start at the first census seen (``b`` re-bases)."""
+        self._census_seen: tuple[CensusResult | None, float] = (None, 0.0)
+        self._objects_full = False
+        """The base is a heap summary's census (every object), not the gc census."""
         self._events: list[str] = []
 
     @property
@@ -113,6 +120,27 @@ class AgentSource:
         suspects = [sus.detail for sus in named[:3]]
         if s.detector.verdict.state != "ok":
             suspects += [_allocator_suspect(r) for r in allocators[:3]]
+        verdict = verdict_view(
+            s.detector.verdict,
+            suspects,
+            s.memory_limit.source,
+            m.current_bytes,
+            m.duration_s,
+            suspect_views(named),
+        )
+        # Counts of every object once heap summaries come (gc-tracked ones until then); the
+        # base is the first census of the kind shown, so deltas never mix the two.
+        census = s.heap_census or s.census
+        full = s.heap_census is not None
+        if census is not self._census_seen[0]:
+            self._census_seen = (census, m.duration_s)
+        if census is not None and (self._objects_base is None or self._objects_full != full):
+            first = s.first_heap_census if full and s.first_heap_census else census
+            self._objects_base = (first, m.duration_s)
+            self._objects_full = full
+        base_census, base_t = self._objects_base or (None, None)
+        # The rate is measured at the census, so rows change only when the counts do.
+        objects_age = self._census_seen[1] - base_t if base_t is not None else None
         return MonitorFrame(
             seq=self._seq,
             header=HeaderView(
@@ -132,19 +160,14 @@ class AgentSource:
             current_rss_bytes=m.current_bytes,
             peak_rss_bytes=m.peak_bytes,
             alert_threshold_bytes=int(s.alert_threshold_mb * MIB) if s.alert_threshold_mb else None,
-            verdict=verdict_view(
-                s.detector.verdict,
-                suspects,
-                s.memory_limit.source,
-                m.current_bytes,
-                m.duration_s,
-                suspect_views(named),
-            ),
+            verdict=verdict,
             allocators=allocators,
-            objects=object_rows(s.heap_census or s.census, self._baseline_census, age),
+            objects=object_rows(census, base_census, objects_age, leaking=leaking_types(verdict)),
             gc=gc_view(s.gc),
             events=tuple(self._events),
             baseline_at_s=self._baseline_t,
+            objects_base_s=base_t,
+            markers=marker_points(s.markers, m.start_t_s),
         )
 
     def _request(self, cmd: str, done: str, **args: Any) -> CommandResult:
@@ -168,6 +191,10 @@ class AgentSource:
             self._baseline_sites = dict(self.session.sites)
             self._baseline_census = self.session.census
             self._baseline_t = self.session.metrics.duration_s
+            shown = self.session.heap_census or self.session.census
+            if shown is not None:
+                self._objects_base = (shown, self._baseline_t)
+                self._objects_full = self.session.heap_census is not None
         return result
 
     def collect_garbage(self) -> CommandResult:
@@ -192,7 +219,9 @@ class AgentSource:
             return CommandResult(False, str(exc))
         path = str(reply.get("path") or "")
         if reply.get("pending"):
-            return CommandResult(True, f"Heap dump still being written to {path}", path or None)
+            return CommandResult(
+                True, f"Heap dump still being written to {path}", path or None, pending=True
+            )
         return CommandResult(True, f"Heap dump written to {path}", path or None)
 
     def export_report(self, out_dir: str) -> CommandResult:

@@ -20,16 +20,18 @@ from textual.worker import Worker, WorkerState
 
 from memtui.engine.frame import CommandResult, MonitorFrame, Source
 from memtui.errors import MemtuiError
+from memtui.tui.details import DetailActions
+from memtui.tui.dumps.tables import DumpRecord
+from memtui.tui.keys import AGENT_COMMANDS, COMMAND_TITLES, help_rows
 from memtui.tui.messages import CommandFinished, FrameReceived
 from memtui.tui.screens.help_screen import HelpScreen
 from memtui.tui.screens.quit_screen import QuitScreen
-from memtui.tui.screens.traceback_screen import TracebackScreen
 from memtui.tui.summary import summary_line
 from memtui.tui.units import local_clock
 from memtui.tui.widgets.allocators_table import AllocatorsTable
 from memtui.tui.widgets.gc_panel import GcPanel
 from memtui.tui.widgets.header_bar import HeaderBar
-from memtui.tui.widgets.leak_panel import LeakPanel
+from memtui.tui.widgets.leak_panel import LeakPanel, SuspectsTable
 from memtui.tui.widgets.object_counts import ObjectCounts
 from memtui.tui.widgets.rss_chart import WINDOWS, RssChart
 
@@ -44,33 +46,6 @@ PANES: Final = (
 )
 """Pane ids (without the ``-pane`` suffix) and tab labels, in tab order for narrow terminals."""
 
-AGENT_COMMANDS: Final = ("take_snapshot", "set_baseline", "collect_garbage", "toggle_tracing")
-COMMAND_TITLES: Final = {
-    "dump_heap": "Heap dump",
-    "export_report": "Report",
-    "take_snapshot": "Snapshot",
-    "set_baseline": "Baseline",
-    "collect_garbage": "GC",
-    "set_tracing": "tracemalloc",
-}
-HELP: Final = {
-    "request_quit": "Leave the monitor (the target keeps running with its history)",
-    "help": "This help",
-    "pause": "Pause: stop polling and redrawing",
-    "resume": "Resume polling",
-    "dump_heap": "Write a heap dump (runs in the target)",
-    "export_report": "Export the JSON report",
-    "take_snapshot": "Take a snapshot",
-    "set_baseline": "Set the baseline: growth and deltas count from now",
-    "collect_garbage": "Force a full garbage collection in the target",
-    "toggle_tracing": "Turn tracemalloc on or off",
-    "filter": "Filter allocators by file or function (esc clears)",
-    "next_pane": "Next pane (narrow terminals show one pane at a time)",
-    "previous_pane": "Previous pane",
-    "close_filter": "Close the filter; esc never quits",
-}
-_KEY_NAMES: Final = {"question_mark": "?", "slash": "/", "f1": "F1"}
-
 
 @dataclass(frozen=True)
 class MonitorOutcome:
@@ -84,11 +59,7 @@ class MonitorOutcome:
     """True only when memtui launched the target and the user answered y."""
 
 
-def _keys(key: str) -> str:
-    return ", ".join(_KEY_NAMES.get(k, k) for k in key.split(","))
-
-
-class MemtuiApp(App[MonitorOutcome]):
+class MemtuiApp(DetailActions, App[MonitorOutcome]):
     """The live monitor: polls a ``Source`` on a timer and renders its ``MonitorFrame``s."""
 
     CSS_PATH: ClassVar[str] = str(Path(__file__).with_name("memtui.tcss"))
@@ -100,6 +71,8 @@ class MemtuiApp(App[MonitorOutcome]):
         Binding("p,space", "pause", "Pause"),
         Binding("p,space", "resume", "Resume"),
         Binding("d", "dump_heap", "Dump"),
+        Binding("D", "dumps", "Dumps", show=False),
+        Binding("m", "mark", "Mark"),
         Binding("e", "export_report", "Export"),
         Binding("s", "take_snapshot", "Snap"),
         Binding("b", "set_baseline", "Base"),
@@ -159,6 +132,9 @@ class MemtuiApp(App[MonitorOutcome]):
         self._poll_worker: Worker[None] | None = None
         self._commands: dict[Worker[None], str] = {}
         self._panes_ready = False
+        self.dumps: list[DumpRecord] = []
+        """This session's heap dumps, oldest first (the explorer lists them)."""
+        self._dump_started: float | None = None
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -170,17 +146,18 @@ class MemtuiApp(App[MonitorOutcome]):
                 yield RssChart(id="memory-pane", classes="pane")
                 with Vertical(id="allocators-pane", classes="pane") as allocators:
                     allocators.border_title = "Top allocators"
-                    allocators.border_subtitle = "enter: traceback  o: sort  /: filter"
+                    allocators.border_subtitle = "enter: stack  o: sort  r: by growth  /: filter"
                     yield Input(placeholder="filter by file or function", id="filter")
                     yield AllocatorsTable(id="allocators")
                     yield Label("", classes="unavailable")
             with Vertical(id="right", classes="column"):
                 leak = LeakPanel(id="leak-pane", classes="pane")
                 leak.border_title = "Leak verdict"
+                leak.border_subtitle = "enter: suspect detail"
                 yield leak
                 with Vertical(id="objects-pane", classes="pane") as objects:
                     objects.border_title = "Object counts"
-                    objects.border_subtitle = "o: sort"
+                    objects.border_subtitle = "o: sort  r: by growth  b: re-base"
                     yield ObjectCounts(id="objects")
                     yield Label("", classes="unavailable")
                 gc_panel = GcPanel(id="gc-pane", classes="pane")
@@ -232,6 +209,10 @@ class MemtuiApp(App[MonitorOutcome]):
     # -- polling ---------------------------------------------------------------------------
 
     def _tick(self) -> None:
+        # Resizes seen while another screen was on top reach no handler of ours: check here.
+        self.narrow = self._is_narrow(self.size.width, self.size.height)
+        if self._dump_started is not None:
+            self._update_busy()  # the dump's elapsed seconds
         if self._poll_worker is None or self._poll_worker.is_finished:
             self._start_poll()
 
@@ -280,7 +261,9 @@ class MemtuiApp(App[MonitorOutcome]):
         container = self.query_one(f"#{pane}-pane")
         text = self._unavailable_text(pane, frame)
         container.set_class(bool(text), "-unavailable")
-        container.query_one(".unavailable", Label).update(text)
+        label = container.query_one(".unavailable", Label)
+        if str(label.content) != text:
+            label.update(text)  # a layout refresh: only when the text changes
         if pane == "allocators":
             self.query_one(AllocatorsTable).set_rows(frame.allocators)
         else:
@@ -300,16 +283,27 @@ class MemtuiApp(App[MonitorOutcome]):
         self.post_message(CommandFinished(name, call()))
 
     def _update_busy(self) -> None:
-        running = [
-            COMMAND_TITLES.get(n, n).lower() for w, n in self._commands.items() if not w.is_finished
-        ]
+        names = [n for w, n in self._commands.items() if not w.is_finished]
+        self.dumping = "dump_heap" in names
+        if not self.dumping:
+            self._dump_started = None
+        elif self._dump_started is None:
+            self._dump_started = time.monotonic()
+        running = []
+        for name in names:
+            text = COMMAND_TITLES.get(name, name).lower()
+            if name == "dump_heap" and self._dump_started is not None:
+                text += f" {time.monotonic() - self._dump_started:.0f} s"
+            running.append(text)
         self.query_one(HeaderBar).busy = ", ".join(running)
-        self.dumping = "dump_heap" in [n for w, n in self._commands.items() if not w.is_finished]
 
     def on_command_finished(self, message: CommandFinished) -> None:
         result = message.result
         if message.command == "export_report" and result.ok and result.path:
             self.last_report_path = result.path
+        if message.command == "dump_heap" and result.ok and result.path:
+            self.dumps.append(DumpRecord(result.path, self._wall_clock(), result.pending))
+            self._open_dump(len(self.dumps) - 1)
         self.notify(
             result.message,
             title=COMMAND_TITLES.get(message.command, message.command),
@@ -354,6 +348,8 @@ class MemtuiApp(App[MonitorOutcome]):
             return alive and self.source_kind != "outside" and not self.dumping
         if action in AGENT_COMMANDS:
             return alive and self.source_kind != "outside"
+        if action == "mark":
+            return alive
         if action in ("next_pane", "previous_pane"):
             return self.narrow
         if action == "close_filter":
@@ -410,6 +406,8 @@ class MemtuiApp(App[MonitorOutcome]):
     def _tab_focus(self) -> None:
         if self.active_pane in ("allocators", "objects"):
             self.query_one(f"#{self.active_pane}").focus()
+        elif self.active_pane == "leak":
+            self.query_one(SuspectsTable).focus()
 
     # -- filter, overlays, quit ------------------------------------------------------------
 
@@ -437,29 +435,9 @@ class MemtuiApp(App[MonitorOutcome]):
         self.query_one(AllocatorsTable).focus()
         self.refresh_bindings()
 
-    def on_allocators_table_traceback_requested(
-        self, message: AllocatorsTable.TracebackRequested
-    ) -> None:
-        self.push_screen(TracebackScreen(message.row))
-
     def help_rows(self) -> list[tuple[str, str]]:
         """Every binding of the monitor, for the help overlay."""
-        rows: list[tuple[str, str]] = []
-        for binding in self.BINDINGS:
-            assert isinstance(binding, Binding)
-            if binding.action == "resume":
-                continue
-            text = HELP.get(binding.action, binding.description)
-            if binding.action == "pause":
-                text = "Pause or resume: stop polling and redrawing"
-            rows.append((_keys(binding.key), text))
-        rows += [
-            ("up, down, pgup, pgdn", "Move the cursor in a table"),
-            ("enter", "Full traceback of the allocator under the cursor"),
-            ("o, O", "Sort a table by the next column; reverse the order"),
-            ("tab, shift+tab", "Move between panes"),
-        ]
-        return rows
+        return help_rows(self.BINDINGS)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

@@ -24,8 +24,9 @@ def traceback_text(row: AllocatorRow) -> Text:
     """The site's figures, then its frames outermost first (the allocating line last)."""
     text = Text()
     text.append(f"{row.file}:{row.line} in {row.function}\n", style="bold")
+    size = "held" if row.size_kind == "held" else "survived the last tracing window"
     text.append(
-        f"size {format_bytes(row.size_bytes)}  count {format_count(row.count)}  "
+        f"{size} {format_bytes(row.size_bytes)}  count {format_count(row.count)}  "
         f"growth {format_bytes_delta(row.growth_bytes)}  "
         f"rate {format_rate_mib_per_hour(row.growth_mb_per_hour)}\n\n"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from textual.message import Message
@@ -29,22 +30,30 @@ class AllocatorsTable(SortableTable[AllocatorRow]):
     COLUMNS: ClassVar[tuple[Column[Any], ...]] = (
         Column("location", "Location", location, lambda r: (r.file, r.line), numeric=False),
         Column("function", "Function", lambda r: r.function, lambda r: r.function, numeric=False),
-        Column("size", "Size", lambda r: format_bytes(r.size_bytes), lambda r: r.size_bytes),
+        Column(
+            "size", "Size", lambda r: format_bytes(r.size_bytes), lambda r: r.size_bytes, width=10
+        ),
         Column(
             "growth",
             "Growth",
             lambda r: format_bytes_delta(r.growth_bytes),
             lambda r: r.growth_bytes,
+            width=11,
         ),
         Column(
             "rate",
             "Rate",
             lambda r: format_rate_mib_per_hour(r.growth_mb_per_hour),
             lambda r: r.growth_mb_per_hour,
+            width=13,
         ),
-        Column("count", "Count", lambda r: format_count(r.count), lambda r: r.count),
+        Column("count", "Count", lambda r: format_count(r.count), lambda r: r.count, width=9),
     )
     DEFAULT_SORT: ClassVar[str] = "size"
+    GROWTH_SORT: ClassVar[str] = "growth"
+    SIZE_LABELS: ClassVar[dict[str, str]] = {"held": "Held", "window": "Window"}
+    """What Size means: bytes held now (continuous tracing), or bytes that survived the last
+    tracing window (watch mode: a sample of what the site allocates, not what it holds)."""
 
     class TracebackRequested(Message):
         """Enter was pressed on a row: show its full traceback."""
@@ -52,6 +61,11 @@ class AllocatorsTable(SortableTable[AllocatorRow]):
         def __init__(self, row: AllocatorRow) -> None:
             super().__init__()
             self.row = row
+
+    def set_rows(self, rows: Sequence[AllocatorRow]) -> None:
+        if rows:
+            self.set_label("size", self.SIZE_LABELS.get(rows[0].size_kind, "Size"))
+        super().set_rows(rows)
 
     def row_key(self, row: AllocatorRow) -> str:
         return f"{row.file}:{row.line}:{row.function}"

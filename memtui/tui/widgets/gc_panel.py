@@ -7,10 +7,10 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import RenderResult
 from textual.reactive import reactive
-from textual.widget import Widget
 
 from memtui.engine.frame import GcView
 from memtui.tui.units import format_count, format_percent
+from memtui.tui.widgets.diff_refresh import DiffRefresh
 
 
 def gc_table(gc: GcView) -> Group:
@@ -38,13 +38,19 @@ def gc_table(gc: GcView) -> Group:
     return Group(table, footer)
 
 
-class GcPanel(Widget):
-    """The GC pane."""
+class GcPanel(DiffRefresh):
+    """The GC pane (a new count repaints its row, not the pane)."""
 
-    gc: reactive[GcView | None] = reactive(None)
+    gc: reactive[GcView | None] = reactive(None, repaint=False)
     """The latest GC figures."""
-    unavailable: reactive[str] = reactive("")
+    unavailable: reactive[str] = reactive("", repaint=False)
     """Why there are no GC figures (empty when there are)."""
+
+    def watch_gc(self) -> None:
+        self.refresh_changed()
+
+    def watch_unavailable(self) -> None:
+        self.refresh_changed()
 
     def render(self) -> RenderResult:
         if self.gc is None:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.app import RenderResult
 from textual.reactive import reactive
-from textual.widget import Widget
 
 from memtui.engine.frame import HeaderView, MonitorFrame
 from memtui.tui.units import (
@@ -17,6 +16,7 @@ from memtui.tui.units import (
     format_uptime,
     local_clock,
 )
+from memtui.tui.widgets.diff_refresh import DiffRefresh
 
 KIND_LABELS = {"agent": "agent", "outside": "outside-only", "in-process": "in-process"}
 VERDICT_LABELS = {"ok": "OK", "suspected": "SUSPECTED", "leak": "LEAK", "insufficient_data": "WAIT"}
@@ -42,23 +42,23 @@ def status_text(
     return "LIVE"
 
 
-class HeaderBar(Widget):
+class HeaderBar(DiffRefresh):
     """Three lines: the target; the source and sampling; the status and the verdict in brief."""
 
-    frame: reactive[MonitorFrame | None] = reactive(None)
+    frame: reactive[MonitorFrame | None] = reactive(None, repaint=False)
     """The latest frame."""
-    paused_at: reactive[float | None] = reactive(None)
+    paused_at: reactive[float | None] = reactive(None, repaint=False)
     """Wall time the user paused at (None: not paused)."""
-    error: reactive[str | None] = reactive(None)
+    error: reactive[str | None] = reactive(None, repaint=False)
     """Why the source cannot be reached (None: it can)."""
-    busy: reactive[str] = reactive("")
+    busy: reactive[str] = reactive("", repaint=False)
     """Commands still running, e.g. ``heap dump``."""
 
     def __init__(
         self, *, clock: Callable[[float], str] = local_clock, id: str | None = None
     ) -> None:
-        super().__init__(id=id)
         self._clock = clock
+        super().__init__(id=id)
 
     @property
     def status(self) -> str:
@@ -74,12 +74,18 @@ class HeaderBar(Widget):
 
     def watch_frame(self) -> None:
         self._sync_classes()
+        self.refresh_changed()
 
     def watch_paused_at(self) -> None:
         self._sync_classes()
+        self.refresh_changed()
 
     def watch_error(self) -> None:
         self._sync_classes()
+        self.refresh_changed()
+
+    def watch_busy(self) -> None:
+        self.refresh_changed()
 
     def render(self) -> RenderResult:
         frame = self.frame

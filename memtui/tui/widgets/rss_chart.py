@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from rich.text import Text
 from textual import events
+from textual.app import RenderResult
+from textual.geometry import Region
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
@@ -56,6 +60,8 @@ class ChartView:
     """(name, xs, ys) per series to plot."""
     threshold: float | None
     trend: tuple[tuple[float, float], tuple[float, float]] | None = field(compare=False)
+    markers: tuple[tuple[float, str], ...] = ()
+    """(t_s, label) of the markers inside the window."""
 
 
 def _downsample(
@@ -171,6 +177,7 @@ def chart_view(
         lines=tuple(lines),
         threshold=None if threshold is None else threshold / scale,
         trend=trend,
+        markers=tuple((t, label) for t, label in frame.markers if x_lo <= t <= x_hi),
     )
 
 
@@ -191,6 +198,27 @@ def _pixels(
         if not out or out[-1] != dot:
             out.append(dot)
     return tuple(out)
+
+
+MIN_REPAINT_S: Final = 4.0
+"""Data-only changes repaint the chart at most this often (a repaint is ~9 KB at 160x45)."""
+
+
+def repaint_interval(view: ChartView, width: int) -> float:
+    """Seconds one braille dot column spans, between MIN_REPAINT_S and 30."""
+    columns = max(1, (width - 10) * 2)
+    return min(30.0, max(MIN_REPAINT_S, (view.x_lim[1] - view.x_lim[0]) / columns))
+
+
+def _same_frame(a: ChartView, b: ChartView) -> bool:
+    """Same axes, alert line and markers: only the data dots differ."""
+    return (a.unit, a.x_lim, a.y_lim, a.threshold, a.markers) == (
+        b.unit,
+        b.x_lim,
+        b.y_lim,
+        b.threshold,
+        b.markers,
+    )
 
 
 def _ticks(lo: float, hi: float, step: float) -> list[float]:
@@ -222,6 +250,12 @@ class RssChart(PlotextPlot):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._view: ChartView | None = None
+        self._drawn_at = 0.0
+        self._lines: list[str] = []
+        self._text: Text | None = None
+        self._text_size = (0, 0)
+        self.clock: Callable[[], float] = time.monotonic
+        """Seconds, for the repaint interval (tests replace it)."""
         self.redraws = 0
         """How many times the plot was rebuilt (the benchmark and tests read it)."""
 
@@ -235,11 +269,13 @@ class RssChart(PlotextPlot):
         """The span of the current window in seconds (None: all)."""
         return WINDOWS[self.window][1]
 
-    def watch_frame(self) -> None:
-        self.replot()
+    def watch_frame(self, old: MonitorFrame | None, new: MonitorFrame | None) -> None:
+        # A change of status (exited, disconnected) is drawn at once: no frame may follow.
+        status = (old.header.status, new.header.status) if old and new else ("", "")
+        self.replot(force=status[0] != status[1])
 
     def watch_window(self) -> None:
-        self.replot()
+        self.replot(force=True)
 
     def _title(self) -> str:
         title = f"Memory - window {WINDOWS[self.window][0]}"
@@ -259,23 +295,37 @@ class RssChart(PlotextPlot):
         self.border_subtitle = "1: 5 min  2: 1 h  3: 24 h  4: all"
 
     def on_resize(self, event: events.Resize) -> None:
-        self.replot()
+        self.replot(force=True)
 
-    def replot(self) -> None:
-        """Rebuild the plot if the picture changed, then refresh."""
+    def replot(self, force: bool = False) -> None:
+        """Rebuild the plot if the picture changed, then refresh.
+
+        When only the data moved (same axes, same marks), the plot is rebuilt at most once
+        per the time one dot column spans (4 s at 5 min, 30 s at 24 h): over SSH a repaint
+        of the whole chart costs kilobytes, and a sub-column change is hardly visible.
+        """
         if self.frame is None or not self.size.width or not self.size.height:
             return
         view = chart_view(self.frame, self.window_s, self.size.width, self.size.height)
         if view == self._view:
             return
+        now = self.clock()
+        if (
+            not force
+            and view is not None
+            and self._view is not None
+            and _same_frame(view, self._view)
+        ) and now - self._drawn_at < repaint_interval(view, self.size.width):
+            return
         self._view = view
+        self._drawn_at = now
         self.redraws += 1
         self.border_title = self._title()
         plt = self.plt
         plt.clear_figure()
         if view is None:
             plt.title("no samples yet")
-            self.refresh()
+            self._paint()
             return
         for name, xs, ys in view.lines:
             marker, color = _STYLE[name]
@@ -291,9 +341,46 @@ class RssChart(PlotextPlot):
         if view.trend is not None:
             (x0, y0), (x1, y1) = view.trend
             plt.plot([x0, x1], [y0, y1], marker=".", color="yellow", label="trend")
+        for t, label in view.markers:
+            # A dotted vertical line and its label at the top: visible without colour.
+            y_top = view.y_lim[1] - (view.y_lim[1] - view.y_lim[0]) * 0.04
+            plt.plot([t, t], list(view.y_lim), marker="│", color="yellow")
+            right_half = t > (view.x_lim[0] + view.x_lim[1]) / 2
+            plt.text(
+                label[:24], t, y_top, color="yellow", alignment="right" if right_half else "left"
+            )
         plt.xlim(*view.x_lim)
         plt.ylim(*view.y_lim)
         plt.xticks(list(view.x_ticks), [format_elapsed_tick(t) for t in view.x_ticks])
         plt.yticks(list(view.y_ticks), [_y_label(v, view.unit) for v in view.y_ticks])
         plt.xlabel("time since first sample")
-        self.refresh()
+        self._paint()
+
+    def _paint(self) -> None:
+        """Build the picture now and mark only the rows that differ from the last one dirty.
+
+        With a fixed time axis a new sample changes a few rows; only those go to the terminal.
+        """
+        width, height = self.size.width, self.size.height
+        plt = self.plt
+        plt.plotsize(width, height)
+        plt._set_size(width, height)  # as PlotextPlot.render does (textual-plotext issue 5)
+        plt.theme(self._get_plotext_theme_name(self.app.theme))
+        lines = plt.build().split("\n")
+        old = self._lines if self._text_size == (width, height) else []
+        changed = [i for i in range(len(lines)) if i >= len(old) or lines[i] != old[i]] + list(
+            range(len(lines), len(old))
+        )
+        self._lines = lines
+        self._text = Text.from_ansi("\n".join(lines))
+        self._text_size = (width, height)
+        if not old or len(changed) > height // 2:
+            self.refresh()
+        else:
+            for row in changed:
+                self.refresh(Region(0, row, width, 1))
+
+    def render(self) -> RenderResult:
+        if self._text is not None and self._text_size == (self.size.width, self.size.height):
+            return self._text
+        return super().render()
