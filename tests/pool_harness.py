@@ -115,7 +115,9 @@ def children_of(pid: int) -> list[int]:
     import psutil
 
     try:
-        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+        kids = psutil.Process(pid).children(recursive=True)
+        # memtui's heap-summary and heap-dump walkers are short-lived copies, not workers
+        return [c.pid for c in kids if not c.name().startswith("memtui-")]
     except psutil.Error:
         return []
 

@@ -131,6 +131,27 @@ def memtui_fork() -> Iterator[None]:
             _forking_thread = None
 
 
+def name_child(name: str) -> None:
+    """In a forked walker: show as ``name`` in ps/top (``/proc/self/comm``), so process
+    managers, ``memtui attach --children`` and people can tell it from the program's workers.
+    Raw os calls only (no buffered I/O in a forked child)."""
+    try:
+        fd = os.open("/proc/self/comm", os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.write(fd, name.encode()[:15])
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def is_memtui_child(comm: str) -> bool:
+    """A process named by name_child(): a heap summary's or heap dump's walker."""
+    return comm.startswith(("memtui-summary", "memtui-heapdump"))
+
+
 def is_memtui_fork() -> bool:
     """True in the child of a fork made inside memtui_fork() (the forking thread continues
     there, with the same ident)."""

@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memtui.probe.census import _census_lock
-from memtui.probe.headroom import fork_headroom, memtui_fork
+from memtui.probe.headroom import fork_headroom, memtui_fork, name_child
 from memtui.probe.heapdump_walk import (
     Section,
     capture,
@@ -293,6 +293,7 @@ def _child(
     code = 1
     try:
         os.close(r)
+        name_child("memtui-heapdump")
         gc.disable()  # no collection in the copy: it would change the heap being dumped
         meta["pause_s"] = round(time.perf_counter() - t0, 6)
         meta["writer"] = "fork"

@@ -30,14 +30,14 @@ from collections.abc import Callable
 from typing import Any
 
 from memtui.probe.census import _census_lock
-from memtui.probe.headroom import fork_headroom, memtui_fork
+from memtui.probe.headroom import fork_headroom, memtui_fork, name_child
 from memtui.probe.heap_paths import summarize_graph
 from memtui.probe.heapdump_walk import capture, capture_roots, link
 from memtui.probe.memory import ProcMemoryReader
 
 CHILD_BYTES_PER_OBJECT: int = 260
 """What the child allocates per object (walk index, CSR, ownership arrays), for the headroom."""
-FIRST_AFTER_S: float = 2.0
+FIRST_AFTER_S: float = 4.0
 MIN_INTERVAL_S: float = 5.0
 MAX_INTERVAL_S: float = 300.0
 AGE_DIVISOR: float = 6.0
@@ -155,6 +155,7 @@ def _child(r: int, w: int, roots: Any, blocked: list[int], t0: float) -> None:  
     code = 1
     try:
         os.close(r)
+        name_child("memtui-summary")
         gc.disable()  # no collection in the copy: it would change the heap being summarised
         if tracemalloc.is_tracing():
             tracemalloc.stop()  # tracing the walk's own allocations would slow it 5-10x

@@ -21,6 +21,7 @@ import psutil
 
 from memtui.engine.report.json_report import build_report, process_entry
 from memtui.errors import MemtuiError
+from memtui.probe.headroom import is_memtui_child
 from memtui.remote.client import AgentClient, AgentUnavailable, find_socket
 from memtui.remote.discovery import prune_stale_sockets
 from memtui.remote.session import AgentSession
@@ -75,6 +76,14 @@ class _Member:
     ppid: int
     role: str
     started_at: float
+
+
+def _memtui_child(proc: psutil.Process) -> bool:
+    """A heap summary's or dump's forked walker: never a member of the pool."""
+    try:
+        return is_memtui_child(proc.name())
+    except psutil.Error:
+        return True
 
 
 def _role(pid: int, root_pid: int, argv: list[str], parent_argv: list[str] | None) -> str:
@@ -148,9 +157,10 @@ class Fleet:
 
     def _descendants(self) -> list[psutil.Process]:
         try:
-            return list(psutil.Process(self.root_pid).children(recursive=True))
+            kids = psutil.Process(self.root_pid).children(recursive=True)
         except psutil.Error:
             return []
+        return [p for p in kids if not _memtui_child(p)]  # heap summaries' walkers
 
     def _discover(self) -> None:
         now = time.monotonic()
