@@ -433,10 +433,11 @@ def _fleet_for(session: AgentSession, args: argparse.Namespace) -> Fleet | None:
 def _agent_options(args: argparse.Namespace) -> dict[str, str]:
     options = {
         "MEMTUI_SAMPLE_INTERVAL": str(_sample_interval(args)),
-        "MEMTUI_CENSUS_INTERVAL": str(args.snapshot_interval),
         "MEMTUI_TRACE": "off" if args.no_tracemalloc else args.trace_mode,
         "MEMTUI_TRACE_FRAMES": str(args.tracemalloc_frames),
     }
+    if args.snapshot_interval < 30.0:  # the agent's census default is 30 s
+        options["MEMTUI_CENSUS_INTERVAL"] = str(args.snapshot_interval)
     if getattr(args, "record", None):
         options["MEMTUI_RECORD"] = os.path.abspath(args.record)
     if getattr(args, "children", False):

@@ -79,6 +79,19 @@ class Scenario:
                 self._sample_gap_s = self.sample_interval
                 scenario.profilers.append(self)
 
+            async def monitor_continuous(
+                self,
+                days: float = 0.0,
+                hours: float = 0.0,
+                minutes: float = 0.0,
+                seconds: float = 0.0,
+            ) -> None:
+                # At most ~24 snapshots per simulated run: a week stays seconds of real work.
+                total = days * 86400.0 + hours * 3600.0 + minutes * 60.0 + seconds
+                self.snapshot_interval = max(self.snapshot_interval, total / 24.0)
+                self._snapshot_gap_s = max(self._snapshot_gap_s, self.snapshot_interval)
+                await super().monitor_continuous(days, hours, minutes, seconds)
+
             def _read_memory(self, full: bool = False) -> MemoryReading:
                 # RSS follows the simulated application; everything else is this process.
                 return scenario.rss()
