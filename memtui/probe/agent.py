@@ -217,6 +217,7 @@ class Agent:
                 return
             self._stopped = True
         self._stop.set()
+        self.summaries.cancel()
         self.server.stop(join_s)
         self.tracer.stop(join_s)
         self.gc_monitor.uninstall()

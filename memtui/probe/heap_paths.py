@@ -20,7 +20,7 @@ import sys
 import types
 from array import array
 from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from memtui.probe.heapdump_walk import Graph, Roots, _safe_sizes, own_module, type_name
@@ -463,12 +463,20 @@ def _kind_hint(items: list[Any]) -> str | None:
     return None
 
 
-def summarize_graph(graph: Graph, roots: Roots, blocked_ids: Iterable[int] = ()) -> dict[str, Any]:
-    """The summary the child sends back: census, totals and the largest named containers."""
+def summarize_graph(
+    graph: Graph,
+    roots: Roots,
+    blocked_ids: Iterable[int] = (),
+    check: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """The summary the child sends back: census, totals and the largest named containers.
+    ``check`` runs between phases (the child stops there when its target is gone)."""
     s = HeapSummarizer(graph, roots, blocked_ids)
     s.walk()
+    check()
     own = s.own_nodes()
     size, count = s.subtree()
+    check()
     rows, totals = s.census(own)
     containers = []
     for v in s.candidates(size):

@@ -151,8 +151,15 @@ def start_heap_summary(taken_at: float, timeout_s: float | None = None) -> Summa
     return job
 
 
+def _exit_if_orphaned(parent: int) -> None:  # pragma: no cover - in the child
+    """The target exited (or was killed): nobody will read the summary, stop at once."""
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _child(r: int, w: int, roots: Any, blocked: list[int], t0: float) -> None:  # pragma: no cover
     code = 1
+    parent = os.getppid()
     try:
         os.close(r)
         name_child("memtui-summary")
@@ -164,10 +171,12 @@ def _child(r: int, w: int, roots: Any, blocked: list[int], t0: float) -> None:  
             os.nice(5)  # the target keeps the CPU when both want it
         cpu0 = time.process_time()
         nodes, refs = capture(roots, skip_leaves=True)
+        _exit_if_orphaned(parent)
         graph = link(nodes, refs, roots, t0)
         del nodes, refs
+        _exit_if_orphaned(parent)
         walked = time.perf_counter()
-        summary = summarize_graph(graph, roots, blocked)
+        summary = summarize_graph(graph, roots, blocked, lambda: _exit_if_orphaned(parent))
         summary.update(
             ok=True,
             pause_s=round(pause, 6),
@@ -380,6 +389,13 @@ class HeapSummaries:
             if self.taken
             else ("none: " + self.last_error if self.last_error else "none yet"),
         }
+
+    def cancel(self) -> None:
+        """Stop a summary under way (the profiler or agent stops): kill its child."""
+        job = self.job
+        if job is not None and not job.done and job.child_pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(job.child_pid, signal.SIGKILL)
 
     def after_fork_in_child(self) -> None:
         """A forked worker starts with no summary of its own under way."""
