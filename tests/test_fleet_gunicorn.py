@@ -105,7 +105,8 @@ def test_recycled_workers_pile_up_nothing(tmp_path: Path) -> None:
         assert [pid for pid in dead if os.path.exists(socket_path(pid))] == []
         live = children_of(master)
         assert all(os.path.exists(socket_path(pid)) for pid in live)  # the live ones: agents
-        assert count(f"/proc/{master}/task") == threads0  # the master's agent: same threads
+        # The master's agent keeps its threads; a heap summary under way adds its reaper (one).
+        assert count(f"/proc/{master}/task") <= threads0 + 1
         assert count(f"/proc/{master}/fd") <= fds0 + 2
         assert count(f"/proc/{memtui_pid}/fd") <= memtui_fds0 + 4  # dead workers: closed
         os.kill(memtui_pid, signal.SIGINT)  # end the watch now: the report is written
