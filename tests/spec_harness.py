@@ -146,7 +146,7 @@ class Client:
         pass
 
 
-async def run_trading_system(seconds: float = 3.0) -> None:
+async def run_trading_system(seconds: float = 5.0) -> None:
     """A real, short run of the 'application' in real time: it leaks about 6 MB/s."""
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds
