@@ -315,36 +315,7 @@ def _child(
 
 
 def _reap(job: DumpJob, pid: int, r: int, tmp: str, deadline: float, t0: float) -> None:
-    chunks: list[bytes] = []
-    error = ""
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                os.kill(pid, signal.SIGKILL)
-                error = "the heap dump took too long; its process was stopped"
-                break
-            ready, _, _ = select.select([r], [], [], min(remaining, 1.0))
-            if ready:
-                data = os.read(r, 65536)
-                if not data:
-                    break
-                chunks.append(data)
-    except OSError as exc:
-        error = f"lost the heap dump process: {exc}"
-    finally:
-        os.close(r)
-    status = 0
-    with contextlib.suppress(ChildProcessError):  # the target may reap children itself
-        _, status = os.waitpid(pid, 0)
-    message: dict[str, Any] = {}
-    with contextlib.suppress(ValueError):
-        message = json.loads(b"".join(chunks).decode() or "{}")
-    if not error and not message.get("ok"):
-        error = str(message.get("error") or "")
-        if not error:
-            how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"status {status}"
-            error = f"the heap dump process died ({how})"
+    message, error = child_answer(pid, r, deadline, "heap dump")
     if error:
         _unlink(tmp)
         job._finish(None, error)
@@ -452,6 +423,44 @@ def _write_file(path: str, tmp: str, meta: dict[str, Any], sections: list[Sectio
     os.close(fd)
     os.rename(tmp, path)
     return total
+
+
+def child_answer(pid: int, r: int, deadline: float, what: str) -> tuple[dict[str, Any], str]:
+    """Read a forked walker's one JSON answer from pipe ``r`` (closed here) and reap it:
+    (message, error). Past ``deadline`` the child is killed; ``what`` names it in errors.
+    Shared by heap dumps and heap summaries."""
+    chunks: list[bytes] = []
+    error = ""
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                error = f"the {what} took too long; its process was stopped"
+                break
+            ready, _, _ = select.select([r], [], [], min(remaining, 1.0))
+            if ready:
+                data = os.read(r, 1 << 16)
+                if not data:
+                    break
+                chunks.append(data)
+    except OSError as exc:
+        error = f"lost the {what} process: {exc}"
+    finally:
+        os.close(r)
+    status = 0
+    with contextlib.suppress(ChildProcessError):  # the target may reap children itself
+        _, status = os.waitpid(pid, 0)
+    message: dict[str, Any] = {}
+    with contextlib.suppress(ValueError):
+        message = json.loads(b"".join(chunks).decode() or "{}")
+    if not error and not message.get("ok"):
+        error = str(message.get("error") or "")
+        if not error:
+            how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"status {status}"
+            error = f"the {what} process died ({how})"
+    return message, error
 
 
 def check_disk(directory: str, needed: int) -> None:

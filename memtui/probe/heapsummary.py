@@ -19,7 +19,6 @@ import contextlib
 import gc
 import json
 import os
-import select
 import signal
 import sys
 import threading
@@ -32,6 +31,7 @@ from typing import Any
 from memtui.probe.census import _census_lock
 from memtui.probe.headroom import fork_headroom, memtui_fork, name_child
 from memtui.probe.heap_paths import summarize_graph
+from memtui.probe.heapdump import child_answer
 from memtui.probe.heapdump_walk import capture, capture_roots, link
 from memtui.probe.memory import ProcMemoryReader
 
@@ -198,37 +198,7 @@ def _child(r: int, w: int, roots: Any, blocked: list[int], t0: float) -> None:  
 
 
 def _reap(job: SummaryJob, pid: int, r: int, deadline: float) -> None:
-    chunks: list[bytes] = []
-    error = ""
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-                error = "the heap summary took too long; its process was stopped"
-                break
-            ready, _, _ = select.select([r], [], [], min(remaining, 1.0))
-            if ready:
-                data = os.read(r, 1 << 16)
-                if not data:
-                    break
-                chunks.append(data)
-    except OSError as exc:
-        error = f"lost the heap summary process: {exc}"
-    finally:
-        os.close(r)
-    status = 0
-    with contextlib.suppress(ChildProcessError):  # the target may reap children itself
-        _, status = os.waitpid(pid, 0)
-    message: dict[str, Any] = {}
-    with contextlib.suppress(ValueError):
-        message = json.loads(b"".join(chunks).decode() or "{}")
-    if not error and not message.get("ok"):
-        error = str(message.get("error") or "")
-        if not error:
-            how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"status {status}"
-            error = f"the heap summary process died ({how})"
+    message, error = child_answer(pid, r, deadline, "heap summary")
     if error:
         job.finish(None, error)
         return
