@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import gc
 import json
 import os
 import re
@@ -103,6 +104,7 @@ def shared() -> Any:
     asyncio.run(run())
     yield scenario, profiler
     _stop_all(scenario.profilers)
+    h.APP_STATE.clear()  # one example's leak does not weigh on the next
 
 
 @pytest.fixture
@@ -175,7 +177,17 @@ def test_python_example(
         assert list(ns["process_orders"]()) == list(range(100))
     out = capsys.readouterr().out
     for want in EXPECT.get(block.id, []):
-        assert want in out, f"{block.id}: {want!r} not in the output:\n{out}"
+        assert want in out, f"{block.id}: {want!r} not in the output:\n{out}{_verdicts()}"
+
+
+def _verdicts() -> str:
+    """What every real profiler of this test concluded, to explain a missing line."""
+    found = [o for o in gc.get_objects() if isinstance(o, h.RealProfiler)]
+    lines = []
+    for p in found:
+        v = p.generate_report()["leak_detection"]
+        lines.append(f"{v.get('state')}: {v.get('reason')} ({v.get('samples', '?')} samples)")
+    return "\nverdicts:\n" + "\n".join(lines)
 
 
 def test_every_python_block_has_run() -> None:
