@@ -63,7 +63,7 @@ CHILD = textwrap.dedent(
     dicts = None
     extra = {}
     if TOOL == "memtui":
-        from memtui.probe.heapsummary import start_heap_summary
+        from memtui.probe.heap.summary import start_heap_summary
         job = start_heap_summary(time.time())
         job.wait()
         r = job.result or {}

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = r"""
 import gc, json, os, sys, threading, time
 sys.path.insert(0, sys.argv[2])
-from memtui.probe.heapdump import write_heap_dump
+from memtui.probe.heap.dump import write_heap_dump
 
 class Rec:
     __slots__ = ("name", "tags", "owner")
@@ -78,7 +78,7 @@ ANALYZE = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[2])
 t0 = time.perf_counter()
-from memtui.engine.dumps import analyze, largest_retainers, load_dump, top_objects
+from memtui.engine.heap.dumps import analyze, largest_retainers, load_dump, top_objects
 t1 = time.perf_counter()
 d = load_dump(sys.argv[1])
 t2 = time.perf_counter()

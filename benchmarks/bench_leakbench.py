@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memtui.engine.leaks import MIB, LeakDetector
+from memtui.engine.detect.detector import MIB, LeakDetector
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT.parent / "shared" / "leakbench"

@@ -42,7 +42,7 @@ def child(control: Path, plain: bool) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from fake_source import FakeSource, demo_frames
 
-    from memtui.engine.frame import MonitorFrame
+    from memtui.engine.monitor.frame import MonitorFrame
     from memtui.tui.messages import FrameReceived
 
     if plain:

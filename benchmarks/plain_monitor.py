@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Static
 from textual_plotext import PlotextPlot
 
-from memtui.engine.frame import Source
+from memtui.engine.monitor.frame import Source
 from memtui.tui.messages import FrameReceived
 from memtui.tui.units import MIB, format_bytes, format_count
 from memtui.tui.widgets.leak_panel import verdict_text

@@ -32,19 +32,19 @@ def __getattr__(name: str) -> Any:
 
         return MemoryProfiler
     if name == "MemorySnapshot":
-        from memtui.engine.snapshot import MemorySnapshot
+        from memtui.engine.facts.snapshot import MemorySnapshot
 
         return MemorySnapshot
     if name == "MemoryMetrics":
-        from memtui.engine.metrics import MemoryMetrics
+        from memtui.engine.facts.metrics import MemoryMetrics
 
         return MemoryMetrics
     if name == "LeakDetector":
-        from memtui.engine.leaks import LeakDetector
+        from memtui.engine.detect.detector import LeakDetector
 
         return LeakDetector
     if name in ("analyze_snapshot_growth", "validate_consistency"):
-        from memtui.engine import growth
+        from memtui.engine.detect import growth
 
         return getattr(growth, name)
     raise AttributeError(f"module 'memtui' has no attribute {name!r}")

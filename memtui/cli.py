@@ -19,7 +19,7 @@ from memtui.engine.report.writer import format_for, write_report
 from memtui.errors import MemtuiError, UsageError
 
 if TYPE_CHECKING:
-    from memtui.engine.frame import Source
+    from memtui.engine.monitor.frame import Source
     from memtui.engine.profiler import MemoryProfiler
     from memtui.remote.fleet import Fleet
     from memtui.remote.launcher import LaunchedProgram
@@ -725,7 +725,7 @@ def _cmd_analyze(argv: Sequence[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
     args = parser.parse_args(argv)
 
-    from memtui.engine.analyze import analyze_series, read_series_csv
+    from memtui.engine.detect.series_file import analyze_series, read_series_csv
 
     timestamps, rss = read_series_csv(args.csv)
     result = analyze_series(timestamps, rss, args.growth_threshold)
@@ -796,8 +796,8 @@ def _cmd_heapdump_analyze(argv: Sequence[str]) -> int:
     parser.add_argument("--diff", metavar="OTHER", help="compare with an earlier dump")
     parser.add_argument("--top", type=_positive_int, default=20, help="rows per table")
     args = parser.parse_args(argv)
-    from memtui.engine.dump_diff import diff_heap_dumps, format_diff
-    from memtui.engine.dumps import analyze_heap_dump, format_analysis
+    from memtui.engine.heap.diff import diff_heap_dumps, format_diff
+    from memtui.engine.heap.dumps import analyze_heap_dump, format_analysis
 
     if args.diff:
         result = diff_heap_dumps(args.diff, args.file, top=args.top)
@@ -841,8 +841,8 @@ def _cmd_report(argv: Sequence[str]) -> int:
     parser.add_argument("--quiet", action="store_true", help="no summary line on stderr")
     args = parser.parse_args(argv)
     format_for(args.output)
-    from memtui.engine.recording import build_report_input_from_recording
     from memtui.engine.report.json_report import build_report
+    from memtui.engine.report.recording import build_report_input_from_recording
 
     report_input = build_report_input_from_recording(
         args.recording,

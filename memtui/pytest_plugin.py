@@ -11,8 +11,8 @@ Why this shape: what fills once (an ``lru_cache`` on its first call, ``re``'s ca
 lazily created singletons, interned strings) fills during the warm-up and never again; a
 leak retains on every call. Allocations made by pytest, pluggy, logging and warnings (captured
 records) are not counted. The failure names what grew: the container by path (a bounded walk
-from module globals and class attributes, `memtui.engine.container_paths`), the type that grew
-and the allocating line. The test is called with the same fixture values each time; a test
+from module globals and class attributes, `memtui.engine.culprits.container_paths`), the type
+that grew and the allocating line. The test is called with the same fixture values each time; a test
 that cannot be repeated is not checked (a warning says so). Coroutine tests are not checked.
 
 Loaded in every pytest run once memtui is installed: it does nothing unless enabled.
@@ -311,7 +311,7 @@ def _explain(
     counts: list[int],
 ) -> str:
     """The failure message: per-call figures, the grown container, the type, the line."""
-    from memtui.engine.container_paths import grown, type_counts, walk_containers
+    from memtui.engine.culprits.container_paths import grown, type_counts, walk_containers
 
     head = (
         f"memtui: {name} leaks: each of {limits.calls} calls (after {limits.warmup} warm-up) "

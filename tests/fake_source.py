@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from memtui.engine.frame import (
+from memtui.engine.monitor.frame import (
     AllocatorRow,
     CommandResult,
     GcView,
@@ -132,7 +132,7 @@ class FakeSource:
 
 _DUMPER = textwrap.dedent("""\
     import sys
-    from memtui.probe.heapdump import write_heap_dump
+    from memtui.probe.heap.dump import write_heap_dump
 
     ORDER_LOG = []
     ORDER_LOG.extend({"id": i, "note": "order-%08d" % i * 4} for i in range(int(sys.argv[2])))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from memtui.cli import main
-from memtui.engine.analyze import analyze_series, read_series_csv
+from memtui.engine.detect.series_file import analyze_series, read_series_csv
 from memtui.errors import SeriesError
 
 MIB = 1024.0 * 1024.0

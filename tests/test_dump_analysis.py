@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from memtui.cli import main
-from memtui.engine.dominators import dominators, spanning_tree
-from memtui.engine.dump_diff import diff_heap_dumps
+from memtui.engine.heap.diff import diff_heap_dumps
+from memtui.engine.heap.dominators import dominators, spanning_tree
 from memtui.engine.profiler import MemoryProfiler
 from memtui.probe.clock import FakeClock
-from memtui.probe.heapdump import write_heap_dump
+from memtui.probe.heap.dump import write_heap_dump
 from memtui.probe.memory import MemoryReading
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,7 +83,7 @@ def test_a_long_chain_with_a_back_edge_stays_cheap() -> None:
 GROWER = textwrap.dedent("""\
     import sys, time
     sys.path.insert(0, sys.argv[1])
-    from memtui.probe.heapdump import write_heap_dump
+    from memtui.probe.heap.dump import write_heap_dump
 
     class Order:
         def __init__(self, i):
@@ -159,7 +159,7 @@ def test_cli_heapdump_pid_through_the_agent(
         reply = program.client.request("heap_dump", out_dir=str(tmp_path / "d2"), writer="inplace")
         assert reply["writer"] == "inplace" and not reply["pending"]
         assert os.path.exists(reply["path"])
-        from memtui.engine.dumps import analyze_heap_dump
+        from memtui.engine.heap.dumps import analyze_heap_dump
 
         result = analyze_heap_dump(str(files[0]))
         assert result["meta"]["pid"] == program.pid

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from memtui.engine.dumps import load_dump
-from memtui.engine.retainers import RetainerGrowth, trend
-from memtui.probe.headroom import cgroup_free, fork_headroom, mem_available
+from memtui.engine.culprits.retainers import RetainerGrowth, trend
+from memtui.engine.heap.dumps import load_dump
+from memtui.probe.heap.headroom import cgroup_free, fork_headroom, mem_available
 
 LEAKERS = Path(__file__).parent / "leakers"
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork-based")
@@ -113,7 +113,7 @@ def test_a_program_that_breaks_fork_keeps_running(tmp_path: Path) -> None:
         textwrap.dedent(
             """
             import json, os
-            from memtui.probe.heapsummary import HeapSummaries, start_heap_summary
+            from memtui.probe.heap.summary import HeapSummaries, start_heap_summary
 
             def forbidden():
                 raise PermissionError("fork is not allowed here")
@@ -139,8 +139,8 @@ def test_memtui_never_reports_itself_in_summaries_or_dumps(tmp_path: Path) -> No
             f"""
             import json, time
             from memtui.probe.agent import start_agent
-            from memtui.probe.heapdump import write_heap_dump
-            from memtui.probe.heapsummary import start_heap_summary
+            from memtui.probe.heap.dump import write_heap_dump
+            from memtui.probe.heap.summary import start_heap_summary
 
             agent = start_agent(sock_dir={str(tmp_path / "sock")!r}, census_interval_s=0.2)
             DATA = [{{"i": i, "s": str(i)}} for i in range(50_000)]
@@ -159,7 +159,7 @@ def test_memtui_never_reports_itself_in_summaries_or_dumps(tmp_path: Path) -> No
     assert not [n for n in census if n.startswith("memtui.")]
     assert summary["totals"]["own_objects"] > 0  # they exist, and are counted apart
     assert not [c["path"] for c in summary["containers"] if c["path"].startswith("memtui")]
-    from memtui.engine.dumps import analyze_heap_dump
+    from memtui.engine.heap.dumps import analyze_heap_dump
 
     result = analyze_heap_dump(row["dump"])
     assert not [t["type"] for t in result["top_objects"] if t["type"].startswith("memtui.")]
@@ -173,7 +173,7 @@ def _summary(containers: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_a_week_of_summaries_keeps_memory_bounded() -> None:
-    from memtui.engine.retainers import MAX_TRACKED, SERIES_LEN
+    from memtui.engine.culprits.retainers import MAX_TRACKED, SERIES_LEN
 
     growth = RetainerGrowth()
     for i in range(2016):  # a week at one summary every 5 minutes
@@ -190,8 +190,8 @@ def test_a_week_of_summaries_keeps_memory_bounded() -> None:
 
 
 def test_signature_suspects_explained_by_a_path_are_not_repeated() -> None:
-    from memtui.engine.culprits import CulpritAnalysis
-    from memtui.engine.signatures import Suspect
+    from memtui.engine.culprits.analysis import CulpritAnalysis
+    from memtui.engine.culprits.signatures import Suspect
 
     culprits = CulpritAnalysis()
     for i in range(6):

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from memtui.engine.dumps import analyze, chains_for_type, find_object, load_dump, top_objects
+from memtui.engine.heap.dumps import analyze, chains_for_type, find_object, load_dump, top_objects
 from memtui.errors import HeapDumpError
-from memtui.probe.heapdump import (
+from memtui.probe.heap.dump import (
     HEADER,
     MAGIC,
     SECTION,
@@ -31,7 +31,7 @@ N = 10_000
 TARGET = textwrap.dedent("""\
     import gc, json, os, sys
     sys.path.insert(0, sys.argv[3])
-    from memtui.probe.heapdump import write_heap_dump
+    from memtui.probe.heap.dump import write_heap_dump
 
     class Item:
         def __init__(self, i):
@@ -179,7 +179,7 @@ def test_bad_files_give_one_clear_line(tmp_path: Path) -> None:
 
 def test_a_well_formed_file_with_inconsistent_columns_is_corrupt(tmp_path: Path) -> None:
     # Rebuild a file whose EDGE section points past the last node, checksums all valid.
-    from memtui.probe.heapdump import encode_section
+    from memtui.probe.heap.dump import encode_section
 
     data = _good(tmp_path)
     pos, parts = HEADER.size, [data[: HEADER.size]]

@@ -20,7 +20,7 @@ def _imported_after(statement: str) -> set[str]:
     ("statement", "forbidden"),
     [
         pytest.param(
-            "import memtui.engine.profiler, memtui.engine.dumps",
+            "import memtui.engine.profiler, memtui.engine.heap.dumps",
             ("textual", "memtui.tui", "memtui.remote", "memtui.cli"),
             id="engine",
         ),
@@ -31,7 +31,7 @@ def _imported_after(statement: str) -> set[str]:
         ),
         pytest.param("import memtui.cli", ("textual", "numpy"), id="cli-lazy"),
         pytest.param(
-            "import memtui.probe.agent, memtui.probe.heapdump",
+            "import memtui.probe.agent, memtui.probe.heap.dump",
             ("memtui.engine", "memtui.remote", "numpy", "psutil"),
             id="probe",
         ),

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from memtui.engine.leak_floor import MAX_TIERS, TIER_LEN
-from memtui.engine.leaks import MIB, LeakDetector, LeakVerdict, fit_trend
+from memtui.engine.detect.detector import MIB, LeakDetector, LeakVerdict, fit_trend
+from memtui.engine.detect.floor import MAX_TIERS, TIER_LEN
 
 HOUR = 3600.0
 

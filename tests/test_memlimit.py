@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from memtui.engine.memlimit import MemoryLimit, detect_memory_limit
+from memtui.engine.detect.memlimit import MemoryLimit, detect_memory_limit
 
 
 def _physical() -> int:

@@ -18,7 +18,10 @@ CHECK = r"""
 import importlib, json, pkgutil, sys
 before = set(sys.modules)
 import memtui.probe
-names = sorted(m.name for m in pkgutil.iter_modules(memtui.probe.__path__))
+names = sorted(
+    m.name.removeprefix("memtui.probe.")
+    for m in pkgutil.walk_packages(memtui.probe.__path__, "memtui.probe.")
+)
 for name in names:
     importlib.import_module("memtui.probe." + name)
 # Exercise the collectors a little, so lazily imported modules count too.
@@ -81,5 +84,9 @@ def test_probe_imports_with_stdlib_only(python: str, isolated_probe: Path) -> No
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["outside"] == []
     assert Path(report["file"]).resolve().is_relative_to(isolated_probe.resolve())
-    expected = sorted(p.stem for p in PROBE_DIR.glob("*.py") if p.stem != "__init__")
+    expected = sorted(
+        ".".join(p.relative_to(PROBE_DIR).with_suffix("").parts).removesuffix(".__init__")
+        for p in PROBE_DIR.rglob("*.py")
+        if p != PROBE_DIR / "__init__.py"
+    )
     assert report["modules"] == expected

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from memtui.engine.recording import (
+from memtui.engine.report.json_report import build_report
+from memtui.engine.report.recording import (
     Recording,
     build_report_input_from_recording,
     parse_bound,
 )
-from memtui.engine.report.json_report import build_report
 from memtui.errors import ReportError, UsageError
 from memtui.probe.recorder import Recorder
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from memtui.engine.signatures import (
+from memtui.engine.culprits.signatures import (
     SERIES_LEN,
     SignatureTracker,
     Suspect,

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from memtui.engine.leaks import LeakDetector
-from memtui.engine.metrics import MemoryMetrics
-from memtui.engine.monitor_view import allocator_rows
+from memtui.engine.culprits.site_rows import SiteLeak, stats_from_rows, window_leaks
+from memtui.engine.culprits.sites import AllocationSiteTracker
+from memtui.engine.detect.detector import LeakDetector
+from memtui.engine.facts.metrics import MemoryMetrics
+from memtui.engine.facts.snapshot import AllocationStat, AllocationTraceback, MemorySnapshot
+from memtui.engine.monitor.view import allocator_rows
 from memtui.engine.report.json_report import ReportInput, SourceInfo, build_report
-from memtui.engine.site_rows import SiteLeak, stats_from_rows, window_leaks
-from memtui.engine.sites import AllocationSiteTracker
-from memtui.engine.snapshot import AllocationStat, AllocationTraceback, MemorySnapshot
 from memtui.probe.memory import MemoryReading
 from memtui.probe.tracing import (
     SiteTotals,

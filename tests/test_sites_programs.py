@@ -57,7 +57,7 @@ def assert_no_memtui_frames(report: dict[str, Any]) -> None:
 
 
 # The leak detector needs about 20 s of samples before it calls a leak; leaking lines in watch
-# mode are named only once it does (memtui.engine.site_rows), so runs last 25 s.
+# mode are named only once it does (memtui.engine.culprits.site_rows), so runs last 25 s.
 SECONDS = 25
 
 

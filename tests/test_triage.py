@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from memtui.engine.triage import Sample, triage_rss
+from memtui.engine.culprits.triage import Sample, triage_rss
 
 MIB = 1024 * 1024
 LEAKERS = Path(__file__).resolve().parent / "leakers"

@@ -12,7 +12,7 @@ from fake_source import MIB, FakeSource, demo_frames
 from textual.widgets import Input
 from textual.worker import WorkerFailed
 
-from memtui.engine.frame import CommandResult, SeriesPoint
+from memtui.engine.monitor.frame import CommandResult, SeriesPoint
 from memtui.tui.app import MemtuiApp, MonitorOutcome, save_report
 from memtui.tui.messages import CommandFinished, FrameReceived
 from memtui.tui.screens.help_screen import HelpScreen

@@ -17,8 +17,8 @@ from fake_source import FakeSource, demo_frames, write_real_dump
 from textual.widgets import Input, Static
 from textual.worker import WorkerFailed
 
-from memtui.engine.frame import AllocatorRow, MonitorFrame
-from memtui.engine.monitor_view import leaking_types, object_rows
+from memtui.engine.monitor.frame import AllocatorRow, MonitorFrame
+from memtui.engine.monitor.view import leaking_types, object_rows
 from memtui.probe.census import CensusResult
 from memtui.tui.app import MemtuiApp
 from memtui.tui.dumps.jobs import AnalysisFailed, run_analysis

@@ -138,7 +138,7 @@ def test_run_monitor_keys_and_quit(monitor: Tmux, workdir: Path) -> None:
         time.sleep(0.3)
     dumps = list(workdir.glob("*.mtdump"))
     assert dumps, monitor.screen()
-    from memtui.engine.dumps import analyze_heap_dump
+    from memtui.engine.heap.dumps import analyze_heap_dump
 
     analysis = analyze_heap_dump(str(dumps[0]))
     assert analysis["top_objects"]

@@ -12,8 +12,8 @@ import os
 import tracemalloc
 from pathlib import Path
 
-from memtui.engine.recording import build_report_input_from_recording
 from memtui.engine.report.json_report import build_report
+from memtui.engine.report.recording import build_report_input_from_recording
 from memtui.probe.clock import FakeClock
 from memtui.probe.recorder import Recorder
 

@@ -24,24 +24,28 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from memtui.engine.culprits import CulpritAnalysis, heap_census
-from memtui.engine.dump_trigger import HeapDumpTrigger
-from memtui.engine.leaks import LeakDetector, LeakEvent, LeakVerdict
-from memtui.engine.memlimit import detect_memory_limit
-from memtui.engine.metrics import MemoryMetrics
-from memtui.engine.patterns import LeakingTraceback, allocation_patterns, leaking_tracebacks
-from memtui.engine.recording import snapshot_payload, timeline_from_metrics
+from memtui.engine.culprits.analysis import CulpritAnalysis, heap_census
+from memtui.engine.culprits.patterns import (
+    LeakingTraceback,
+    allocation_patterns,
+    leaking_tracebacks,
+)
+from memtui.engine.culprits.sites import AllocationSiteTracker
+from memtui.engine.detect.detector import LeakDetector, LeakEvent, LeakVerdict
+from memtui.engine.detect.memlimit import detect_memory_limit
+from memtui.engine.facts.metrics import MemoryMetrics
+from memtui.engine.facts.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
+from memtui.engine.heap.trigger import HeapDumpTrigger
 from memtui.engine.report.json_report import ReportInput, SourceInfo, build_report
+from memtui.engine.report.recording import snapshot_payload, timeline_from_metrics
 from memtui.engine.report.writer import write_report
-from memtui.engine.sites import AllocationSiteTracker
-from memtui.engine.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
 from memtui.errors import HeapDumpError, TargetProcessError, TracingError, UsageError
 from memtui.probe.allocator import read_allocator
 from memtui.probe.census import CensusResult, take_census
 from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.gcstats import GcMonitor
-from memtui.probe.heapdump import HeapDumpFailed, write_heap_dump
-from memtui.probe.heapsummary import light_summary, summaries_from_env, summary_note
+from memtui.probe.heap.dump import HeapDumpFailed, write_heap_dump
+from memtui.probe.heap.summary import light_summary, summaries_from_env, summary_note
 from memtui.probe.memory import MemoryReading, ProcMemoryReader
 from memtui.probe.recorder import (
     Recorder,
@@ -847,7 +851,7 @@ class MemoryProfiler:
     ) -> dict[str, Any]:
         """Retained sizes by type, largest retainers and (with ``type_name``) the shortest
         reference chains to its instances; runs in a worker thread."""
-        from memtui.engine.dumps import analyze_heap_dump
+        from memtui.engine.heap.dumps import analyze_heap_dump
 
         return await asyncio.to_thread(analyze_heap_dump, str(path), type_name)
 

@@ -27,15 +27,15 @@ from memtui.probe.census import CensusResult, take_census
 from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.follow import child_record_path, follow_forks
 from memtui.probe.gcstats import GcMonitor
-from memtui.probe.headroom import is_memtui_fork
-from memtui.probe.heapdump import (
+from memtui.probe.heap.dump import (
     SUFFIX,
     WRITERS,
     HeapDumpFailed,
     start_heap_dump,
     unique_path,
 )
-from memtui.probe.heapsummary import light_summary, summaries_from_env
+from memtui.probe.heap.headroom import is_memtui_fork
+from memtui.probe.heap.summary import light_summary, summaries_from_env
 from memtui.probe.history import History, HistoryPoint
 from memtui.probe.memory import ProcMemoryReader
 from memtui.probe.recorder import (
@@ -697,7 +697,7 @@ def _after_fork_in_child() -> None:
     agent, _agent = _agent, None
     if agent is not None:
         # Heap dumps' and summaries' children are frozen copies that must not change: never
-        # an agent of their own (memtui.probe.headroom.memtui_fork marks them).
+        # an agent of their own (memtui.probe.heap.headroom.memtui_fork marks them).
         follow = _fork_follow.following() and not is_memtui_fork()
         if follow:
             _fork_follow.reset_locks_in_child()

@@ -18,10 +18,10 @@ Commands (arguments → result):
 - gc_collect {} → {collected: int, duration_s: float}
 - set_baseline {} → {baseline_at: float}
 - heap_dump {path? | out_dir?, writer?, wait_s?} → {path, writer, pause_s, objects, edges,
-  bytes, duration_s, pending} (see memtui.probe.heapdump)
+  bytes, duration_s, pending} (see memtui.probe.heap.dump)
 - report_data {} → everything a monitor needs to build the JSON report
 - mark {label} → {marked: label}: a marker from the monitor at the target's now
-- heap_summary {} → {requested, seq, ...}: take a heap summary soon (memtui.probe.heapsummary);
+- heap_summary {} → {requested, seq, ...}: take a heap summary soon (memtui.probe.heap.summary);
   ``frame {summary_seq}`` carries the latest one (``heap_summary``) when newer than summary_seq
 - detach {} → stops the agent and removes its socket (the reply is sent first)
 

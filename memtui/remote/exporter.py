@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from memtui.engine.metrics import HISTORY_FIELDS, MemoryMetrics
+from memtui.engine.facts.metrics import HISTORY_FIELDS, MemoryMetrics
 from memtui.errors import MemtuiError, UsageError
 from memtui.probe.history import History
 from memtui.remote.client import AgentClient

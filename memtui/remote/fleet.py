@@ -21,7 +21,7 @@ import psutil
 
 from memtui.engine.report.json_report import build_report, process_entry
 from memtui.errors import MemtuiError
-from memtui.probe.headroom import is_memtui_child
+from memtui.probe.heap.headroom import is_memtui_child
 from memtui.remote.client import AgentClient, AgentUnavailable, find_socket
 from memtui.remote.discovery import prune_stale_sockets
 from memtui.remote.session import AgentSession

@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 import threading
 
-from memtui.engine.frame import CommandResult, MonitorFrame
+from memtui.engine.monitor.frame import CommandResult, MonitorFrame
 from memtui.engine.report.json_report import add_processes, build_report
 from memtui.engine.report.writer import write_report
 from memtui.errors import MemtuiError

@@ -16,12 +16,12 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the sa
 
 
 def _sources() -> list[tuple[str, bytes]]:
-    """(archive name, bytes) of memtui/__init__.py, markers.py and memtui/probe/*.py, sorted."""
+    """(archive name, bytes) of memtui/__init__.py, markers.py and memtui/probe/**/*.py, sorted."""
     package = Path(memtui.__file__).resolve().parent
     files = [
         package / "__init__.py",
         package / "markers.py",
-        *sorted((package / "probe").glob("*.py")),
+        *sorted((package / "probe").rglob("*.py")),
     ]
     return [(f"memtui/{p.relative_to(package).as_posix()}", p.read_bytes()) for p in files]
 

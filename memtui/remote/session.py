@@ -13,21 +13,21 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from memtui.engine.culprits import CulpritAnalysis, heap_census
-from memtui.engine.leaks import LeakDetector, LeakEvent
-from memtui.engine.memlimit import detect_memory_limit
-from memtui.engine.metrics import MemoryMetrics
-from memtui.engine.recording import Recording, timeline_from_metrics
+from memtui.engine.culprits.analysis import CulpritAnalysis, heap_census
+from memtui.engine.culprits.site_rows import SiteLeak, stats_from_rows, window_leaks
+from memtui.engine.culprits.sites import AllocationSiteTracker
+from memtui.engine.detect.detector import LeakDetector, LeakEvent
+from memtui.engine.detect.memlimit import detect_memory_limit
+from memtui.engine.facts.metrics import MemoryMetrics
+from memtui.engine.facts.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
+from memtui.engine.facts.wire import census_from_dict, gc_from_dict, sites_from_rows
 from memtui.engine.report.json_report import ReportInput, SourceInfo
-from memtui.engine.site_rows import SiteLeak, stats_from_rows, window_leaks
-from memtui.engine.sites import AllocationSiteTracker
-from memtui.engine.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
-from memtui.engine.wire import census_from_dict, gc_from_dict, sites_from_rows
+from memtui.engine.report.recording import Recording, timeline_from_metrics
 from memtui.errors import ReportError
 from memtui.probe.allocator import AllocatorReading
 from memtui.probe.census import CensusResult
 from memtui.probe.gcstats import GcReading
-from memtui.probe.heapsummary import summary_note
+from memtui.probe.heap.summary import summary_note
 from memtui.probe.memory import MemoryReading
 from memtui.probe.tracing import TraceKey
 from memtui.remote.client import AgentClient, AgentUnavailable
@@ -292,7 +292,7 @@ class AgentSession:
 
     def leaking_allocators(self) -> list[SiteLeak]:
         """Lines that leak: consistent window growth backed by the process's own growth (watch
-        mode, memtui.engine.site_rows), or held bytes rising across full traces."""
+        mode, memtui.engine.culprits.site_rows), or held bytes rising across full traces."""
         if self._size_kind() == "window":
             live = self.detector.verdict
             verdict = live if live.state != "ok" else self.detector.final_verdict()

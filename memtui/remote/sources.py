@@ -11,11 +11,17 @@ import subprocess
 import time
 from typing import Any
 
-from memtui.engine.frame import AllocatorRow, CommandResult, HeaderView, MonitorFrame, Status
-from memtui.engine.leaks import LeakDetector
-from memtui.engine.memlimit import detect_memory_limit
-from memtui.engine.metrics import MemoryMetrics
-from memtui.engine.monitor_view import (
+from memtui.engine.detect.detector import LeakDetector
+from memtui.engine.detect.memlimit import detect_memory_limit
+from memtui.engine.facts.metrics import MemoryMetrics
+from memtui.engine.monitor.frame import (
+    AllocatorRow,
+    CommandResult,
+    HeaderView,
+    MonitorFrame,
+    Status,
+)
+from memtui.engine.monitor.view import (
     allocator_rows,
     gc_view,
     leaking_types,

@@ -18,7 +18,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, Tab, Tabs
 from textual.worker import Worker, WorkerState
 
-from memtui.engine.frame import CommandResult, MonitorFrame, Source
+from memtui.engine.monitor.frame import CommandResult, MonitorFrame, Source
 from memtui.errors import MemtuiError
 from memtui.tui.details import DetailActions
 from memtui.tui.dumps.tables import DumpRecord

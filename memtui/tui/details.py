@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from memtui.engine.frame import CommandResult, Source
+from memtui.engine.monitor.frame import CommandResult, Source
 from memtui.tui.dumps.screen import DumpScreen
 from memtui.tui.dumps.tables import DumpRecord
 from memtui.tui.screens.mark_screen import MarkScreen

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from memtui.engine.frame import CommandResult, MonitorFrame
+from memtui.engine.monitor.frame import CommandResult, MonitorFrame
 
 
 class FrameReceived(Message):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memtui.engine.frame import MonitorFrame
+from memtui.engine.monitor.frame import MonitorFrame
 from memtui.tui.units import format_bytes, format_percent, format_rate_mib_per_hour, format_uptime
 
 _VERDICT = {

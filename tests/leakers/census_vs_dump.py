@@ -6,8 +6,8 @@ import gc
 import json
 import sys
 
-from memtui.probe.heapdump import write_heap_dump
-from memtui.probe.heapsummary import start_heap_summary
+from memtui.probe.heap.dump import write_heap_dump
+from memtui.probe.heap.summary import start_heap_summary
 
 RECORDS = [{"i": i, "tag": f"t{i}", "pt": (i, i)} for i in range(100_000)]
 

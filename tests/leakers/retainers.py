@@ -16,7 +16,7 @@ import threading
 import time
 from typing import ClassVar
 
-from memtui.probe.heapsummary import start_heap_summary
+from memtui.probe.heap.summary import start_heap_summary
 
 RECORDS: list[dict[str, object]] = []  # module global: untracked dicts of atomic values
 

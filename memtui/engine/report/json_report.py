@@ -22,11 +22,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from memtui.engine.leaks import LeakEvent, LeakVerdict
-from memtui.engine.metrics import MemoryMetrics
-from memtui.engine.site_rows import SiteLeak
-from memtui.engine.sites import SiteGrowth
-from memtui.engine.snapshot import AllocationStat, MemorySnapshot
+from memtui.engine.culprits.site_rows import SiteLeak
+from memtui.engine.culprits.sites import SiteGrowth
+from memtui.engine.detect.detector import LeakEvent, LeakVerdict
+from memtui.engine.facts.metrics import MemoryMetrics
+from memtui.engine.facts.snapshot import AllocationStat, MemorySnapshot
 from memtui.probe.tracing import TraceKey
 
 SCHEMA_VERSION: int = 1

@@ -21,10 +21,10 @@ EXIT_BOUND = 3
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     if args.mode == "diff":
-        from memtui.engine.dump_diff import diff_heap_dumps
+        from memtui.engine.heap.diff import diff_heap_dumps
 
         return diff_heap_dumps(args.file, args.other, top=args.top)
-    from memtui.engine.dumps import analyze_heap_dump
+    from memtui.engine.heap.dumps import analyze_heap_dump
 
     return analyze_heap_dump(args.file, args.type_name, None, args.top)
 

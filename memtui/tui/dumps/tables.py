@@ -1,6 +1,6 @@
 """Provides the explorer's tables: types by retained size, retainers, diff rows, the dump list.
 
-Rows are the analysis' JSON dicts (memtui.engine.dumps / dump_diff), shown as they come.
+Rows are the analysis' JSON dicts (memtui.engine.heap.dumps / dump_diff), shown as they come.
 """
 
 from __future__ import annotations

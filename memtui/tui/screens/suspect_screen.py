@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from memtui.engine.frame import SuspectView
+from memtui.engine.monitor.frame import SuspectView
 from memtui.tui.units import MIB, format_bytes, format_count, format_duration, format_elapsed_tick
 from memtui.tui.widgets.leak_panel import items_rate, mb_rate
 

@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from memtui.engine.frame import AllocatorRow
+from memtui.engine.monitor.frame import AllocatorRow
 from memtui.tui.units import (
     format_bytes,
     format_bytes_delta,

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from textual.message import Message
 from textual.widgets import DataTable
 
-from memtui.engine.frame import AllocatorRow
+from memtui.engine.monitor.frame import AllocatorRow
 from memtui.tui.units import (
     format_bytes,
     format_bytes_delta,

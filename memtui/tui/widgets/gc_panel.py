@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.reactive import reactive
 
-from memtui.engine.frame import GcView
+from memtui.engine.monitor.frame import GcView
 from memtui.tui.units import format_count, format_percent
 from memtui.tui.widgets.diff_refresh import DiffRefresh
 

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.reactive import reactive
 
-from memtui.engine.frame import HeaderView, MonitorFrame
+from memtui.engine.monitor.frame import HeaderView, MonitorFrame
 from memtui.tui.units import (
     format_bytes,
     format_percent,

@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
-from memtui.engine.frame import SuspectView, VerdictView
+from memtui.engine.monitor.frame import SuspectView, VerdictView
 from memtui.tui.units import (
     format_bytes,
     format_count_delta,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from memtui.engine.frame import ObjectRow
+from memtui.engine.monitor.frame import ObjectRow
 from memtui.tui.units import format_count, format_count_delta
 from memtui.tui.widgets.sortable_table import Column, SortableTable
 

@@ -15,7 +15,7 @@ from textual.geometry import Region
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-from memtui.engine.frame import MonitorFrame
+from memtui.engine.monitor.frame import MonitorFrame
 from memtui.tui.units import MIB, format_bytes, format_elapsed_tick
 
 WINDOWS: Final[tuple[tuple[str, float | None], ...]] = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from memtui.engine.sites import SiteGrowth, SiteGrowthTracker
-from memtui.engine.snapshot import AllocationTraceback, MemorySnapshot
+from memtui.engine.culprits.sites import SiteGrowth, SiteGrowthTracker
+from memtui.engine.facts.snapshot import AllocationTraceback, MemorySnapshot
 from memtui.probe.tracing import TraceKey
 
 MIB: float = 1024.0 * 1024.0
@@ -64,7 +64,7 @@ def allocation_patterns(
     """Suspicious allocation-site patterns, each a dict with 'kind' and a 'description'.
 
     Named containers, caches, listeners, cycles and growing types come from the signature
-    tracker (memtui.engine.signatures); this adds what only tracemalloc sites can tell.
+    tracker (memtui.engine.culprits.signatures); this adds what only tracemalloc sites can tell.
     """
     suspicious: list[dict[str, Any]] = []
     for leak in leaking_tracebacks(sites):

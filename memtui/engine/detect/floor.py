@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memtui.engine.leak_stats import FloatArray, Ols, hinge_fit, ols, step_sse, t_crit
+from memtui.engine.detect.stats import FloatArray, Ols, hinge_fit, ols, step_sse, t_crit
 
 TIER_LEN = 256
 MAX_TIERS = 9

@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from memtui.engine.sites import MIN_SITE_RATE_MB_PER_HOUR, SiteGrowth
-from memtui.engine.snapshot import AllocationStat, AllocationTraceback, SizeKind
+from memtui.engine.culprits.sites import MIN_SITE_RATE_MB_PER_HOUR, SiteGrowth
+from memtui.engine.facts.snapshot import AllocationStat, AllocationTraceback, SizeKind
 from memtui.probe.tracing import TraceKey
 from memtui.probe.watch import SUSPECT_P, sign_test_p
 

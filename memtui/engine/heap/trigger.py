@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from memtui.probe.heapdump import HeapDumpFailed, start_heap_dump, unique_path
+from memtui.probe.heap.dump import HeapDumpFailed, start_heap_dump, unique_path
 
 REARM_SHARE: float = 0.95
 """The trigger re-arms once memory falls below this share of the threshold."""

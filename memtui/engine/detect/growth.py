@@ -6,9 +6,9 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from memtui.engine.leaks import fit_trend
-from memtui.engine.sites import SiteGrowthTracker
-from memtui.engine.snapshot import MemorySnapshot
+from memtui.engine.culprits.sites import SiteGrowthTracker
+from memtui.engine.detect.detector import fit_trend
+from memtui.engine.facts.snapshot import MemorySnapshot
 from memtui.errors import UsageError
 from memtui.probe.tracing import TraceKey
 
@@ -37,7 +37,7 @@ def analyze_snapshot_growth(
             sites.observe(t, s.traces.by_traceback, limit=100)
         if s.census is not None:
             types.observe(t, {k: (v, v) for k, v in s.census.counts.items()}, limit=100)
-    from memtui.engine.patterns import leaking_tracebacks
+    from memtui.engine.culprits.patterns import leaking_tracebacks
 
     growing_sites = leaking_tracebacks(sites)[:limit]
     growing_types = [

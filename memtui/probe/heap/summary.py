@@ -4,13 +4,13 @@ Why a fork: a census of *every* object (CPython does not track dicts and tuples 
 so ``gc.get_objects()`` misses most leaked records) and the path from a root to each large
 container need a walk of the whole heap, 1-2 s of Python work per million objects. In a
 copy-on-write child that work runs on another core while the target only pays for the fork (a few
-ms) and the pages it writes meanwhile. The child walks (memtui.probe.heapdump_walk), summarises
-(memtui.probe.heap_paths) and sends one JSON document back through a pipe; it never writes files.
+ms) and the pages it writes meanwhile. The child walks (memtui.probe.heap.walk), summarises
+(memtui.probe.heap.paths) and sends one JSON document back through a pipe; it never writes files.
 
-The parent forks only with memory headroom for the copy-on-write worst case (memtui.probe.headroom)
-and never while a census of its own holds the object list. ``HeapSummaries`` schedules them:
-soon after start, then spaced by the heap's age and by what the last one cost, and at once when
-asked (the detector suspects a leak). Standard library only.
+The parent forks only with memory headroom for the copy-on-write worst case
+(memtui.probe.heap.headroom) and never while a census of its own holds the object list.
+``HeapSummaries`` schedules them: soon after start, then spaced by the heap's age and by what
+the last one cost, and at once when asked (the detector suspects a leak). Standard library only.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from collections.abc import Callable
 from typing import Any
 
 from memtui.probe.census import _census_lock
-from memtui.probe.headroom import fork_headroom, memtui_fork, name_child
-from memtui.probe.heap_paths import summarize_graph
-from memtui.probe.heapdump import child_answer
-from memtui.probe.heapdump_walk import capture, capture_roots, link
+from memtui.probe.heap.dump import child_answer
+from memtui.probe.heap.headroom import fork_headroom, memtui_fork, name_child
+from memtui.probe.heap.paths import summarize_graph
+from memtui.probe.heap.walk import capture, capture_roots, link
 from memtui.probe.memory import ProcMemoryReader
 
 CHILD_BYTES_PER_OBJECT: int = 260
@@ -128,7 +128,7 @@ def start_heap_summary(taken_at: float, timeout_s: float | None = None) -> Summa
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 # 3.12+ warns that fork() in a threaded process may deadlock the child: the
-                # child takes no lock another thread may hold (memtui.probe.heapdump).
+                # child takes no lock another thread may hold (memtui.probe.heap.dump).
                 warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
             if pid == 0:  # pragma: no cover - the child; its answer comes through the pipe

@@ -8,7 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from memtui.engine.frame import (
+from memtui.engine.culprits.signatures import Suspect
+from memtui.engine.culprits.sourcemap import function_at
+from memtui.engine.detect.detector import LeakVerdict
+from memtui.engine.facts.metrics import MemoryMetrics
+from memtui.engine.facts.snapshot import AllocationStat
+from memtui.engine.monitor.frame import (
     AllocatorRow,
     GcView,
     ObjectRow,
@@ -16,11 +21,6 @@ from memtui.engine.frame import (
     SuspectView,
     VerdictView,
 )
-from memtui.engine.leaks import LeakVerdict
-from memtui.engine.metrics import MemoryMetrics
-from memtui.engine.signatures import Suspect
-from memtui.engine.snapshot import AllocationStat
-from memtui.engine.sourcemap import function_at
 from memtui.probe.census import CensusResult
 from memtui.probe.gcstats import GcReading
 from memtui.probe.tracing import TraceKey, site_frame

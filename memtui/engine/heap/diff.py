@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from memtui.engine.dumps import Analysis, analyze, largest_retainers, load_dump, top_objects
+from memtui.engine.heap.dumps import Analysis, analyze, largest_retainers, load_dump, top_objects
 
 
 def _types(a: Analysis) -> dict[str, dict[str, Any]]:

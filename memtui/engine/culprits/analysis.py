@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from memtui.engine.retainers import RetainerGrowth
-from memtui.engine.signatures import SignatureTracker, Suspect
-from memtui.engine.triage import Triage, triage_rss
+from memtui.engine.culprits.retainers import RetainerGrowth
+from memtui.engine.culprits.signatures import SignatureTracker, Suspect
+from memtui.engine.culprits.triage import Triage, triage_rss
 from memtui.probe.census import CensusResult
 from memtui.probe.gcstats import GcReading
 from memtui.probe.signals import LeakSignals
@@ -90,7 +90,7 @@ class CulpritAnalysis:
         )
 
     def observe_heap_summary(self, t_s: float, summary: Mapping[str, Any]) -> None:
-        """A heap summary (memtui.probe.heapsummary) taken at ``t_s``."""
+        """A heap summary (memtui.probe.heap.summary) taken at ``t_s``."""
         self.retainers.observe(t_s, summary)
 
     def suspects(self, limit: int = 10) -> list[Suspect]:

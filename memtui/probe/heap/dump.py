@@ -59,8 +59,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memtui.probe.census import _census_lock
-from memtui.probe.headroom import fork_headroom, memtui_fork, name_child
-from memtui.probe.heapdump_walk import (
+from memtui.probe.heap.headroom import fork_headroom, memtui_fork, name_child
+from memtui.probe.heap.walk import (
     Section,
     capture,
     capture_roots,

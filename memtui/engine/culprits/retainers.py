@@ -1,6 +1,6 @@
 """Provides RetainerGrowth: names the containers that keep growing across heap summaries.
 
-Each heap summary (memtui.probe.heapsummary) lists the largest containers by their path from a
+Each heap summary (memtui.probe.heap.summary) lists the largest containers by their path from a
 root with their entry count and the bytes they keep alive. Consecutive summaries are matched by
 container (path and address: a container replaced by a new one is not growth), and a container
 is named when it grows consistently (Cork, POPL 2007: growth across collections; Eclipse MAT:
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from memtui.engine.signatures import Suspect, SuspectKind
+from memtui.engine.culprits.signatures import Suspect, SuspectKind
 
 SERIES_LEN: int = 48
 """Points kept per container; when full every other one goes (the span keeps growing)."""

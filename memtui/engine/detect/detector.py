@@ -30,8 +30,8 @@ from collections import deque
 
 import numpy as np
 
-from memtui.engine.leak_events import AnomalyWatch, EventLog, LeakEvent, LeakState, LeakVerdict
-from memtui.engine.leak_floor import (
+from memtui.engine.detect.events import AnomalyWatch, EventLog, LeakEvent, LeakState, LeakVerdict
+from memtui.engine.detect.floor import (
     MIN_POINTS,
     SHORT_MIN_POINTS,
     SHORT_MIN_SPAN_S,
@@ -46,7 +46,7 @@ from memtui.engine.leak_floor import (
     segment_rate,
     short_check,
 )
-from memtui.engine.leak_stats import (
+from memtui.engine.detect.stats import (
     HOUR,
     MIB,
     FloatArray,
@@ -54,7 +54,7 @@ from memtui.engine.leak_stats import (
     fit_trend,
     normal_cdf,
 )
-from memtui.engine.leak_stats import (
+from memtui.engine.detect.stats import (
     sorted_median as _sorted_median,
 )
 

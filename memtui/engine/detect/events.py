@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from memtui.engine.leak_stats import FloatArray
+from memtui.engine.detect.stats import FloatArray
 
 LeakState = Literal["ok", "suspected", "leak", "insufficient_data"]
 """``insufficient_data``: too few samples for any verdict yet (fewer than 8 floor points)."""

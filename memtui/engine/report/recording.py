@@ -22,14 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from memtui.engine.culprits import CulpritAnalysis, heap_census
-from memtui.engine.leaks import LeakDetector
-from memtui.engine.metrics import MemoryMetrics
+from memtui.engine.culprits.analysis import CulpritAnalysis, heap_census
+from memtui.engine.culprits.site_rows import stats_from_rows
+from memtui.engine.culprits.sites import AllocationSiteTracker
+from memtui.engine.detect.detector import LeakDetector
+from memtui.engine.facts.metrics import MemoryMetrics
+from memtui.engine.facts.snapshot import MemorySnapshot, SnapshotLog
+from memtui.engine.facts.wire import census_from_dict, gc_from_dict, sites_from_rows
 from memtui.engine.report.json_report import ReportInput, SourceInfo
-from memtui.engine.site_rows import stats_from_rows
-from memtui.engine.sites import AllocationSiteTracker
-from memtui.engine.snapshot import MemorySnapshot, SnapshotLog
-from memtui.engine.wire import census_from_dict, gc_from_dict, sites_from_rows
 from memtui.errors import ReportError, UsageError
 from memtui.probe.allocator import AllocatorReading
 from memtui.probe.gcstats import GcReading

@@ -1,6 +1,6 @@
 """Provides the heap walk of the dump writer: roots captured, every object, its size and edges.
 
-Standard library only; see memtui.probe.heapdump for the file format and the writers.
+Standard library only; see memtui.probe.heap.dump for the file format and the writers.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from memtui.engine.wire import census_from_dict, gc_from_dict
+from memtui.engine.facts.wire import census_from_dict, gc_from_dict
 from memtui.probe.census import CensusResult, ContainerInfo
 from memtui.probe.gcstats import GcReading
 from memtui.probe.signals import LeakSignals, NamedContainer

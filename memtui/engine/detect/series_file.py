@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from memtui.engine.leak_stats import HOUR
-from memtui.engine.leaks import LeakDetector
+from memtui.engine.detect.detector import LeakDetector
+from memtui.engine.detect.stats import HOUR
 from memtui.errors import SeriesError
 
 EVENTS_REPORTED = 50

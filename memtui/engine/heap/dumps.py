@@ -1,8 +1,8 @@
 """Provides heap-dump reading and analysis: retained sizes by type, largest retainers, chains.
 
-``load_dump`` reads a ``.mtdump`` file (format: memtui.probe.heapdump) into numpy columns and
+``load_dump`` reads a ``.mtdump`` file (format: memtui.probe.heap.dump) into numpy columns and
 rejects foreign, truncated, corrupt and newer files with one HeapDumpError line.
-``analyze_heap_dump`` builds the dominator tree (memtui.engine.dominators) and answers "what
+``analyze_heap_dump`` builds the dominator tree (memtui.engine.heap.dominators) and answers "what
 holds the memory, and through which chain of references": JSON-serialisable output.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from memtui.engine.dominators import (
+from memtui.engine.heap.dominators import (
     IntArray,
     Tree,
     dominators,
@@ -27,8 +27,8 @@ from memtui.engine.dominators import (
     spanning_tree,
 )
 from memtui.errors import HeapDumpError
-from memtui.probe.heapdump import CODEC_RAW, CODEC_ZLIB, END, HEADER, MAGIC, SECTION, VERSION
-from memtui.probe.heapdump_walk import own_module
+from memtui.probe.heap.dump import CODEC_RAW, CODEC_ZLIB, END, HEADER, MAGIC, SECTION, VERSION
+from memtui.probe.heap.walk import own_module
 
 REQUIRED = (b"META", b"TYPE", b"NTYP", b"SIZE", b"ADDR", b"DEGR", b"EDGE", b"ROOT")
 _DTYPES = {b"NTYP": "<i4", b"SIZE": "<i8", b"ADDR": "<i8", b"DEGR": "<i4", b"EDGE": "<i4"}

@@ -1,6 +1,6 @@
 """Provides summarize_graph: a census of every object and the largest containers by their path.
 
-Runs in the forked child of a heap summary (memtui.probe.heapsummary) over the graph the dump
+Runs in the forked child of a heap summary (memtui.probe.heap.summary) over the graph the dump
 walk builds (every gc-tracked object and everything it refers to, untracked dicts, tuples, str,
 int... included). One breadth-first walk from the roots — user modules first, then thread-frame
 locals, then the standard library — gives every object an owner: the container through which it
@@ -23,7 +23,7 @@ from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from memtui.probe.heapdump_walk import Graph, Roots, _safe_sizes, own_module, type_name
+from memtui.probe.heap.walk import Graph, Roots, _safe_sizes, own_module, type_name
 
 CONTAINERS: frozenset[type] = frozenset(
     {list, dict, set, frozenset, deque, defaultdict, OrderedDict, Counter, bytearray}

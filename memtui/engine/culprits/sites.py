@@ -12,7 +12,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from memtui.engine.snapshot import AllocationStat
+from memtui.engine.facts.snapshot import AllocationStat
 from memtui.probe.tracing import TraceKey, group_by_site, site_frame
 
 K = TypeVar("K", bound=Hashable)

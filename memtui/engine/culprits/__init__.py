@@ -1,0 +1,1 @@
+"""Provides culprit naming: signatures, triage, retainer paths and allocation-site growth."""

@@ -1,0 +1,1 @@
+"""Provides the engine's typed facts: snapshots, running metrics, and decoding of agent shapes."""

@@ -1,0 +1,1 @@
+"""Provides heap-dump analysis: reading dumps, dominators, diffs and the threshold trigger."""

@@ -1,0 +1,1 @@
+"""Provides the heap walks that run in a forked copy of the target: dumps and summaries."""
