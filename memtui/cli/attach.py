@@ -1,0 +1,49 @@
+"""Provides `memtui attach` and `memtui detach`: the agent into (and out of) a running CPython."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from memtui.cli.common import Parser, add_profile_flags, check_output, positive_int
+from memtui.cli.watch import watch_pid
+
+if TYPE_CHECKING:
+    pass
+
+
+def cmd_attach(argv: Sequence[str]) -> int:
+    parser = Parser(
+        prog="memtui attach",
+        description="Inject memtui's agent into a running CPython (nothing is installed into its "
+        "environment) and watch it: the monitor, or with --headless a report.",
+    )
+    parser.add_argument("pid", type=positive_int)
+    add_profile_flags(parser)
+    parser.add_argument(
+        "--children",
+        action="store_true",
+        help="the whole tree: attach every Python descendant too (and their future forks); "
+        "the report gets one entry per process",
+    )
+    parser.set_defaults(duration=60.0)
+    args = parser.parse_args(argv)
+    args.attach_children = args.children
+    check_output(args)
+    return watch_pid(args.pid, args, fallback=False)
+
+
+def cmd_detach(argv: Sequence[str]) -> int:
+    parser = Parser(
+        prog="memtui detach", description="Stop memtui's agent in a process and remove its files."
+    )
+    parser.add_argument("pid", type=positive_int)
+    args = parser.parse_args(argv)
+    from memtui.remote.attach import detach
+
+    if detach(args.pid):
+        print(f"memtui: agent in pid {args.pid} stopped", file=sys.stderr)
+        return 0
+    print(f"memtui: no memtui agent is running in pid {args.pid}", file=sys.stderr)
+    return 1
