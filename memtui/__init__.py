@@ -44,7 +44,7 @@ def __getattr__(name: str) -> Any:
 
         return LeakDetector
     if name in ("analyze_snapshot_growth", "validate_consistency"):
-        from memtui.engine.detect import growth
+        from memtui.engine.culprits import growth
 
         return getattr(growth, name)
     raise AttributeError(f"module 'memtui' has no attribute {name!r}")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from memtui.engine.culprits.sourcemap import function_at
 from memtui.engine.facts.snapshot import MemorySnapshot
+from memtui.engine.facts.sourcemap import function_at
 from memtui.probe.memory import MemoryReading
 from memtui.probe.tracing import SiteTotals, TraceKey
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from memtui.engine.culprits.sourcemap import function_at
+from memtui.engine.facts.sourcemap import function_at
 from memtui.probe.census import CensusResult
 from memtui.probe.gcstats import GcReading
 from memtui.probe.memory import MemoryReading

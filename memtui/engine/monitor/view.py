@@ -9,10 +9,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from memtui.engine.culprits.signatures import Suspect
-from memtui.engine.culprits.sourcemap import function_at
 from memtui.engine.detect.detector import LeakVerdict
 from memtui.engine.facts.metrics import MemoryMetrics
 from memtui.engine.facts.snapshot import AllocationStat
+from memtui.engine.facts.sourcemap import function_at
 from memtui.engine.monitor.frame import (
     AllocatorRow,
     GcView,
