@@ -13,14 +13,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
-import inspect
 import logging
 import os
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,8 @@ from memtui.engine.detect.memlimit import detect_memory_limit
 from memtui.engine.facts.metrics import MemoryMetrics
 from memtui.engine.facts.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
 from memtui.engine.heap.trigger import HeapDumpTrigger
+from memtui.engine.profiler.alerts import AlertDispatcher, LeakCallback
+from memtui.engine.profiler.run_recording import RunRecording
 from memtui.engine.report.json_report import ReportInput, SourceInfo, build_report
 from memtui.engine.report.recording import snapshot_payload, timeline_from_metrics
 from memtui.engine.report.writer import write_report
@@ -49,21 +49,15 @@ from memtui.probe.heap.summary import light_summary, summaries_from_env, summary
 from memtui.probe.memory import MemoryReading, ProcMemoryReader
 from memtui.probe.recorder import (
     Recorder,
-    RecorderError,
-    add_marker_sink,
-    default_meta,
-    remove_marker_sink,
 )
 from memtui.probe.signals import collect_signals
 from memtui.probe.tracing import SiteTotals, start_tracing, stop_tracing, take_site_totals
 
 log = logging.getLogger("memtui")
 MIB: float = 1024.0 * 1024.0
-LeakCallback = Callable[[dict[str, Any]], "Awaitable[None] | None"]
 MAX_SNAPSHOTS: int = 500
 """Snapshot summaries kept for the report; beyond this, older ones are thinned by half."""
 HEAP_DUMP_COOLDOWN_S: float = 600.0
-MAX_MARKERS: int = 1000
 """At most one threshold-triggered heap dump per this many seconds."""
 SHORT_RUN_S: float = 60.0
 SHORT_RUN_BUDGET: float = 0.10
@@ -194,8 +188,7 @@ class MemoryProfiler:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: set[asyncio.Future[Any]] = set()
+        self._alerts = AlertDispatcher()
         self._state = "new"
         self._t0: float | None = None
         self._start_wall = self._clock.time()
@@ -216,8 +209,7 @@ class MemoryProfiler:
         self._baseline_stats: _RunningStats | None = None
         self._heap_dumps: list[str] = []
         self.record_path = Path(record_path) if record_path is not None else None
-        self.recorder: Recorder | None = None
-        self._markers: deque[dict[str, Any]] = deque(maxlen=MAX_MARKERS)
+        self._recording = RunRecording(self._clock, self._errors)
         self._dumps_recorded = 0
         self._dump_trigger: HeapDumpTrigger | None = None
         if enable_heap_dump and alert_threshold_mb is not None and self.pid == os.getpid():
@@ -239,7 +231,7 @@ class MemoryProfiler:
         """Start sampling; raise TracingError when already running."""
         if self._state == "running":
             raise TracingError("the profiler is already running; call stop() first")
-        self._loop = asyncio.get_running_loop()
+        self._alerts.loop = asyncio.get_running_loop()
         self._open_reader()
         if self.gc_threshold is not None:
             self._saved_gc_threshold = gc.get_threshold()
@@ -263,67 +255,32 @@ class MemoryProfiler:
             self._thread.start()
 
     def _open_recorder(self) -> None:
-        if self.recorder is not None and not self.recorder.closed:
-            return
-        path = self.record_path
-        if path is None and self.output_dir is not None:
-            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self._clock.time()))
-            path = self.output_dir / f"memtui_{self.pid}_{stamp}.db"
-        if path is None:
-            return
-        meta: dict[str, Any] = {
-            **default_meta(),
-            "role": "profiler" if self.in_process else "monitor",
-            "kind": "in-process" if self.in_process else "outside",
-            "pid": self.pid,
-            "started_at": self._start_wall,
-            "growth_threshold_mb_per_hour": self.growth_threshold_mb_per_hour,
-            "alert_threshold_mb": self.alert_threshold_mb,
-            "memory_limit_bytes": self._limit_bytes,
-            "memory_limit_source": self._limit_source,
-            "sample_interval_s": self.sample_interval,
-        }
-        if self.pid != os.getpid():
-            argv = _cmdline(self.pid)
-            meta["argv"] = argv
-            if argv is None:
-                meta.pop("argv")
-            meta["python"] = None
-            meta["executable"] = None
-        try:
-            self.recorder = Recorder(
-                path,
-                meta,
-                monotonic=self._clock.monotonic,
-                # With a simulated clock, commit hourly: a week stays ~170 commits, not 604,800.
-                flush_interval_s=1.0 if self._clock.realtime else 3600.0,
-            )
-        except (RecorderError, OSError) as exc:
-            if len(self._errors) < 20:
-                self._errors.append(f"recording: {exc}")
-            return
-        add_marker_sink(self._on_marker)
-
-    def _on_marker(self, t: float, label: str, source: str) -> None:
-        self._markers.append(
+        self._recording.open(
+            self.record_path,
+            self.output_dir,
             {
-                "at_seconds": round(t - self._start_wall, 3),
-                "timestamp": t,
-                "label": label,
-                "source": source,
-            }
+                "role": "profiler" if self.in_process else "monitor",
+                "kind": "in-process" if self.in_process else "outside",
+                "pid": self.pid,
+                "started_at": self._start_wall,
+                "growth_threshold_mb_per_hour": self.growth_threshold_mb_per_hour,
+                "alert_threshold_mb": self.alert_threshold_mb,
+                "memory_limit_bytes": self._limit_bytes,
+                "memory_limit_source": self._limit_source,
+                "sample_interval_s": self.sample_interval,
+            },
+            self.pid,
         )
 
-    def _close_recorder(self) -> None:
-        remove_marker_sink(self._on_marker)
-        rec = self.recorder
-        if rec is not None:
-            rec.close(ended_at=self._clock.time())
+    @property
+    def recorder(self) -> Recorder | None:
+        """The run's recording (None when none is written)."""
+        return self._recording.recorder
 
     @property
     def recording_path(self) -> str | None:
         """The SQLite recording of this run (see ``memtui report``), if one is written."""
-        return self.recorder.path if self.recorder is not None else None
+        return self._recording.path
 
     async def stop(self) -> None:
         """Stop sampling after a final snapshot; raise TracingError when not running."""
@@ -349,10 +306,8 @@ class MemoryProfiler:
             if self._saved_gc_threshold is not None:
                 gc.set_threshold(*self._saved_gc_threshold)
                 self._saved_gc_threshold = None
-            self._close_recorder()
-        await asyncio.sleep(0)  # let a callback scheduled by the final verdict start
-        if self._pending:
-            await asyncio.wait(set(self._pending), timeout=10.0)
+            self._recording.close()
+        await self._alerts.wait()  # a callback scheduled by the final verdict, too
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -652,32 +607,7 @@ class MemoryProfiler:
         if callback is None:
             return
         info = self._event_info(event, verdict)
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(self._invoke, callback, info)
-                return
-            except RuntimeError:  # the loop closed between the check and the call
-                pass
-        result = callback(info)
-        if inspect.isawaitable(result):
-            asyncio.run(_as_coroutine(result))
-
-    def _invoke(self, callback: LeakCallback, info: dict[str, Any]) -> None:
-        try:
-            result = callback(info)
-        except Exception:
-            log.exception("memtui: %s callback failed", getattr(callback, "__name__", "alert"))
-            return
-        if inspect.isawaitable(result):
-            future = asyncio.ensure_future(result)
-            self._pending.add(future)
-            future.add_done_callback(self._callback_done)
-
-    def _callback_done(self, future: asyncio.Future[Any]) -> None:
-        self._pending.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            log.error("memtui: alert callback failed: %r", future.exception())
+        self._alerts.dispatch(callback, info)
 
     def _event_info(self, event: LeakEvent, verdict: LeakVerdict | None = None) -> dict[str, Any]:
         verdict = verdict or self.detector.verdict
@@ -914,7 +844,7 @@ class MemoryProfiler:
                         "errors": list(self._errors),
                     },
                     "timeline": timeline_from_metrics(self.metrics, self._start_wall),
-                    "markers": list(self._markers),
+                    "markers": list(self._recording.markers),
                     "recording": {"path": self.recording_path},
                 },
             )
@@ -982,20 +912,6 @@ def _light_census(census: CensusResult | None, keep: int = 50) -> CensusResult |
         return None
     top = dict(sorted(census.counts.items(), key=lambda kv: -kv[1])[:keep])
     return dataclasses.replace(census, counts=top, tracked={}, largest_containers=())
-
-
-async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
-
-
-def _cmdline(pid: int) -> list[str] | None:
-    """The argv of ``pid`` from /proc (None when unreadable)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a] or None
 
 
 def _mtime(path: str) -> float:
