@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from memtui.engine.culprits.retainers import RetainerGrowth, trend
+from memtui.engine.facts.frames import HeapSummary, decode_heap_summary
 from memtui.engine.heap.dumps import load_dump
 from memtui.probe.heap.headroom import cgroup_free, fork_headroom, mem_available
 
@@ -50,7 +51,7 @@ def retainer_suspects() -> list[Any]:
     growth = RetainerGrowth()
     for i, summary in enumerate(_run(LEAKERS / "retainers.py", "6")):
         assert "error" not in summary, summary
-        growth.observe(10.0 * i, summary)
+        growth.observe(10.0 * i, decode_heap_summary(summary))
     return growth.suspects(0.0, 30)
 
 
@@ -168,8 +169,9 @@ def test_memtui_never_reports_itself_in_summaries_or_dumps(tmp_path: Path) -> No
     assert result["summary"]["memtui_objects"] > 0
 
 
-def _summary(containers: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"census": [["dict", 10, 1000]], "totals": {"objects": 10}, "containers": containers}
+def _summary(containers: list[dict[str, Any]]) -> HeapSummary | None:
+    doc = {"census": [["dict", 10, 1000]], "totals": {"objects": 10}, "containers": containers}
+    return decode_heap_summary(doc)
 
 
 def test_a_week_of_summaries_keeps_memory_bounded() -> None:

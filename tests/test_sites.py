@@ -12,6 +12,7 @@ import pytest
 from memtui.engine.culprits.site_rows import SiteLeak, stats_from_rows, window_leaks
 from memtui.engine.culprits.sites import AllocationSiteTracker
 from memtui.engine.detect.detector import LeakDetector
+from memtui.engine.facts.frames import decode_site_rows
 from memtui.engine.facts.metrics import MemoryMetrics
 from memtui.engine.facts.snapshot import AllocationStat, AllocationTraceback, MemorySnapshot
 from memtui.engine.monitor.view import allocator_rows
@@ -145,18 +146,22 @@ def _rows(n: int = 6, growth: int = 1250) -> list[dict[str, object]]:
 def test_window_leaks_need_consistent_growth_and_a_leaking_process() -> None:
     rows = _rows()
     rate = float(rows[0]["rate_mb_per_hour"])  # type: ignore[arg-type]
-    leaks = window_leaks(rows, True, rate)
+    leaks = window_leaks(decode_site_rows(rows), True, rate)
     assert [(s.stat.file, s.stat.line) for s in leaks] == [(APP, 20)]
     assert leaks[0].windows == 6 and leaks[0].p_value == 1 / 64
     assert leaks[0].stat.size_kind == "window"
-    assert window_leaks(rows, False, 0.0) == []  # turnover in a flat process is no leak
-    assert window_leaks(rows, True, rate * 0.1) == []  # the process grows far slower
-    assert window_leaks(_rows(3), True, rate) == []  # 3 of 3: not enough evidence
-    assert window_leaks(_rows(growth=1), True, 1e6) == []  # under the rate floor
+    assert (
+        window_leaks(decode_site_rows(rows), False, 0.0) == []
+    )  # turnover in a flat process is no leak
+    assert (
+        window_leaks(decode_site_rows(rows), True, rate * 0.1) == []
+    )  # the process grows far slower
+    assert window_leaks(decode_site_rows(_rows(3)), True, rate) == []  # 3 of 3: not enough evidence
+    assert window_leaks(decode_site_rows(_rows(growth=1)), True, 1e6) == []  # under the rate floor
 
 
 def test_allocator_rows_carry_size_kind_growth_and_rate() -> None:
-    stats = stats_from_rows(_rows(), "held")
+    stats = stats_from_rows(decode_site_rows(_rows()), "held")
     rows = allocator_rows(stats)
     assert rows[0].size_kind == "window" and (rows[0].file, rows[0].line) == (APP, 20)
     assert rows[0].growth_bytes is not None and rows[0].growth_mb_per_hour is not None
@@ -172,7 +177,7 @@ def test_allocator_rows_carry_size_kind_growth_and_rate() -> None:
 
 
 def test_report_says_what_size_means_and_names_leaking_lines() -> None:
-    stats = stats_from_rows(_rows())
+    stats = stats_from_rows(decode_site_rows(_rows()))
     rate = stats[0].growth_mb_per_hour or 0.0
     tracker = AllocationSiteTracker()
     for i in range(4):
@@ -186,7 +191,7 @@ def test_report_says_what_size_means_and_names_leaking_lines() -> None:
         growth_threshold_mb_per_hour=10.0,
         alert_threshold_mb=None,
         top_allocators=tuple(stats),
-        leaking_sites=(*window_leaks(_rows(), True, rate), *tracker.leaking()),
+        leaking_sites=(*window_leaks(decode_site_rows(_rows()), True, rate), *tracker.leaking()),
     )
     report = build_report(data)
     top = report["top_allocators"][0]

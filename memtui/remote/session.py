@@ -13,14 +13,21 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from memtui.engine.culprits.analysis import CulpritAnalysis, heap_census
+from memtui.engine.culprits.analysis import CulpritAnalysis
 from memtui.engine.culprits.site_rows import SiteLeak, stats_from_rows, window_leaks
 from memtui.engine.culprits.sites import AllocationSiteTracker
 from memtui.engine.detect.detector import LeakDetector, LeakEvent
 from memtui.engine.detect.memlimit import detect_memory_limit
+from memtui.engine.facts.frames import (
+    HeapSummary,
+    HistoryMean,
+    SiteRow,
+    decode_frame,
+    heap_census,
+    site_sizes,
+)
 from memtui.engine.facts.metrics import MemoryMetrics
 from memtui.engine.facts.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
-from memtui.engine.facts.wire import census_from_dict, gc_from_dict, sites_from_rows
 from memtui.engine.report.json_report import ReportInput, SourceInfo
 from memtui.engine.report.recording import Recording, timeline_from_metrics
 from memtui.errors import ReportError
@@ -69,7 +76,7 @@ class AgentSession:
         self.census: CensusResult | None = None
         self.first_census: CensusResult | None = None
         self.sites: dict[TraceKey, tuple[int, int]] = {}
-        self.site_rows: list[Mapping[str, Any]] = []
+        self.site_rows: list[SiteRow] = []
         """The agent's latest ranked sites (memtui.probe.watch rows), in its order."""
         self.site_tracker = AllocationSiteTracker(max_sites=4 * trace_limit)
         """Held sizes over time while the agent traces all along (continuous/external)."""
@@ -117,72 +124,66 @@ class AgentSession:
                 return
         self._requested_state = state
 
-    def apply_frame(self, frame: Mapping[str, Any]) -> None:
+    def apply_frame(self, raw: Mapping[str, Any]) -> None:
+        """One agent frame: decoded here, once (memtui.engine.facts.frames), then analysed."""
+        frame = decode_frame(raw)
         self.last_poll_wall = time.time()
-        gc_raw = frame.get("gc")
-        gc_reading = gc_from_dict(gc_raw) if isinstance(gc_raw, Mapping) and gc_raw else self.gc
+        gc_reading = frame.gc or self.gc
         self.gc = gc_reading
         if self.seq == 0 and not self._replay_recording():
-            self._replay_history(frame.get("history"))
-        for row in frame.get("samples", []) or []:
-            seq, t, rss, vms, traced, blocks = (list(row) + [0] * 6)[:6]
-            if int(seq) <= self.seq:
+            self._replay_history(frame.history)
+        for row in frame.samples:
+            if row.seq <= self.seq:
                 continue
-            self.seq = int(seq)
-            if self._replayed_until is not None and float(t) <= self._replayed_until + 0.001:
+            self.seq = row.seq
+            if self._replayed_until is not None and row.t_s <= self._replayed_until + 0.001:
                 continue  # already replayed from the recording (it keeps milliseconds)
             self.metrics.add_sample(
-                float(t),
-                MemoryReading(int(rss), int(vms)),
-                int(traced),
-                AllocatorReading(allocated_blocks=int(blocks)),
+                row.t_s,
+                MemoryReading(row.rss_bytes, row.vms_bytes),
+                row.traced_bytes,
+                AllocatorReading(allocated_blocks=row.allocated_blocks),
                 gc_reading,
             )
-            self.detector.update(float(t), float(rss))
+            self.detector.update(row.t_s, float(row.rss_bytes))
             self.culprits.observe_sample(
-                float(t), float(rss), float(traced) if traced else None, float(blocks), None
+                row.t_s,
+                float(row.rss_bytes),
+                float(row.traced_bytes) if row.traced_bytes else None,
+                float(row.allocated_blocks),
+                None,
             )
         self.new_events.extend(self.detector.drain_events())
-        census_raw = frame.get("census")
-        census = (
-            census_from_dict(census_raw) if isinstance(census_raw, Mapping) and census_raw else None
-        )
+        census = frame.census
         if census is not None and (self.census is None or census != self.census):
             self.census = census
             if self.first_census is None:
                 self.first_census = census
             if self.heap_census is None:  # once heap summaries come, they make the snapshots
                 self.snapshots.append(self._snapshot(census))
-            self.culprits.observe_frame_census(
-                self.metrics.last_t_s or 0.0,
-                census_raw,  # a Mapping here: census was parsed from it
-                gc_raw if isinstance(gc_raw, Mapping) else None,
+            self.culprits.observe_snapshot(
+                self.metrics.last_t_s or 0.0, frame.signals, census, frame.gc
             )
-        summary = frame.get("heap_summary")
-        if isinstance(summary, Mapping) and int(summary.get("seq", 0) or 0) > self.summary_seq:
+        summary = frame.heap_summary
+        if summary is not None and summary.seq > self.summary_seq:
             self.apply_heap_summary(summary)
-        if isinstance(frame.get("heap_summaries"), Mapping):
-            self.heap_summaries = dict(frame["heap_summaries"])
-        if isinstance(frame.get("tracing"), Mapping):
-            self.tracing = dict(frame["tracing"])
-        rows = frame.get("sites")
-        if isinstance(rows, Sequence):
-            self._apply_sites(rows)
-        for m in frame.get("markers") or []:
-            if isinstance(m, Sequence) and len(m) >= 2 and tuple(m[:2]) not in self._marker_keys:
-                self._marker_keys.add((m[0], m[1]))
+        if frame.heap_summary_state is not None:
+            self.heap_summaries = dict(frame.heap_summary_state)
+        if frame.tracing_state is not None:
+            self.tracing = dict(frame.tracing_state)
+        if frame.sites is not None:
+            self._apply_sites(frame.sites)
+        for m in frame.markers:
+            if (m.timestamp_s, m.label) not in self._marker_keys:
+                self._marker_keys.add((m.timestamp_s, m.label))
                 self.markers.append(
-                    {
-                        "timestamp": float(m[0]),
-                        "label": str(m[1]),
-                        "source": str(m[2]) if len(m) > 2 else "target",
-                    }
+                    {"timestamp": m.timestamp_s, "label": m.label, "source": m.source}
                 )
 
-    def apply_heap_summary(self, summary: Mapping[str, Any]) -> None:
+    def apply_heap_summary(self, summary: HeapSummary) -> None:
         """One heap summary from the agent: culprits by path, and the full-heap census."""
-        self.summary_seq = int(summary.get("seq", 0) or 0)
-        taken = float(summary.get("taken_at", 0.0) or self.metrics.last_t_s or time.time())
+        self.summary_seq = summary.seq
+        taken = summary.taken_at_s or self.metrics.last_t_s or time.time()
         self.culprits.start_t = self.metrics.start_t_s or self.started_wall
         self.culprits.observe_heap_summary(taken, summary)
         census = heap_census(summary)
@@ -192,11 +193,11 @@ class AgentSession:
                 self.first_heap_census = census
             self.snapshots.append(self._snapshot(census))
 
-    def _apply_sites(self, rows: Sequence[Any]) -> None:
-        sites = sites_from_rows(rows)
+    def _apply_sites(self, rows: Sequence[SiteRow]) -> None:
+        sites = site_sizes(rows)
         changed = sites != self.sites
         self.sites = sites
-        self.site_rows = [r for r in rows if isinstance(r, Mapping)]
+        self.site_rows = list(rows)
         if changed and self._size_kind() == "held" and self.metrics.last_t_s is not None:
             self.site_tracker.observe(self.metrics.last_t_s, sites, self.trace_limit)
 
@@ -243,24 +244,19 @@ class AgentSession:
         self._replayed_until = float(series.t[-1])
         return True
 
-    def _replay_history(self, points: Sequence[Any] | None) -> None:
+    def _replay_history(self, points: Sequence[HistoryMean]) -> None:
         """Feed what the agent recorded before we came (bucket means), oldest first."""
-        for p in points or []:
-            if not isinstance(p, Mapping):
-                continue
-            mean = [*list(p.get("mean") or [])[:4], 0, 0, 0, 0]
-            t = float(p.get("t_end", 0.0))
-            rss = float(mean[0])
-            if rss <= 0:
+        for p in points:
+            if p.rss_bytes <= 0:
                 continue
             self.metrics.add_sample(
-                t,
-                MemoryReading(int(rss), int(mean[1])),
-                int(mean[2]),
-                AllocatorReading(allocated_blocks=int(mean[3])),
+                p.t_end_s,
+                MemoryReading(int(p.rss_bytes), int(p.vms_bytes)),
+                int(p.traced_bytes),
+                AllocatorReading(allocated_blocks=int(p.allocated_blocks)),
                 None,
             )
-            self.detector.update(t, rss)
+            self.detector.update(p.t_end_s, p.rss_bytes)
         self.detector.drain_events()  # events of the past are in the verdict, not news
 
     def _snapshot(self, census: CensusResult | None) -> MemorySnapshot:

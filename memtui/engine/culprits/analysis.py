@@ -6,12 +6,12 @@ session, so reports and the monitor name the same culprits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from memtui.engine.culprits.retainers import RetainerGrowth
 from memtui.engine.culprits.signatures import SignatureTracker, Suspect
 from memtui.engine.culprits.triage import Triage, triage_rss
+from memtui.engine.facts.frames import HeapSummary
 from memtui.probe.census import CensusResult
 from memtui.probe.gcstats import GcReading
 from memtui.probe.signals import LeakSignals
@@ -20,22 +20,6 @@ TRIAGE_POINTS: int = 2048
 """Samples kept for triage; when full, every other one goes, so the run is still spanned."""
 
 TriageSample = tuple[float, float, float | None, float | None, float | None]
-
-
-def heap_census(summary: Mapping[str, Any]) -> CensusResult | None:
-    """A heap summary's census of every live object as a CensusResult (counts by type)."""
-    rows = summary.get("census")
-    if not rows:
-        return None
-    counts = {str(r[0]): int(r[1]) for r in rows if len(r) >= 2}
-    totals = summary.get("totals")
-    total = int(totals.get("objects", 0)) if isinstance(totals, Mapping) else sum(counts.values())
-    return CensusResult(
-        counts=counts,
-        total_objects=total or sum(counts.values()),
-        duration_s=float(summary.get("child_s", 0.0) or 0.0),
-        max_hold_s=float(summary.get("pause_s", 0.0) or 0.0),
-    )
 
 
 class CulpritAnalysis:
@@ -78,18 +62,7 @@ class CulpritAnalysis:
     ) -> None:
         self.signatures.observe(t_s, signals, census, gc)
 
-    def observe_frame_census(
-        self, t_s: float, census: Mapping[str, Any] | None, gc: Mapping[str, Any] | None
-    ) -> None:
-        """An agent's census summary (with its "signals") and gc dict."""
-        if not census:
-            return
-        signals = census.get("signals")
-        self.signatures.observe_dicts(
-            t_s, signals if isinstance(signals, Mapping) else None, census, gc
-        )
-
-    def observe_heap_summary(self, t_s: float, summary: Mapping[str, Any]) -> None:
+    def observe_heap_summary(self, t_s: float, summary: HeapSummary) -> None:
         """A heap summary (memtui.probe.heap.summary) taken at ``t_s``."""
         self.retainers.observe(t_s, summary)
 

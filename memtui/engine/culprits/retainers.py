@@ -13,11 +13,12 @@ points, whatever the run's length.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from memtui.engine.culprits.signatures import Suspect, SuspectKind
+from memtui.engine.facts.frames import HeapSummary
 
 SERIES_LEN: int = 48
 """Points kept per container; when full every other one goes (the span keeps growing)."""
@@ -132,37 +133,35 @@ class RetainerGrowth:
         self.last_meta: dict[str, Any] = {}
         self.by_type_series: dict[str, list[tuple[float, int]]] = {}
 
-    def observe(self, t: float, summary: Mapping[str, Any]) -> None:
-        """One summary (the child's JSON document) taken at ``t`` seconds."""
-        rows = summary.get("census") or []
-        census = [(str(r[0]), int(r[1]), int(r[2])) for r in rows if len(r) >= 3]
-        if not census and not summary.get("containers"):
+    def observe(self, t: float, summary: HeapSummary) -> None:
+        """One summary (decoded from the child's JSON document) taken at ``t`` seconds."""
+        if summary.empty:
             return
+        census = list(summary.census)
         self.summaries += 1
         if self.first_t is None:
             self.first_t = t
             self.first_census = census
         self.last_t = t
         self.census = census
-        totals = summary.get("totals")
-        self.totals = dict(totals) if isinstance(totals, Mapping) else {}
+        self.totals = dict(summary.totals or {})
         self.last_meta = {
-            k: summary.get(k) for k in ("pause_s", "child_s", "child_cpu_s", "walk_s", "edges")
+            "pause_s": summary.pause_s,
+            "child_s": summary.child_s,
+            "child_cpu_s": summary.child_cpu_s,
+            "walk_s": summary.walk_s,
+            "edges": summary.edges,
         }
-        for c in summary.get("containers") or []:
-            if not isinstance(c, Mapping):
-                continue
-            key = (str(c.get("path", "?")), int(c.get("address", 0)))
+        for c in summary.containers:
+            key = (c.path, c.address)
             tracked = self._tracked.get(key)
             if tracked is None:
-                tracked = self._tracked[key] = _Tracked(
-                    key[0], str(c.get("chain", "")), str(c.get("type", "")), t, t
-                )
-            tracked.holds = c.get("holds") or tracked.holds
-            tracked.hint = c.get("hint") or None
-            tracked.samples = tuple(str(x) for x in c.get("samples") or ())[:3]
-            tracked.chain = str(c.get("chain", tracked.chain))
-            tracked.add(t, float(c.get("items", 0)), float(c.get("bytes", 0)))
+                tracked = self._tracked[key] = _Tracked(key[0], c.chain, c.type_name, t, t)
+            tracked.holds = c.holds or tracked.holds
+            tracked.hint = c.hint
+            tracked.samples = c.samples
+            tracked.chain = c.chain or tracked.chain
+            tracked.add(t, float(c.items), float(c.bytes))
         self._evict()
 
     def _evict(self) -> None:

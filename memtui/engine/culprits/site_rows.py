@@ -14,11 +14,12 @@ passes (3) with room to spare; a turnover site in a flat process never does.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from memtui.engine.culprits.sites import MIN_SITE_RATE_MB_PER_HOUR, SiteGrowth
+from memtui.engine.facts.frames import SiteRow
 from memtui.engine.facts.snapshot import AllocationStat, AllocationTraceback, SizeKind
 from memtui.probe.tracing import TraceKey
 from memtui.probe.watch import SUSPECT_P, sign_test_p
@@ -57,42 +58,26 @@ class SiteLeak:
                    snapshots=g.snapshots)  # fmt: skip
 
 
-def _opt_int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _opt_float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def stat_from_row(row: Mapping[str, Any], default_kind: SizeKind = "held") -> AllocationStat:
-    """One agent site row (memtui.probe.watch) as an AllocationStat with growth and rate."""
-    frames = row.get("frames") or (
-        [[row["file"], row["line"]]] if "file" in row and "line" in row else []
-    )
-    key: TraceKey = tuple((str(f[0]), int(f[1])) for f in frames)
-    site = _opt_int(row.get("site"))
-    kind = row.get("size_kind")
+def stat_from_row(row: SiteRow, default_kind: SizeKind = "held") -> AllocationStat:
+    """One site row (memtui.probe.watch) as an AllocationStat with growth and rate."""
     return AllocationStat(
-        AllocationTraceback(key, site),
-        int(row.get("size_bytes", row.get("size", 0)) or 0),
-        int(row.get("count", 0) or 0),
-        size_kind=kind if kind in ("held", "window") else default_kind,
-        growth_bytes=_opt_int(row.get("growth_bytes")),
-        growth_mb_per_hour=_opt_float(row.get("rate_mb_per_hour")),
+        AllocationTraceback(row.frames, row.site),
+        row.size_bytes,
+        row.count,
+        size_kind=row.size_kind or default_kind,
+        growth_bytes=row.growth_bytes,
+        growth_mb_per_hour=row.rate_mb_per_hour,
     )
 
 
 def stats_from_rows(
-    rows: Sequence[Any] | None, default_kind: SizeKind = "held"
+    rows: Sequence[SiteRow] | None, default_kind: SizeKind = "held"
 ) -> list[AllocationStat]:
     """The rows as one stat per site, in their order (the agent's: leaking first in watch
     mode, by size with full traces). Rows of several tracebacks of one site (a profiler's
     recording) are summed, the first one's traceback kept."""
     out: dict[tuple[str, int], AllocationStat] = {}
-    for row in rows or []:
-        if not isinstance(row, Mapping):
-            continue
+    for row in rows or ():
         stat = stat_from_row(row, default_kind)
         site = stat.traceback.site_frame
         seen = out.get(site)
@@ -107,7 +92,7 @@ def stats_from_rows(
 
 
 def window_leaks(
-    rows: Sequence[Any] | None,
+    rows: Sequence[SiteRow] | None,
     process_leaks: bool,
     process_rate_mb_per_hour: float,
     min_rate_mb_per_hour: float = MIN_SITE_RATE_MB_PER_HOUR,
@@ -120,12 +105,12 @@ def window_leaks(
     if not process_leaks:
         return []
     found = []
-    for row in rows or []:
-        if not isinstance(row, Mapping) or row.get("size_kind") != "window":
+    for row in rows or ():
+        if row.size_kind != "window":
             continue
-        n = _opt_int(row.get("of_windows")) or 0
-        positive = _opt_int(row.get("windows")) or 0
-        rate = _opt_float(row.get("rate_mb_per_hour"))
+        n = row.of_windows or 0
+        positive = row.windows or 0
+        rate = row.rate_mb_per_hour
         if rate is None or rate < min_rate_mb_per_hour or n < 2:
             continue
         p = sign_test_p(positive, n)

@@ -1,4 +1,4 @@
-"""Provides the engine types from the agent's JSON shapes (census, GC readings, site rows).
+"""Provides the engine types from the agent's JSON shapes: census summaries and GC readings.
 
 One place for these conversions: agent frames, recordings and signature tracking all read the
 same shapes. Tolerant by design: a missing field takes its neutral value.
@@ -6,13 +6,12 @@ same shapes. Tolerant by design: a missing field takes its neutral value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
 from memtui.probe.census import CensusResult, ContainerInfo
 from memtui.probe.gcstats import GcReading
-from memtui.probe.tracing import TraceKey
 
 _GC_FIELDS: frozenset[str] = frozenset(f.name for f in fields(GcReading))
 _GC_DEFAULTS: dict[str, Any] = {
@@ -49,19 +48,3 @@ def census_from_dict(data: Mapping[str, Any]) -> CensusResult:
         max_hold_s=float(data.get("max_hold_s", 0.0)),
         largest_containers=containers,
     )
-
-
-def sites_from_rows(rows: Sequence[Any] | None) -> dict[TraceKey, tuple[int, int]]:
-    """Per-traceback (bytes, blocks) from site rows (agent or profiler form)."""
-    out: dict[TraceKey, tuple[int, int]] = {}
-    for row in rows or []:
-        if not isinstance(row, Mapping):
-            continue
-        frames = row.get("frames") or (
-            [[row["file"], row["line"]]] if "file" in row and "line" in row else []
-        )
-        key: TraceKey = tuple((str(f[0]), int(f[1])) for f in frames)
-        size = int(row.get("size_bytes", row.get("size", 0)))
-        prev = out.get(key, (0, 0))
-        out[key] = (prev[0] + size, prev[1] + int(row.get("count", 0)))
-    return out

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from memtui.engine.culprits.analysis import CulpritAnalysis, heap_census
+from memtui.engine.culprits.analysis import CulpritAnalysis
 from memtui.engine.culprits.patterns import (
     LeakingTraceback,
     allocation_patterns,
@@ -31,6 +31,7 @@ from memtui.engine.culprits.patterns import (
 from memtui.engine.culprits.sites import AllocationSiteTracker
 from memtui.engine.detect.detector import LeakDetector, LeakEvent, LeakVerdict
 from memtui.engine.detect.memlimit import detect_memory_limit
+from memtui.engine.facts.frames import decode_heap_summary, heap_census
 from memtui.engine.facts.metrics import MemoryMetrics
 from memtui.engine.facts.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
 from memtui.engine.heap.trigger import HeapDumpTrigger
@@ -508,10 +509,12 @@ class MemoryProfiler:
         """Start, or take in, a heap summary (a forked copy walks the heap; see heapsummary)."""
         if self.detector.verdict.state != "ok":
             self._summaries.request_now()
-        summary = self._summaries.tick()
-        if summary is None:
+        doc = self._summaries.tick()
+        summary = decode_heap_summary(doc)
+        if doc is None or summary is None:
             return
-        t_s = float(summary.get("taken_at", self._clock.time())) - self._start_wall
+        taken = summary.taken_at_s or self._clock.time()
+        t_s = taken - self._start_wall
         self.culprits.observe_heap_summary(t_s, summary)
         census = heap_census(summary)
         if census is None:
@@ -520,7 +523,7 @@ class MemoryProfiler:
         memory = self._read_memory()
         self._snapshots.append(
             MemorySnapshot(
-                timestamp=float(summary.get("taken_at", self._clock.time())),
+                timestamp=taken,
                 elapsed_s=t_s,
                 memory=memory,
                 census=_light_census(census),
@@ -529,12 +532,7 @@ class MemoryProfiler:
         )
         rec = self.recorder
         if rec is not None and not rec.closed:
-            rec.add_snapshot(
-                float(summary.get("taken_at", self._clock.time())),
-                {"heap": light_summary(summary)},
-                kind="heap",
-                rss=memory.rss_bytes,
-            )
+            rec.add_snapshot(taken, {"heap": light_summary(doc)}, kind="heap", rss=memory.rss_bytes)
 
     def _record_trigger_dumps(self, rec: Recorder) -> None:
         trigger = self._dump_trigger

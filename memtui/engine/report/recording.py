@@ -22,19 +22,27 @@ from typing import Any
 
 import numpy as np
 
-from memtui.engine.culprits.analysis import CulpritAnalysis, heap_census
+from memtui.engine.culprits.analysis import CulpritAnalysis
 from memtui.engine.culprits.site_rows import stats_from_rows
 from memtui.engine.culprits.sites import AllocationSiteTracker
 from memtui.engine.detect.detector import LeakDetector
+from memtui.engine.facts.frames import (
+    SiteRow,
+    decode_heap_summary,
+    decode_site_rows,
+    heap_census,
+    site_sizes,
+)
 from memtui.engine.facts.metrics import MemoryMetrics
 from memtui.engine.facts.snapshot import MemorySnapshot, SnapshotLog
-from memtui.engine.facts.wire import census_from_dict, gc_from_dict, sites_from_rows
+from memtui.engine.facts.wire import census_from_dict, gc_from_dict
 from memtui.engine.report.json_report import ReportInput, SourceInfo
 from memtui.errors import ReportError, UsageError
 from memtui.probe.allocator import AllocatorReading
 from memtui.probe.gcstats import GcReading
 from memtui.probe.memory import MemoryReading
 from memtui.probe.recorder import FORMAT_NAME, SCHEMA_VERSION, is_recording_header
+from memtui.probe.signals import LeakSignals
 from memtui.probe.tracing import TraceKey
 
 MIB: float = 1024.0 * 1024.0
@@ -445,13 +453,13 @@ def _build(
 
     snaps = SnapshotLog(500)
     sites = AllocationSiteTracker(max_sites=4 * trace_limit)
-    latest_rows: list[Any] = []
+    latest_rows: tuple[SiteRow, ...] = ()
     site_series: dict[tuple[str, int], list[tuple[float, int]]] = {}
     pid = int(meta.get("pid", 0) or 0)
     has_census = False
     for t, _kind, rss, data in rec.snapshots(lo, hi):
-        heap = data.get("heap")
-        if isinstance(heap, Mapping):  # a heap summary: containers by path, every object
+        heap = decode_heap_summary(data.get("heap"))
+        if heap is not None:  # a heap summary: containers by path, every object
             culprits.observe_heap_summary(t - t0, heap)
             heap_counts = heap_census(heap)
             has_census = has_census or heap_counts is not None
@@ -465,27 +473,30 @@ def _build(
                 )
             )
             continue
-        census = data.get("census")
-        gc = data.get("gc")
-        has_census = has_census or isinstance(census, Mapping)
+        census_raw, gc_raw, signals_raw = data.get("census"), data.get("gc"), data.get("signals")
+        census = census_from_dict(census_raw) if isinstance(census_raw, Mapping) else None
+        gc = gc_from_dict(gc_raw) if isinstance(gc_raw, Mapping) else None
+        has_census = has_census or census is not None
         snaps.append(
             MemorySnapshot(
                 timestamp=t,
                 elapsed_s=t - t0,
                 memory=MemoryReading(rss, int(data.get("vms", 0) or 0), data.get("uss")),
-                census=census_from_dict(census) if isinstance(census, Mapping) else None,
-                gc=gc_from_dict(gc) if isinstance(gc, Mapping) else None,
+                census=census,
+                gc=gc,
                 pid=pid,
             )
         )
-        if isinstance(census, Mapping):
-            signals = data.get("signals")
-            culprits.observe_frame_census(
-                t - t0, {**census, "signals": signals} if signals else census, gc
+        if census is not None:
+            signals = (
+                LeakSignals.from_dict(dict(signals_raw))
+                if isinstance(signals_raw, Mapping)
+                else None
             )
+            culprits.observe_snapshot(t - t0, signals, census, gc)
         if isinstance(data.get("sites"), list):
-            latest_rows = data["sites"]
-            sites.observe(t - t0, sites_from_rows(latest_rows), trace_limit)
+            latest_rows = decode_site_rows(data["sites"])
+            sites.observe(t - t0, site_sizes(latest_rows), trace_limit)
             for stat in stats_from_rows(latest_rows):
                 site = stat.traceback.site_frame
                 site_series.setdefault(site, []).append((round(t - t0, 1), stat.size))
