@@ -59,6 +59,7 @@ RANKS: dict[str, int] = {
     "engine.detect": 3,
     "engine.heap": 3,
     "engine.culprits": 4,
+    "engine.analysis": 5,
     "engine.report": 5,
     "engine.monitor": 5,
     "engine.profiler": 6,

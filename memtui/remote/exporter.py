@@ -141,7 +141,7 @@ class AgentPoller:
             session = AgentSession(client, self.growth_threshold, None)
             # No chart here: an hour at 10 s instead of a week's tiers (the detector keeps
             # its own bounded state), so the exporter stays small however long it runs.
-            session.metrics = MemoryMetrics(History(HISTORY_FIELDS, EXPORTER_TIERS))
+            session.analysis.metrics = MemoryMetrics(History(HISTORY_FIELDS, EXPORTER_TIERS))
             self._sessions[pid] = session
         for pid in [p for p in self._refused if p not in found]:
             del self._refused[pid]

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from memtui.engine.analysis import ProcessAnalysis
 from memtui.engine.culprits.analysis import CulpritAnalysis
 from memtui.engine.culprits.site_rows import SiteLeak, stats_from_rows, window_leaks
 from memtui.engine.culprits.sites import AllocationSiteTracker
@@ -23,7 +24,6 @@ from memtui.engine.facts.frames import (
     HistoryMean,
     SiteRow,
     decode_frame,
-    heap_census,
     site_sizes,
 )
 from memtui.engine.facts.metrics import MemoryMetrics
@@ -63,13 +63,8 @@ class AgentSession:
         self.alert_threshold_mb = alert_threshold_mb
         limit = detect_memory_limit(self.pid)
         self.memory_limit = limit
-        self.detector = LeakDetector(
-            growth_threshold_mb_per_hour=growth_threshold_mb_per_hour,
-            alert_threshold_mb=alert_threshold_mb,
-            memory_limit_bytes=limit.limit_bytes,
-        )
-        self.metrics = MemoryMetrics()
-        self.culprits = CulpritAnalysis()
+        self.analysis = ProcessAnalysis(growth_threshold_mb_per_hour, alert_threshold_mb, limit)
+        """Metrics, verdict and culprits, fed from the decoded frames."""
         self.snapshots = SnapshotLog()
         self.seq = 0
         self.gc: GcReading | None = None
@@ -96,10 +91,28 @@ class AgentSession:
         self.summary_seq = 0
         self.heap_summaries: dict[str, Any] = {}
         """The agent's account of its heap summaries (taken, refused, cost, source)."""
-        self.heap_census: CensusResult | None = None
-        """Every live object by type, from the latest heap summary (gc-untracked included)."""
-        self.first_heap_census: CensusResult | None = None
         self._requested_state = "ok"
+
+    @property
+    def metrics(self) -> MemoryMetrics:
+        return self.analysis.metrics
+
+    @property
+    def detector(self) -> LeakDetector:
+        return self.analysis.detector
+
+    @property
+    def culprits(self) -> CulpritAnalysis:
+        return self.analysis.culprits
+
+    @property
+    def heap_census(self) -> CensusResult | None:
+        """Every live object by type, from the latest heap summary (gc-untracked included)."""
+        return self.analysis.heap_census
+
+    @property
+    def first_heap_census(self) -> CensusResult | None:
+        return self.analysis.first_heap_census
 
     def poll(self) -> bool:
         """Pull what is new; False once the agent is gone (the target exited)."""
@@ -138,22 +151,14 @@ class AgentSession:
             self.seq = row.seq
             if self._replayed_until is not None and row.t_s <= self._replayed_until + 0.001:
                 continue  # already replayed from the recording (it keeps milliseconds)
-            self.metrics.add_sample(
+            events = self.analysis.observe_sample(
                 row.t_s,
                 MemoryReading(row.rss_bytes, row.vms_bytes),
                 row.traced_bytes,
                 AllocatorReading(allocated_blocks=row.allocated_blocks),
                 gc_reading,
             )
-            self.detector.update(row.t_s, float(row.rss_bytes))
-            self.culprits.observe_sample(
-                row.t_s,
-                float(row.rss_bytes),
-                float(row.traced_bytes) if row.traced_bytes else None,
-                float(row.allocated_blocks),
-                None,
-            )
-        self.new_events.extend(self.detector.drain_events())
+            self.new_events.extend(events)
         census = frame.census
         if census is not None and (self.census is None or census != self.census):
             self.census = census
@@ -161,7 +166,7 @@ class AgentSession:
                 self.first_census = census
             if self.heap_census is None:  # once heap summaries come, they make the snapshots
                 self.snapshots.append(self._snapshot(census))
-            self.culprits.observe_snapshot(
+            self.analysis.observe_census(
                 self.metrics.last_t_s or 0.0, frame.signals, census, frame.gc
             )
         summary = frame.heap_summary
@@ -185,12 +190,8 @@ class AgentSession:
         self.summary_seq = summary.seq
         taken = summary.taken_at_s or self.metrics.last_t_s or time.time()
         self.culprits.start_t = self.metrics.start_t_s or self.started_wall
-        self.culprits.observe_heap_summary(taken, summary)
-        census = heap_census(summary)
+        census = self.analysis.observe_heap_summary(taken, summary)
         if census is not None:
-            self.heap_census = census
-            if self.first_heap_census is None:
-                self.first_heap_census = census
             self.snapshots.append(self._snapshot(census))
 
     def _apply_sites(self, rows: Sequence[SiteRow]) -> None:

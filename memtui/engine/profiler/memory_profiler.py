@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from memtui.engine.analysis import ProcessAnalysis
 from memtui.engine.culprits.analysis import CulpritAnalysis
 from memtui.engine.culprits.patterns import (
     LeakingTraceback,
@@ -31,7 +32,7 @@ from memtui.engine.culprits.patterns import (
 from memtui.engine.culprits.sites import AllocationSiteTracker
 from memtui.engine.detect.detector import LeakDetector, LeakEvent, LeakVerdict
 from memtui.engine.detect.memlimit import detect_memory_limit
-from memtui.engine.facts.frames import decode_heap_summary, heap_census
+from memtui.engine.facts.frames import decode_heap_summary
 from memtui.engine.facts.metrics import MemoryMetrics
 from memtui.engine.facts.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
 from memtui.engine.heap.trigger import HeapDumpTrigger
@@ -169,19 +170,15 @@ class MemoryProfiler:
         limit = detect_memory_limit(None if self.in_process else self.pid)
         self._limit_bytes: int | None = limit.limit_bytes
         self._limit_source: str | None = limit.source
-        self.detector = LeakDetector(
-            growth_threshold_mb_per_hour=self.growth_threshold_mb_per_hour,
-            alert_threshold_mb=alert_threshold_mb,
-            memory_limit_bytes=self._limit_bytes,
+        self.analysis = ProcessAnalysis(
+            self.growth_threshold_mb_per_hour, alert_threshold_mb, limit
         )
-        self.metrics = MemoryMetrics()
+        """Metrics, verdict and culprits, fed from this process's readings."""
         self._sites = AllocationSiteTracker(max_sites=4 * self.trace_limit)
-        self.culprits = CulpritAnalysis()
         self._summaries = summaries_from_env(
             self._clock.time, enabled=self.in_process and self.enable_census
         )
         """Full-heap census and containers named by path, from a forked copy on a cadence."""
-        self._heap_census: CensusResult | None = None
         self._tracked_types: list[type] = []
         self._snapshots = SnapshotLog(MAX_SNAPSHOTS)
         self._latest_snapshot: MemorySnapshot | None = None
@@ -224,6 +221,18 @@ class MemoryProfiler:
             )
 
     # ----------------------------------------------------------------- lifecycle
+    @property
+    def metrics(self) -> MemoryMetrics:
+        return self.analysis.metrics
+
+    @property
+    def detector(self) -> LeakDetector:
+        return self.analysis.detector
+
+    @property
+    def culprits(self) -> CulpritAnalysis:
+        return self.analysis.culprits
+
     @property
     def is_running(self) -> bool:
         return self._state == "running"
@@ -471,22 +480,14 @@ class MemoryProfiler:
             traced = tracemalloc.get_traced_memory()[0]
         allocator = read_allocator() if self.in_process else None
         gc_reading = self._gc.read() if self._gc is not None else None
-        self.metrics.add_sample(t_s, memory, traced, allocator, gc_reading)
+        events = self.analysis.observe_sample(
+            t_s, memory, traced if self._tracing else None, allocator, gc_reading
+        )
         if self._baseline_stats is not None:
             self._baseline_stats.add(t_s, memory.rss_bytes)
-        self.detector.update(t_s, float(memory.rss_bytes))
         if self._dump_trigger is not None:
             self._dump_trigger.observe(now, memory.rss_bytes / MIB)
-        self.culprits.observe_sample(
-            t_s,
-            float(memory.rss_bytes),
-            float(traced) if self._tracing else None,
-            float(allocator.allocated_blocks) if allocator is not None else None,
-            float(allocator.malloc_free_bytes)
-            if allocator is not None and allocator.malloc_free_bytes is not None
-            else None,
-        )
-        for event in self.detector.drain_events():
+        for event in events:
             self._dispatch(event)
         rec = self.recorder
         if rec is not None:
@@ -515,11 +516,9 @@ class MemoryProfiler:
             return
         taken = summary.taken_at_s or self._clock.time()
         t_s = taken - self._start_wall
-        self.culprits.observe_heap_summary(t_s, summary)
-        census = heap_census(summary)
+        census = self.analysis.observe_heap_summary(t_s, summary)
         if census is None:
             return
-        self._heap_census = census
         memory = self._read_memory()
         self._snapshots.append(
             MemorySnapshot(
@@ -572,7 +571,7 @@ class MemoryProfiler:
         self._snapshots_taken += 1
         if snap.traces is not None:
             self._sites.observe(snap.elapsed_s, snap.traces.by_traceback, self.trace_limit)
-        self.culprits.observe_snapshot(snap.elapsed_s, snap.signals, snap.census, snap.gc)
+        self.analysis.observe_census(snap.elapsed_s, snap.signals, snap.census, snap.gc)
         self._latest_snapshot = snap
         light = dataclasses.replace(
             snap, traces=None, census=_light_census(snap.census), signals=None
