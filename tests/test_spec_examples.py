@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import gc
 import json
 import os
 import re
@@ -147,10 +146,20 @@ def test_python_example(
     leaking: h.Scenario,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sent: list[str] = []
     ns = _prepared(shared, tmp_path, sent)
     os.chdir(tmp_path)
+    reports: list[dict[str, Any]] = []
+    generate = h.RealProfiler.generate_report
+
+    def keep(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        report: dict[str, Any] = generate(self, *args, **kwargs)
+        reports.append(report)
+        return report
+
+    monkeypatch.setattr(h.RealProfiler, "generate_report", keep)
     try:
         _run_python(block.code, ns)
     finally:  # blocks that import memtui's own class start real profilers: stop them
@@ -177,17 +186,17 @@ def test_python_example(
         assert list(ns["process_orders"]()) == list(range(100))
     out = capsys.readouterr().out
     for want in EXPECT.get(block.id, []):
-        assert want in out, f"{block.id}: {want!r} not in the output:\n{out}{_verdicts()}"
+        assert want in out, f"{block.id}: {want!r} not in the output:\n{out}{_verdicts(reports)}"
 
 
-def _verdicts() -> str:
-    """What every real profiler of this test concluded, to explain a missing line."""
-    found = [o for o in gc.get_objects() if isinstance(o, h.RealProfiler)]
-    lines = []
-    for p in found:
-        v = p.generate_report()["leak_detection"]
-        lines.append(f"{v.get('state')}: {v.get('reason')} ({v.get('samples', '?')} samples)")
-    return "\nverdicts:\n" + "\n".join(lines)
+def _verdicts(reports: list[dict[str, Any]]) -> str:
+    """What every report of this test concluded, to explain a missing line."""
+    lines = [
+        f"{v.get('state')}: {v.get('reason')} (samples: {r['summary'].get('samples', '?')})"
+        for r in reports
+        for v in [r["leak_detection"]]
+    ]
+    return "\nverdicts of the reports made:\n" + "\n".join(lines)
 
 
 def test_every_python_block_has_run() -> None:
