@@ -20,7 +20,7 @@ import pytest
 
 from memtui.engine.report.html_report import render_html
 from memtui.engine.report.json_report import build_report
-from memtui.engine.report.recording import build_report_input_from_recording
+from memtui.engine.report.replay import build_report_input_from_recording
 from memtui.probe.recorder import Recorder
 
 T0 = 1_700_000_000.0

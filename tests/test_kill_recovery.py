@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from memtui.engine.report.json_report import build_report
-from memtui.engine.report.recording import Recording, build_report_input_from_recording
+from memtui.engine.report.recording import Recording
+from memtui.engine.report.replay import build_report_input_from_recording
 
 MAX_LOSS_S = 2.5
 """Commit spacing (1 s) + one sampling period + scheduling slack on a loaded 2-core machine."""

@@ -9,11 +9,8 @@ from pathlib import Path
 import pytest
 
 from memtui.engine.report.json_report import build_report
-from memtui.engine.report.recording import (
-    Recording,
-    build_report_input_from_recording,
-    parse_bound,
-)
+from memtui.engine.report.recording import Recording, parse_bound
+from memtui.engine.report.replay import build_report_input_from_recording
 from memtui.errors import ReportError, UsageError
 from memtui.probe.recorder import Recorder
 

@@ -20,7 +20,8 @@ import pytest
 from memtui.cli import main
 from memtui.engine.profiler import MemoryProfiler
 from memtui.engine.report.json_report import build_report
-from memtui.engine.report.recording import Recording, build_report_input_from_recording
+from memtui.engine.report.recording import Recording
+from memtui.engine.report.replay import build_report_input_from_recording
 from memtui.probe.clock import FakeClock
 
 DAY = 86400

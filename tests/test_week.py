@@ -13,7 +13,7 @@ import tracemalloc
 from pathlib import Path
 
 from memtui.engine.report.json_report import build_report
-from memtui.engine.report.recording import build_report_input_from_recording
+from memtui.engine.report.replay import build_report_input_from_recording
 from memtui.probe.clock import FakeClock
 from memtui.probe.recorder import Recorder
 

@@ -47,7 +47,7 @@ def cmd_report(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     format_for(args.output)
     from memtui.engine.report.json_report import build_report
-    from memtui.engine.report.recording import build_report_input_from_recording
+    from memtui.engine.report.replay import build_report_input_from_recording
 
     report_input = build_report_input_from_recording(
         args.recording,

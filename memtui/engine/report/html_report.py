@@ -17,9 +17,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-COLORS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f")
-_PLOT_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d"]}
-MAX_MARKER_LINES = 60
+from memtui.engine.report.html_charts import COLORS, esc, figure_html, memory_chart, wall_time
 
 _CSS = """
 :root { --fg:#0f172a; --muted:#64748b; --line:#e2e8f0; --bg:#f8fafc; --card:#fff;
@@ -58,17 +56,13 @@ footer { margin-top:36px; color:var(--muted); font-size:12px; }
 """
 
 
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
 def _f(value: Any, digits: int = 1, unit: str = "", sign: bool = False) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     try:
         x = float(value)
     except (TypeError, ValueError):
-        return _e(value)
+        return esc(value)
     text = f"{x:+,.{digits}f}" if sign else f"{x:,.{digits}f}"
     return f"{text}{unit}"
 
@@ -84,10 +78,6 @@ def _hours(seconds: Any) -> str:
     if s < 3 * 86400:
         return f"{s / 3600:.1f} h"
     return f"{s / 86400:.1f} d ({s / 3600:.0f} h)"
-
-
-def _wall(start: float, seconds: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(start + seconds, tz=dt.timezone.utc).replace(tzinfo=None)
 
 
 def _table(
@@ -108,152 +98,6 @@ def _table(
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _figure_html(fig: go.Figure, div_id: str, height: int) -> str:
-    fig.update_layout(
-        height=height,
-        margin={"l": 60, "r": 20, "t": 30, "b": 40},
-        paper_bgcolor="white",
-        plot_bgcolor="white",
-        font={"family": "system-ui, sans-serif", "size": 12},
-        legend={"orientation": "h", "y": 1.08, "x": 0, "traceorder": "normal"},
-        hovermode="x unified",
-    )
-    fig.update_xaxes(showgrid=True, gridcolor="#eef2f7", linecolor="#cbd5e1")
-    fig.update_yaxes(showgrid=True, gridcolor="#eef2f7", linecolor="#cbd5e1", zeroline=False)
-    body: str = fig.to_html(
-        full_html=False, include_plotlyjs=False, div_id=div_id, config=_PLOT_CONFIG
-    )
-    return f'<div class="panel chart">{body}</div>'
-
-
-# -- the memory chart -------------------------------------------------------------------------
-def _trend(
-    t_s: list[float], lows: list[float], rate: float, onset: float | None
-) -> tuple[list[float], list[float]] | None:
-    """A line of the verdict's slope through the floor (20% quantile of the residuals)."""
-    start = onset if onset is not None else (t_s[0] if t_s else 0.0)
-    pts = [(t, y) for t, y in zip(t_s, lows, strict=False) if t >= start]
-    if len(pts) < 2:
-        return None
-    per_s = rate / 3600.0
-    resid = sorted(y - per_s * t for t, y in pts)
-    base = resid[int(0.2 * (len(resid) - 1))]
-    t_a, t_b = pts[0][0], pts[-1][0]
-    return [t_a, t_b], [base + per_s * t_a, base + per_s * t_b]
-
-
-def memory_chart(
-    report: Mapping[str, Any], series: Mapping[str, Any], markers: Sequence[Mapping[str, Any]]
-) -> str:
-    start = float(series.get("start_wall") or 0.0)
-    t_s = [float(x) for x in series.get("t_s") or []]
-    x = [_wall(start, t) for t in t_s]
-    fig = go.Figure()
-    lo, hi = series.get("rss_min_mb") or [], series.get("rss_max_mb") or []
-    if lo and hi and lo != hi:
-        fig.add_trace(
-            go.Scatter(
-                x=x, y=hi, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=lo,
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor="rgba(37,99,235,0.15)",
-                name="RSS min–max",
-                hoverinfo="skip",
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=series.get("rss_mb") or [],
-            mode="lines",
-            name="RSS",
-            line={"color": COLORS[0], "width": 1.6},
-        )
-    )
-    traced = series.get("traced_mb")
-    if traced:
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=traced,
-                mode="lines",
-                name="traced (tracemalloc)",
-                line={"color": COLORS[3], "width": 1.2},
-            )
-        )
-    leak = report.get("leak_detection") or {}
-    rate = leak.get("leak_rate_mb_per_hour")
-    if rate is not None and t_s:
-        line = _trend(
-            t_s, list(lo or series.get("rss_mb") or []), float(rate), leak.get("onset_seconds")
-        )
-        if line is not None:
-            color = COLORS[1] if leak.get("leak_detected") else "#64748b"
-            fig.add_trace(
-                go.Scatter(
-                    x=[_wall(start, t) for t in line[0]],
-                    y=line[1],
-                    mode="lines",
-                    name=f"trend {float(rate):+.1f} MB/h",
-                    line={"color": color, "width": 2.2, "dash": "dash"},
-                )
-            )
-    threshold = leak.get("alert_threshold_mb")
-    peak = max([*hi, *(series.get("rss_mb") or [0.0])], default=0.0)
-    if threshold is not None and t_s:
-        if threshold <= 1.6 * max(peak, 1.0):
-            fig.add_hline(
-                y=float(threshold),
-                line={"color": COLORS[4], "dash": "dot", "width": 1.5},
-                annotation_text=f"alert threshold {float(threshold):,.0f} MB",
-                annotation_position="top left",
-            )
-        else:
-            fig.add_annotation(
-                xref="paper",
-                yref="paper",
-                x=1,
-                y=1.0,
-                showarrow=False,
-                xanchor="right",
-                text=f"alert threshold {float(threshold):,.0f} MB (above the chart)",
-                font={"color": COLORS[4], "size": 11},
-            )
-    for i, m in enumerate(markers[:MAX_MARKER_LINES]):
-        when = _wall(start, float(m.get("at_seconds", 0.0)))
-        fig.add_shape(
-            type="line",
-            x0=when,
-            x1=when,
-            yref="paper",
-            y0=0,
-            y1=1,
-            line={"color": "#0f766e", "width": 1.2, "dash": "dashdot"},
-        )
-        fig.add_annotation(
-            x=when,
-            yref="paper",
-            y=1 - 0.07 * (i % 4),
-            text=_e(m.get("label", "")),
-            showarrow=False,
-            xanchor="left",
-            bgcolor="rgba(240,253,250,0.9)",
-            bordercolor="#0f766e",
-            borderwidth=1,
-            font={"size": 11, "color": "#0f766e"},
-        )
-    fig.update_yaxes(title_text="MB", rangemode="tozero")
-    fig.update_xaxes(title_text="time (UTC)")
-    return _figure_html(fig, "memory-chart", 440)
-
-
 # -- sections -----------------------------------------------------------------------------------
 def _verdict(report: Mapping[str, Any], start: float) -> str:
     leak = report.get("leak_detection") or {}
@@ -272,7 +116,7 @@ def _verdict(report: Mapping[str, Any], start: float) -> str:
     if onset is not None:
         facts.append(
             f"started <b>{_hours(onset)}</b> into the run "
-            f"({_wall(start, float(onset)):%Y-%m-%d %H:%M} UTC)"
+            f"({wall_time(start, float(onset)):%Y-%m-%d %H:%M} UTC)"
         )
     if leak.get("first_detected_at_seconds") is not None:
         facts.append(f"first alerted after {_hours(leak['first_detected_at_seconds'])}")
@@ -282,7 +126,7 @@ def _verdict(report: Mapping[str, Any], start: float) -> str:
         )
     return (
         f'<section class="verdict {html.escape(state)}"><div class="state">{title}</div>'
-        f'<div>{_e(leak.get("reason"))}</div><div class="note">{" · ".join(facts)}</div></section>'
+        f'<div>{esc(leak.get("reason"))}</div><div class="note">{" · ".join(facts)}</div></section>'
     )
 
 
@@ -317,11 +161,11 @@ def _suspects(report: Mapping[str, Any]) -> str:
     if suspects:
         rows = [
             [
-                _e(x.get("kind")),
-                f"<code>{_e(x.get('path') or x.get('name'))}</code>"
-                + (f"<br><small>{_e(x.get('chain'))}</small>" if x.get("chain") else ""),
-                _e(x.get("holds") or ""),
-                _e(x.get("detail")),
+                esc(x.get("kind")),
+                f"<code>{esc(x.get('path') or x.get('name'))}</code>"
+                + (f"<br><small>{esc(x.get('chain'))}</small>" if x.get("chain") else ""),
+                esc(x.get("holds") or ""),
+                esc(x.get("detail")),
                 _f(x.get("items_per_hour") or x.get("per_hour"), 1, sign=True),
                 _f((x.get("bytes_per_hour") or 0) / (1 << 20), 2, sign=True)
                 if x.get("bytes_per_hour") is not None
@@ -347,13 +191,13 @@ def _suspects(report: Mapping[str, Any]) -> str:
     triage = leak.get("triage")
     if isinstance(triage, Mapping) and triage.get("explanation"):
         out.append(
-            f"<p><b>What grows:</b> {_e(triage.get('verdict'))} — "
-            f"{_e(triage.get('explanation'))}</p>"
+            f"<p><b>What grows:</b> {esc(triage.get('verdict'))} — "
+            f"{esc(triage.get('explanation'))}</p>"
         )
     events = leak.get("events") or []
     if events:
         rows = [
-            [_hours(e.get("at_seconds")), _e(e.get("kind")), _e(e.get("message"))]
+            [_hours(e.get("at_seconds")), esc(e.get("kind")), esc(e.get("message"))]
             for e in events[-30:]
         ]
         out.append("<h3>Detector events</h3>" + _table(["at", "event", "message"], rows))
@@ -370,7 +214,7 @@ def _allocators(report: Mapping[str, Any]) -> str:
         why = (report.get("source") or {}).get(
             "note"
         ) or "tracemalloc was off or no site was recorded"
-        return f'<p class="note">No allocation sites: {_e(why)}.</p>'
+        return f'<p class="note">No allocation sites: {esc(why)}.</p>'
     rows = []
     for a in (top or list(leaking.values()))[:25]:
         g = leaking.get((a.get("file"), a.get("line")), {})
@@ -379,9 +223,9 @@ def _allocators(report: Mapping[str, Any]) -> str:
         window = a.get("size_kind") == "window"
         rows.append(
             [
-                f"<code>{_e(a.get('file'))}:{_e(a.get('line'))}</code>"
+                f"<code>{esc(a.get('file'))}:{esc(a.get('line'))}</code>"
                 + (" <b>leaking</b>" if g else ""),
-                _e(a.get("function")),
+                esc(a.get("function")),
                 _f(a.get("size_mb"), 3) + (" (window)" if window else ""),
                 _f(a.get("count"), 0),
                 _f(a.get("growth_mb"), 3, sign=True) if a.get("growth_mb") is not None else "–",
@@ -403,7 +247,7 @@ def _allocators(report: Mapping[str, Any]) -> str:
         for i, s in enumerate(series):
             fig.add_trace(
                 go.Scatter(
-                    x=[_wall(start, t) for t in s["t_s"]],
+                    x=[wall_time(start, t) for t in s["t_s"]],
                     y=s["size_mb"],
                     mode="lines+markers",
                     name=str(s.get("site"))[-48:],
@@ -412,7 +256,7 @@ def _allocators(report: Mapping[str, Any]) -> str:
                 )
             )
         fig.update_yaxes(title_text="MB held", rangemode="tozero")
-        parts.append("<h3>Top sites over time</h3>" + _figure_html(fig, "allocators-chart", 320))
+        parts.append("<h3>Top sites over time</h3>" + figure_html(fig, "allocators-chart", 320))
     return "".join(parts)
 
 
@@ -429,7 +273,7 @@ def _objects(report: Mapping[str, Any]) -> str:
         cls = "pos" if change > 0 else "neg" if change < 0 else ""
         rows.append(
             [
-                f"<code>{_e(name)}</code>",
+                f"<code>{esc(name)}</code>",
                 _f(a, 0),
                 _f(b, 0),
                 f'<span class="{cls}">{change:+,}</span>',
@@ -451,7 +295,7 @@ def _objects(report: Mapping[str, Any]) -> str:
                 )
             )
         fig.update_yaxes(title_text="live objects", rangemode="tozero")
-        parts.append(_figure_html(fig, "objects-chart", 320))
+        parts.append(figure_html(fig, "objects-chart", 320))
     return "".join(parts)
 
 
@@ -482,7 +326,7 @@ def _gc(report: Mapping[str, Any]) -> str:
         f"({_f((g.get('gc_time_fraction') or 0) * 100, 3, '%')} of wall time), longest pause "
         f"{_f((g.get('max_pause_seconds') or 0) * 1000, 2, ' ms')}, "
         f"gc.garbage {_f(g.get('garbage_objects'), 0)}, "
-        f"thresholds {_e(g.get('thresholds'))}</p>",
+        f"thresholds {esc(g.get('thresholds'))}</p>",
     ]
     tl = report.get("gc_timeline") or {}
     t, c = tl.get("t_s") or [], tl.get("collections") or []
@@ -496,7 +340,7 @@ def _gc(report: Mapping[str, Any]) -> str:
             ]
             fig.add_trace(
                 go.Scatter(
-                    x=[_wall(start, v) for v in t[1:]],
+                    x=[wall_time(start, v) for v in t[1:]],
                     y=rate,
                     mode="lines",
                     name=f"gen {gen}",
@@ -504,7 +348,7 @@ def _gc(report: Mapping[str, Any]) -> str:
                 )
             )
         fig.update_yaxes(title_text="collections / min", rangemode="tozero")
-        parts.append(_figure_html(fig, "gc-chart", 280))
+        parts.append(figure_html(fig, "gc-chart", 280))
     return "".join(parts)
 
 
@@ -516,11 +360,11 @@ def _dumps(report: Mapping[str, Any]) -> str:
     for d in dumps:
         summary = d.get("summary") or {}
         text = (
-            ", ".join(f"{_e(k)}: {_e(v)}" for k, v in list(summary.items())[:8])
+            ", ".join(f"{esc(k)}: {esc(v)}" for k, v in list(summary.items())[:8])
             if isinstance(summary, Mapping)
-            else _e(summary)
+            else esc(summary)
         )
-        rows.append([_e(d.get("timestamp")), f"<code>{_e(d.get('path'))}</code>", text])
+        rows.append([esc(d.get("timestamp")), f"<code>{esc(d.get('path'))}</code>", text])
     return "<h2>Heap dumps</h2>" + _table(["taken", "file", "summary"], rows)
 
 
@@ -541,18 +385,18 @@ def render_html(
     src = report.get("source") or {}
     summary = report.get("summary") or {}
     start = float(series.get("start_wall") or 0.0)
-    window = f"{_e(summary.get('started_at'))} → {_e(summary.get('ended_at'))} UTC"
-    python = _e(src.get("python_version") or "?")
-    who = f"pid {_e(src.get('pid'))} · {_e(src.get('kind'))} · Python {python}"
-    note = f'<p class="note">{_e(src.get("note"))}</p>' if src.get("note") else ""
+    window = f"{esc(summary.get('started_at'))} → {esc(summary.get('ended_at'))} UTC"
+    python = esc(src.get("python_version") or "?")
+    who = f"pid {esc(src.get('pid'))} · {esc(src.get('kind'))} · Python {python}"
+    note = f'<p class="note">{esc(src.get("note"))}</p>' if src.get("note") else ""
     marker_table = ""
     if markers:
         rows = [
             [
-                _e(m.get("timestamp") or _hours(m.get("at_seconds"))),
+                esc(m.get("timestamp") or _hours(m.get("at_seconds"))),
                 _hours(m.get("at_seconds")),
-                _e(m.get("label")),
-                _e(m.get("source")),
+                esc(m.get("label")),
+                esc(m.get("source")),
             ]
             for m in markers
         ]
@@ -561,7 +405,7 @@ def render_html(
         )
     rec = report.get("recording") or {}
     foot = (
-        f"recording {_e(rec.get('path'))} ({_f((rec.get('size_bytes') or 0) / 1e6, 2, ' MB')}) · "
+        f"recording {esc(rec.get('path'))} ({_f((rec.get('size_bytes') or 0) / 1e6, 2, ' MB')}) · "
         if rec
         else ""
     )
@@ -569,11 +413,11 @@ def render_html(
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>memtui report · pid {_e(src.get("pid"))}</title><style>{_CSS}</style>
+<title>memtui report · pid {esc(src.get("pid"))}</title><style>{_CSS}</style>
 <script type="text/javascript">{get_plotlyjs()}</script></head>
 <body><main>
 <h1>memtui memory report</h1>
-<div class="sub"><code>{_e(src.get("command") or "(command unknown)")}</code></div>
+<div class="sub"><code>{esc(src.get("command") or "(command unknown)")}</code></div>
 <div class="sub">{who} · {window}</div>{note}
 {_verdict(report, start)}
 {_cards(report)}
@@ -589,7 +433,7 @@ def render_html(
 {_gc(report)}
 {_dumps(report)}
 {marker_table}
-<footer>{foot}report schema {_e(report.get("schema_version"))} · generated {generated}
+<footer>{foot}report schema {esc(report.get("schema_version"))} · generated {generated}
 by memtui</footer>
 </main></body></html>
 """
