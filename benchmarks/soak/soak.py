@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import itertools
 import json
 import os
 import signal
@@ -151,7 +152,7 @@ def read_recording(path: Path) -> dict[str, Any]:
     finally:
         db.close()
     t = [r[0] / 1000.0 for r in rows]
-    gaps = [b - a for a, b in zip(t, t[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(t)]
     return {
         "path": str(path),
         "rows": len(rows),
@@ -178,9 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         stale.unlink()
     port_a, port_b = free_port(), free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log_a = open(out / "a.log", "wb")  # noqa: SIM115 - open for the services' whole life
+    log_b = open(out / "b.log", "wb")  # noqa: SIM115
     control = subprocess.Popen(
-        gunicorn_cmd(port_a), stdout=open(out / "a.log", "wb"), stderr=subprocess.STDOUT,
-        env=env, start_new_session=True,
+        gunicorn_cmd(port_a), stdout=log_a, stderr=subprocess.STDOUT, env=env,
+        start_new_session=True,
     )  # fmt: skip
     memtui_cmd = [
         sys.executable, "-m", "memtui", "run", "--headless", "--monitor", "--quiet",
@@ -188,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "--", *gunicorn_cmd(port_b),
     ]  # fmt: skip
     watched = subprocess.Popen(
-        memtui_cmd, stdout=open(out / "b.log", "wb"), stderr=subprocess.STDOUT, env=env,
+        memtui_cmd, stdout=log_b, stderr=subprocess.STDOUT, env=env,
         start_new_session=True,
     )  # fmt: skip
     timeline: list[dict[str, Any]] = []
@@ -252,7 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         if a > 0 and j > i:
             per_10min.append(round(b / a, 3))
     rec_t, rec_blocks = rec.pop("t", []), rec.pop("blocks", [])
-    keep = [(t, b) for t, b in zip(rec_t, rec_blocks) if b is not None and t - rec_t[0] >= 120]
+    keep = [
+        (t, b)
+        for t, b in zip(rec_t, rec_blocks, strict=True)
+        if b is not None and t - rec_t[0] >= args.warmup_s
+    ]
     blocks_slope = (
         float(np.polyfit(np.asarray([t for t, _ in keep]) / 3600.0, [b for _, b in keep], 1)[0])
         if len(keep) > 2
@@ -274,12 +281,15 @@ def main(argv: list[str] | None = None) -> int:
         },
         "blocks_slope_per_h": round(blocks_slope, 1) if blocks_slope is not None else None,
         "rss_mb": {
-            "monitor_first_last": [round(first["rss_monitor"] / MB, 1),
-                                   round(last["rss_monitor"] / MB, 1)],
+            "monitor_first_last": [
+                round(first["rss_monitor"] / MB, 1),
+                round(last["rss_monitor"] / MB, 1),
+            ],
             "watched_minus_control_first_last": [
                 round((first["rss_b"] - first["rss_a"]) / MB, 1),
-                round((last["rss_b"] - last["rss_a"]) / MB, 1)],
-        },  # fmt: skip
+                round((last["rss_b"] - last["rss_a"]) / MB, 1),
+            ],
+        },
         "threads": {
             "worker_first_last": [first["threads_b"], last["threads_b"]],
             "monitor_first_last": [first["threads_monitor"], last["threads_monitor"]],

@@ -121,8 +121,7 @@ def fork_headroom(
         )
     elif avail is not None and avail < needed:
         reason = (
-            f"{avail / 1e6:,.0f} MB of memory available, {what} may need "
-            f"{needed / 1e6:,.0f} MB"
+            f"{avail / 1e6:,.0f} MB of memory available, {what} may need {needed / 1e6:,.0f} MB"
         )
     return Headroom(not reason, needed, avail, cg, reason)
 
