@@ -370,7 +370,9 @@ def _watch_session(
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         while not stop.is_set():
-            if not session.poll():
+            alive = session.poll()
+            _print_notices(session)
+            if not alive:
                 break
             if program is not None and program.process.poll() is not None:
                 session.poll()
@@ -383,6 +385,17 @@ def _watch_session(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return stop.is_set()
+
+
+def _print_notices(session: AgentSession | Fleet) -> None:
+    """The sessions' one-line notices (a recording that stopped or resumed), on stderr."""
+    from memtui.remote.session import AgentSession
+
+    members = [session] if isinstance(session, AgentSession) else session.sessions().values()
+    for member in members:
+        for line in member.notices:
+            print(f"memtui: pid {member.pid}: {line}", file=sys.stderr, flush=True)
+        member.notices.clear()
 
 
 def _finish_session(

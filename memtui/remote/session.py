@@ -31,6 +31,7 @@ from memtui.probe.heapsummary import summary_note
 from memtui.probe.memory import MemoryReading
 from memtui.probe.tracing import TraceKey
 from memtui.remote.client import AgentClient, AgentUnavailable
+from memtui.remote.notices import RecordingHealth
 
 MIB: float = 1024.0 * 1024.0
 
@@ -93,6 +94,9 @@ class AgentSession:
         """Every live object by type, from the latest heap summary (gc-untracked included)."""
         self.first_heap_census: CensusResult | None = None
         self._requested_state = "ok"
+        self.notices: list[str] = []
+        """One-line notices for the user (the recording stopped or resumed writing)."""
+        self._recording_health = RecordingHealth()
 
     def poll(self) -> bool:
         """Pull what is new; False once the agent is gone (the target exited)."""
@@ -165,6 +169,11 @@ class AgentSession:
             self.heap_summaries = dict(frame["heap_summaries"])
         if isinstance(frame.get("tracing"), Mapping):
             self.tracing = dict(frame["tracing"])
+        agent = frame.get("agent")
+        if isinstance(agent, Mapping):
+            notice = self._recording_health.update(agent.get("recording"))
+            if notice:
+                self.notices.append(notice)
         rows = frame.get("sites")
         if isinstance(rows, Sequence):
             self._apply_sites(rows)
