@@ -85,11 +85,12 @@ def test_recording_dump_and_report_on_a_full_disk(disk: Path, tmp_path: Path) ->
     script.write_text(TARGET)
     pid_file = tmp_path / "pid"
     err = tmp_path / "err.log"
+    log_file = open(err, "w")  # noqa: SIM115 - memtui writes it for the whole run
     run = subprocess.Popen(
         [*MEMTUI, "run", "--headless", "--record", str(db), "--duration", "11",
          "--sample-interval", "0.2", "--output", str(tmp_path / "r.json"), "--",
          sys.executable, str(script), str(pid_file)],
-        stdout=subprocess.DEVNULL, stderr=open(err, "w"),
+        stdout=subprocess.DEVNULL, stderr=log_file,
     )  # fmt: skip
     try:
         assert _wait(lambda: len(_samples(db)) >= 3, 15), err.read_text()
@@ -121,6 +122,7 @@ def test_recording_dump_and_report_on_a_full_disk(disk: Path, tmp_path: Path) ->
     finally:
         with contextlib.suppress(ProcessLookupError):
             run.kill()
+        log_file.close()
     log = err.read_text()
     assert code == 0, log
     assert "Traceback" not in log, log
