@@ -683,11 +683,25 @@ def _cmd_detach(argv: Sequence[str]) -> int:
     )
     parser.add_argument("pid", type=_positive_int)
     args = parser.parse_args(argv)
+    from memtui.errors import TargetProcessError
     from memtui.remote.attach import detach
+    from memtui.remote.procstate import stopped_reason
 
+    stopped = stopped_reason(args.pid)
+    if stopped:
+        raise TargetProcessError(stopped)
     if detach(args.pid):
         print(f"memtui: agent in pid {args.pid} stopped", file=sys.stderr)
         return 0
+    from memtui.remote.client import find_socket
+
+    if find_socket(args.pid) is not None and os.path.exists(f"/proc/{args.pid}"):
+        print(
+            f"memtui: the memtui agent in pid {args.pid} did not answer the detach (a thread "
+            "holds the GIL, e.g. a long C call); try again when the call returns",
+            file=sys.stderr,
+        )
+        return 1
     print(f"memtui: no memtui agent is running in pid {args.pid}", file=sys.stderr)
     return 1
 
@@ -697,13 +711,30 @@ def _agent_session_for(
 ) -> tuple[AgentSession | None, str]:
     """A session with pid's agent, attaching when allowed; else (None, why) or an error."""
     from memtui.errors import TargetProcessError
-    from memtui.remote.client import AgentClient, AgentUnavailable
+    from memtui.remote.client import AgentClient, AgentNotAnswering, AgentUnavailable
+    from memtui.remote.procstate import stopped_reason
     from memtui.remote.session import AgentSession
 
     if not os.path.exists(f"/proc/{pid}"):
         raise TargetProcessError(f"no process with pid {pid}")
+    stopped = stopped_reason(pid)
+    if stopped:  # nothing in it can answer: say so now rather than after the timeouts
+        if not fallback:
+            raise TargetProcessError(stopped)
+        print(f"memtui: {stopped}; watching pid {pid} from outside (memory only)", file=sys.stderr)
+        return None, stopped
     try:
         client = AgentClient.for_pid(pid)
+    except AgentNotAnswering:
+        # An agent is in there but cannot run: a second injection would not help either.
+        why = (
+            f"the memtui agent in pid {pid} does not answer (a thread holds the GIL, e.g. a "
+            "long C call); nothing was injected; try again when the call returns"
+        )
+        if not fallback:
+            raise TargetProcessError(why) from None
+        print(f"memtui: {why}; watching pid {pid} from outside (memory only)", file=sys.stderr)
+        return None, why
     except AgentUnavailable:
         if not attach:
             return None, "--no-attach: watched from outside only"

@@ -139,11 +139,16 @@ def spawn_target(
 
 
 def memtui(
-    *args: str, timeout_s: float = 60.0, cwd: Path | None = None
+    *args: str, timeout_s: float = 60.0, cwd: Path | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """memtui's CLI in a subprocess, the way a user runs it; bounded by ``timeout_s``."""
     return subprocess.run(
-        [*MEMTUI, *args], capture_output=True, text=True, timeout=timeout_s, cwd=cwd
+        [*MEMTUI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        cwd=cwd,
+        env={**os.environ, **env},
     )
 
 

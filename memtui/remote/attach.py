@@ -72,6 +72,7 @@ from memtui.probe.protocol import (
     write_message,
 )
 from memtui.remote.probe_zip import ZIP_PREFIX, build_probe_zip
+from memtui.remote.procstate import stopped_reason
 
 GDB_WAIT_S: float = 2.0
 """How long gdb waits for a safe point (1 or 2) before checking for a parked main thread."""
@@ -200,6 +201,9 @@ def _inspect(pid: int) -> _Target:
     name = status.get("Name", "?").strip()
     if status.get("State", "").strip().startswith("Z"):
         raise TargetProcessError(f"pid {pid} ({name}) has exited (zombie)")
+    stopped = stopped_reason(pid)
+    if stopped:
+        raise AttachError(stopped)
     uid, gid = int(status["Uid"].split()[0]), int(status["Gid"].split()[0])
     inner_pid = int(status.get("NSpid", str(pid)).split()[-1])
     if os.geteuid() != 0 and uid != os.geteuid() and not _has_cap_sys_ptrace():
