@@ -218,7 +218,7 @@ class Recorder:
             db.execute("COMMIT")
             last = db.execute("SELECT max(t_ms) FROM samples").fetchone()[0]
             self._newest_ms = int(last or 0)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged file's error text
             raise RecorderError(f"cannot open recording {self.path}: {exc}") from None
         return db
 
