@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "soak"))
-from churn import Target, run_churn  # noqa: E402
+from churn import Target, run_churn
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("gdb") is None, reason="attach needs gdb"),

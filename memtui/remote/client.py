@@ -16,6 +16,7 @@ from memtui.probe.protocol import (
     write_message,
 )
 
+
 def _timeout_from_env(default: float = 10.0) -> float:
     try:
         value = float(os.environ.get("MEMTUI_AGENT_TIMEOUT", default))
