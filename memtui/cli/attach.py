@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -40,10 +41,24 @@ def cmd_detach(argv: Sequence[str]) -> int:
     )
     parser.add_argument("pid", type=positive_int)
     args = parser.parse_args(argv)
+    from memtui.errors import TargetProcessError
     from memtui.remote.attach import detach
+    from memtui.remote.procstate import stopped_reason
 
+    stopped = stopped_reason(args.pid)
+    if stopped:
+        raise TargetProcessError(stopped)
     if detach(args.pid):
         print(f"memtui: agent in pid {args.pid} stopped", file=sys.stderr)
         return 0
+    from memtui.remote.client import find_socket
+
+    if find_socket(args.pid) is not None and os.path.exists(f"/proc/{args.pid}"):
+        print(
+            f"memtui: the memtui agent in pid {args.pid} did not answer the detach (a thread "
+            "holds the GIL, e.g. a long C call); try again when the call returns",
+            file=sys.stderr,
+        )
+        return 1
     print(f"memtui: no memtui agent is running in pid {args.pid}", file=sys.stderr)
     return 1

@@ -39,7 +39,9 @@ def watch_session(
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         while not stop.is_set():
-            if not session.poll():
+            alive = session.poll()
+            print_notices(session)
+            if not alive:
                 break
             if program is not None and program.process.poll() is not None:
                 session.poll()
@@ -52,6 +54,17 @@ def watch_session(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return stop.is_set()
+
+
+def print_notices(session: AgentSession | Fleet) -> None:
+    """The sessions' one-line notices (a recording that stopped or resumed), on stderr."""
+    from memtui.remote.session import AgentSession
+
+    members = [session] if isinstance(session, AgentSession) else session.sessions().values()
+    for member in members:
+        for line in member.notices:
+            print(f"memtui: pid {member.pid}: {line}", file=sys.stderr, flush=True)
+        member.notices.clear()
 
 
 def finish_session(
@@ -179,13 +192,30 @@ def agent_session_for(
 ) -> tuple[AgentSession | None, str]:
     """A session with pid's agent, attaching when allowed; else (None, why) or an error."""
     from memtui.errors import TargetProcessError
-    from memtui.remote.client import AgentClient, AgentUnavailable
+    from memtui.remote.client import AgentClient, AgentNotAnswering, AgentUnavailable
+    from memtui.remote.procstate import stopped_reason
     from memtui.remote.session import AgentSession
 
     if not os.path.exists(f"/proc/{pid}"):
         raise TargetProcessError(f"no process with pid {pid}")
+    stopped = stopped_reason(pid)
+    if stopped:  # nothing in it can answer: say so now rather than after the timeouts
+        if not fallback:
+            raise TargetProcessError(stopped)
+        print(f"memtui: {stopped}; watching pid {pid} from outside (memory only)", file=sys.stderr)
+        return None, stopped
     try:
         client = AgentClient.for_pid(pid)
+    except AgentNotAnswering:
+        # An agent is in there but cannot run: a second injection would not help either.
+        why = (
+            f"the memtui agent in pid {pid} does not answer (a thread holds the GIL, e.g. a "
+            "long C call); nothing was injected; try again when the call returns"
+        )
+        if not fallback:
+            raise TargetProcessError(why) from None
+        print(f"memtui: {why}; watching pid {pid} from outside (memory only)", file=sys.stderr)
+        return None, why
     except AgentUnavailable:
         if not attach:
             return None, "--no-attach: watched from outside only"

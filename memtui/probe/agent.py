@@ -423,6 +423,7 @@ class Agent:
             "refused_peers": self.server.refused,
             "errors": self.errors,
             "last_error": self.last_error,
+            "recording": self.recorder.state() if self.recorder is not None else None,
         }
 
     def cmd_frame(self, message: dict[str, Any]) -> Reply:

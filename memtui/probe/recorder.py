@@ -173,6 +173,8 @@ class Recorder:
         self.errors = 0
         self.last_error = ""
         self.dropped = 0
+        self.failing = False
+        """The last commit failed (disk full, file gone): rows wait in memory meanwhile."""
         self.flushes = 0
         self.max_flush_s = 0.0
         self.closed = False
@@ -216,7 +218,7 @@ class Recorder:
             db.execute("COMMIT")
             last = db.execute("SELECT max(t_ms) FROM samples").fetchone()[0]
             self._newest_ms = int(last or 0)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged file's error text
             raise RecorderError(f"cannot open recording {self.path}: {exc}") from None
         return db
 
@@ -313,6 +315,19 @@ class Recorder:
                 del self._other[0]
                 self.dropped += 1
 
+    def state(self) -> dict[str, Any]:
+        """What a monitor shows of the recording's health (is it writing, and if not why)."""
+        with self._buf_lock:
+            waiting = len(self._samples) + len(self._other)
+        return {
+            "path": self.path,
+            "failing": self.failing,
+            "errors": self.errors,
+            "last_error": self.last_error,
+            "waiting_rows": waiting,
+            "dropped": self.dropped,
+        }
+
     def _note(self, exc: BaseException) -> None:
         self.errors += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
@@ -355,6 +370,7 @@ class Recorder:
                 db.execute("COMMIT")
             except (sqlite3.Error, OSError) as exc:
                 self._note(exc)
+                self.failing = True
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
                 with self._buf_lock:  # keep the rows for the next try (bounded)
@@ -362,6 +378,7 @@ class Recorder:
                     self._other[:0] = other[-MAX_BUFFER_ROWS:]
                 return False
             self.flushes += 1
+            self.failing = False
             self.max_flush_s = max(self.max_flush_s, time.perf_counter() - started)
             return True
 

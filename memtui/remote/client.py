@@ -16,11 +16,26 @@ from memtui.probe.protocol import (
     write_message,
 )
 
-DEFAULT_TIMEOUT_S: float = 10.0
+
+def _timeout_from_env(default: float = 10.0) -> float:
+    try:
+        value = float(os.environ.get("MEMTUI_AGENT_TIMEOUT", default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+DEFAULT_TIMEOUT_S: float = _timeout_from_env()
+"""Seconds a request waits for the agent (MEMTUI_AGENT_TIMEOUT; 10 by default)."""
 
 
 class AgentUnavailable(TargetProcessError):
     """No agent answers for this process (none running, socket gone, or it went away)."""
+
+
+class AgentNotAnswering(AgentUnavailable):
+    """The agent is there (its socket accepts) but no reply came in time: its process is
+    stopped or a thread holds the GIL (a long C call); injecting another agent would not help."""
 
 
 def find_socket(pid: int) -> str | None:
@@ -68,6 +83,11 @@ class AgentClient:
             try:
                 write_message(self._sock, message)
                 reply = read_message(self._sock)
+            except TimeoutError:
+                raise AgentNotAnswering(
+                    f"the agent at {self.path!r} did not answer {cmd!r} within "
+                    f"{self._sock.gettimeout():g} s"
+                ) from None
             except (OSError, ConnectionError, ProtocolError) as exc:
                 raise AgentUnavailable(
                     f"the agent at {self.path!r} stopped answering: {exc}"
@@ -77,6 +97,10 @@ class AgentClient:
                 f"agent refused {cmd!r}: {reply.get('error', 'no reason given')}"
             )
         return reply
+
+    def set_timeout(self, timeout_s: float) -> None:
+        """Seconds each later request may wait for its reply."""
+        self._sock.settimeout(timeout_s)
 
     def close(self) -> None:
         self._sock.close()

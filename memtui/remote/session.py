@@ -37,7 +37,12 @@ from memtui.probe.gcstats import GcReading
 from memtui.probe.heap.summary import summary_note
 from memtui.probe.memory import MemoryReading
 from memtui.probe.tracing import TraceKey
-from memtui.remote.client import AgentClient, AgentUnavailable
+from memtui.remote.client import DEFAULT_TIMEOUT_S, AgentClient, AgentUnavailable
+from memtui.remote.notices import RecordingHealth
+from memtui.remote.procstate import is_gone, stopped_reason
+
+RECONNECT_TIMEOUT_S: float = 2.0
+"""A target that did not answer gets a short hello on each later poll (polls stay bounded)."""
 
 MIB: float = 1024.0 * 1024.0
 
@@ -92,6 +97,11 @@ class AgentSession:
         self.heap_summaries: dict[str, Any] = {}
         """The agent's account of its heap summaries (taken, refused, cost, source)."""
         self._requested_state = "ok"
+        self.not_answering = ""
+        """Why the agent does not answer while its process lives ('' when it answers)."""
+        self.notices: list[str] = []
+        """One-line notices for the user (the recording stopped or resumed writing)."""
+        self._recording_health = RecordingHealth()
 
     @property
     def metrics(self) -> MemoryMetrics:
@@ -115,16 +125,53 @@ class AgentSession:
         return self.analysis.first_heap_census
 
     def poll(self) -> bool:
-        """Pull what is new; False once the agent is gone (the target exited)."""
+        """Pull what is new; False once the agent is gone (the target exited or detached).
+
+        A target that is alive but does not answer (stopped, or a C call holding the GIL) is
+        not gone: the session says so once, keeps watching and reconnects when it answers.
+        """
         if self.ended:
             return False
+        if self.not_answering and not self._reconnect():
+            return not self.ended
         try:
             frame = self.client.request("frame", since=self.seq, summary_seq=self.summary_seq)
-        except AgentUnavailable:
-            self.ended = True
-            return False
+        except AgentUnavailable as exc:
+            return self._lost_agent(str(exc))
         self.apply_frame(frame)
         self._ask_for_summary()
+        return True
+
+    def _agent_gone(self) -> bool:
+        """The process exited, or its agent stopped and removed its socket (detach)."""
+        return is_gone(self.pid) or not os.path.exists(self.client.path)
+
+    def _lost_agent(self, why: str) -> bool:
+        self.client.close()  # a late reply would answer the next request: never reuse it
+        if self._agent_gone():
+            self.ended = True
+            return False
+        if not self.not_answering:
+            self.not_answering = stopped_reason(self.pid) or why
+            self.notices.append(
+                f"the agent is not answering ({self.not_answering}); still watching, the "
+                "process is alive"
+            )
+        return True
+
+    def _reconnect(self) -> bool:
+        """Try the agent again (not while the process is stopped); True once it answers."""
+        stopped = stopped_reason(self.pid)
+        if stopped:
+            self.not_answering = stopped
+            return False
+        try:
+            self.client = AgentClient(self.client.path, timeout_s=RECONNECT_TIMEOUT_S)
+        except AgentUnavailable as exc:
+            return self._lost_agent(str(exc))
+        self.client.set_timeout(DEFAULT_TIMEOUT_S)
+        self.not_answering = ""
+        self.notices.append("the agent answers again")
         return True
 
     def _ask_for_summary(self) -> None:
@@ -176,6 +223,9 @@ class AgentSession:
             self.heap_summaries = dict(frame.heap_summary_state)
         if frame.tracing_state is not None:
             self.tracing = dict(frame.tracing_state)
+        notice = self._recording_health.update(frame.recording_state)
+        if notice:
+            self.notices.append(notice)
         if frame.sites is not None:
             self._apply_sites(frame.sites)
         for m in frame.markers:

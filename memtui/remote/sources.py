@@ -103,6 +103,8 @@ class AgentSource:
         for event in s.new_events:
             self._events.append(f"{event.t_s:.0f}s {event.kind}: {event.message}")
         s.new_events.clear()
+        self._events.extend(s.notices)
+        s.notices.clear()
         del self._events[:-20]
         self._seq += 1
         return self._frame(max_points)

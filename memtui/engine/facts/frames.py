@@ -125,6 +125,8 @@ class AgentFrame:
     tracing_state: Mapping[str, Any] | None = None
     """The agent's tracing mode and windows, passed on to the report as it is."""
     markers: tuple[Marker, ...] = ()
+    recording_state: Mapping[str, Any] | None = None
+    """The agent's recorder health (path, failing, errors), for the user's notices."""
 
 
 def _num(value: Any, default: float = 0.0) -> float:
@@ -292,6 +294,8 @@ def decode_frame(raw: Mapping[str, Any]) -> AgentFrame:
     sites = raw.get("sites")
     summaries = raw.get("heap_summaries")
     tracing = raw.get("tracing")
+    agent = raw.get("agent")
+    recording = agent.get("recording") if isinstance(agent, Mapping) else None
     return AgentFrame(
         samples=_samples(raw.get("samples")),
         history=_history(raw.get("history")),
@@ -303,4 +307,5 @@ def decode_frame(raw: Mapping[str, Any]) -> AgentFrame:
         heap_summary_state=dict(summaries) if isinstance(summaries, Mapping) else None,
         tracing_state=dict(tracing) if isinstance(tracing, Mapping) else None,
         markers=_markers(raw.get("markers")),
+        recording_state=dict(recording) if isinstance(recording, Mapping) else None,
     )

@@ -98,7 +98,8 @@ class Recording:
         try:
             self._db = self._connect()
             rows = self._db.execute("SELECT key, value FROM meta").fetchall()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            # SQLite's own message can quote damaged bytes: Python then fails to decode it
             raise ReportError(f"{name}: not a memtui recording, or corrupt ({exc})") from None
         self.meta: dict[str, Any] = {}
         for key, value in rows:
@@ -107,7 +108,11 @@ class Recording:
         if self.meta.get("format") != FORMAT_NAME:
             self._db.close()
             raise ReportError(f"{name}: an SQLite database, but not a memtui recording")
-        if int(self.meta.get("schema", 0)) > SCHEMA_VERSION:
+        schema = self.meta.get("schema", 0)
+        if type(schema) is not int:
+            self._db.close()
+            raise ReportError(f"{name}: corrupt recording (schema {schema!r} is not a number)")
+        if schema > SCHEMA_VERSION:
             self._db.close()
             raise ReportError(
                 f"{name}: recorded by a newer memtui (schema {self.meta.get('schema')}); "
@@ -121,6 +126,9 @@ class Recording:
         else:
             db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0)
         db.execute("PRAGMA query_only=1")
+        # A damaged page can hold text that is not UTF-8: read it with replacement characters
+        # rather than fail the whole report with a traceback (found by fuzzing).
+        db.text_factory = lambda raw: raw.decode("utf-8", "replace")
         return db
 
     def close(self) -> None:
@@ -136,8 +144,12 @@ class Recording:
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         try:
             return self._db.execute(sql, args).fetchall()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             raise ReportError(f"{self.path}: corrupt recording ({exc})") from None
+        except MemoryError:  # SQLite reports a damaged record's absurd length as SQLITE_NOMEM
+            raise ReportError(
+                f"{self.path}: corrupt recording (SQLite ran out of memory reading it)"
+            ) from None
 
     def span(self) -> tuple[float, float] | None:
         """Wall time of the first and the last sample, or None when there is none."""

@@ -299,8 +299,8 @@ def _build(
 def _iso(wall: float) -> str:
     if not math.isfinite(wall):
         return "?"
-    return (
-        dt.datetime.fromtimestamp(wall, tz=dt.timezone.utc)
-        .replace(tzinfo=None)
-        .isoformat(timespec="seconds")
-    )
+    try:
+        when = dt.datetime.fromtimestamp(wall, tz=dt.timezone.utc)
+    except (ValueError, OverflowError, OSError):  # a damaged row's time (found by fuzzing)
+        return "?"
+    return when.replace(tzinfo=None).isoformat(timespec="seconds")

@@ -226,6 +226,14 @@ def start_heap_dump(
         except OSError as exc:
             reason = f"fork failed: {exc.strerror or exc}"
             meta["fallback_reason"] = reason
+    # The in-place walk allocates inside the target: refuse it too when that does not fit, or a
+    # tight cgroup OOM-kills the very process being dumped.
+    room = fork_headroom(0, blocks * WALK_BYTES_PER_OBJECT, what="an in-place walk")
+    if not room.ok:
+        raise HeapDumpFailed(
+            f"heap dump refused, it would risk the target's memory: {room.reason}"
+            + (f" (no fork: {reason})" if reason and reason != "in-place walk requested" else "")
+        )
     job = DumpJob(path, "inplace", reason)
     with _census_lock:  # no census list of memtui's alive in the walk
         _run_inplace(job, tmp, meta)

@@ -75,6 +75,11 @@ def cgroup_free(pid: int | str = "self", root: str = CGROUP_ROOT) -> int | None:
         if controllers == "":  # v2 unified hierarchy
             pairs = [("memory.max", "memory.current")]
             base = root
+            hybrid = os.path.join(root, "unified")  # systemd's hybrid layout mounts v2 there
+            if not os.path.exists(os.path.join(root, "cgroup.controllers")) and os.path.isdir(
+                hybrid
+            ):
+                base = hybrid
         elif "memory" in controllers.split(","):
             pairs = [("memory.limit_in_bytes", "memory.usage_in_bytes")]
             base = os.path.join(root, "memory")
@@ -96,24 +101,27 @@ def cgroup_free(pid: int | str = "self", root: str = CGROUP_ROOT) -> int | None:
 
 
 def fork_headroom(
-    rss_bytes: int, child_bytes: int, available: int | None = None, cg_free: int | None = None
+    rss_bytes: int,
+    child_bytes: int,
+    available: int | None = None,
+    cg_free: int | None = None,
+    what: str = "a copy-on-write child",
 ) -> Headroom:
     """May we fork? ``rss_bytes``: what the parent could dirty while the child lives;
     ``child_bytes``: what the child allocates itself. ``available``/``cg_free`` override the
-    readings (tests)."""
+    readings (tests). ``what`` names the consumer in the reason (an in-place walk asks too)."""
     needed = max(0, int(rss_bytes)) + max(0, int(child_bytes))
     avail = mem_available() if available is None else available
     cg = cgroup_free() if cg_free is None else cg_free
     reason = ""
     if cg is not None and cg < needed:
         reason = (
-            f"the cgroup has {cg / 1e6:,.0f} MB free under memory.max, a copy-on-write child "
+            f"the cgroup has {cg / 1e6:,.0f} MB free under its memory limit, {what} "
             f"may need {needed / 1e6:,.0f} MB"
         )
     elif avail is not None and avail < needed:
         reason = (
-            f"{avail / 1e6:,.0f} MB of memory available, a copy-on-write child may need "
-            f"{needed / 1e6:,.0f} MB"
+            f"{avail / 1e6:,.0f} MB of memory available, {what} may need {needed / 1e6:,.0f} MB"
         )
     return Headroom(not reason, needed, avail, cg, reason)
 

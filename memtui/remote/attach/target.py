@@ -21,6 +21,7 @@ from memtui.probe.protocol import (
     socket_path,
     write_message,
 )
+from memtui.remote.procstate import stopped_reason
 
 
 class AttachError(TargetProcessError):
@@ -126,6 +127,9 @@ def inspect_target(pid: int) -> Target:
     name = status.get("Name", "?").strip()
     if status.get("State", "").strip().startswith("Z"):
         raise TargetProcessError(f"pid {pid} ({name}) has exited (zombie)")
+    stopped = stopped_reason(pid)
+    if stopped:
+        raise AttachError(stopped)
     uid, gid = int(status["Uid"].split()[0]), int(status["Gid"].split()[0])
     inner_pid = int(status.get("NSpid", str(pid)).split()[-1])
     if os.geteuid() != 0 and uid != os.geteuid() and not _has_cap_sys_ptrace():
