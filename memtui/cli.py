@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -223,11 +222,20 @@ def _profiler_for(args: argparse.Namespace, pid: int | None) -> MemoryProfiler:
     )
 
 
+def _run_profile(profiler: MemoryProfiler, duration_s: float | None) -> bool:
+    """asyncio.run(_profile(...)): True when interrupted by a signal."""
+    import asyncio
+
+    return asyncio.run(_profile(profiler, duration_s))
+
+
 async def _profile(profiler: MemoryProfiler, duration_s: float | None) -> bool:
     """Profile until the duration passes, the target exits or a signal arrives.
 
     Returns True when interrupted by a signal.
     """
+    import asyncio  # here: `memtui run` never needs it, and it costs 0.1 s to import
+
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -327,7 +335,7 @@ def _cmd_profile(argv: Sequence[str]) -> int:
     if pid is not None:
         return _watch_pid(pid, args, fallback=True)
     profiler = _profiler_for(args, pid)
-    interrupted = asyncio.run(_profile(profiler, None if args.monitor else args.duration))
+    interrupted = _run_profile(profiler, None if args.monitor else args.duration)
     return _finish(profiler, args, interrupted, expected_end=args.monitor)
 
 
@@ -378,11 +386,41 @@ def _watch_session(
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            stop.wait(interval_s)
+            _wait_step(stop, interval_s, program)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return stop.is_set()
+
+
+EXIT_POLL_S: float = 0.02
+"""How soon the watch notices that the program ended (a short run must not wait a poll)."""
+
+
+def _wait_step(stop: threading.Event, interval_s: float, program: LaunchedProgram | None) -> None:
+    """Wait ``interval_s`` or until a signal, or (a launched program) until it exits."""
+    if program is None:
+        stop.wait(interval_s)
+        return
+    until = time.monotonic() + interval_s
+    while not stop.is_set() and program.process.poll() is None:
+        left = until - time.monotonic()
+        if left <= 0:
+            return
+        stop.wait(min(EXIT_POLL_S, left))
+
+
+def _import_in_background(module: str) -> threading.Thread:
+    """Import ``module`` in a thread (the caller imports it again, which re-raises errors)."""
+    import importlib
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+    thread = threading.Thread(target=load, name="memtui-import", daemon=True)
+    thread.start()
+    return thread
 
 
 def _finish_session(
@@ -488,18 +526,23 @@ def _wants_monitor(args: argparse.Namespace) -> bool:
 
 def _run_launched(command: list[str], args: argparse.Namespace) -> int:
     """Launch ``command`` with the agent, watch it (monitor or headless), pass its status on."""
-    from memtui.remote.launcher import launch, stop_program
-    from memtui.remote.session import AgentSession
+    from memtui.remote.launcher import start_program, stop_program, wait_for_agent
 
     monitor = _wants_monitor(args)
     log_path = None
     if monitor:
         log_path = os.path.abspath(os.path.join(args.out_dir, f"memtui-run-{os.getpid()}.log"))
-    program = launch(command, options=_agent_options(args), log_path=log_path)
+    program = start_program(command, options=_agent_options(args), log_path=log_path)
     try:
-        if program.client is None:
+        # The program starts while we import the analysis (numpy, the engine): both at once.
+        loading = _import_in_background("memtui.remote.session")
+        wait_for_agent(program)
+        if program.client is None:  # nothing to analyse: no need to wait for the import
             print(f"memtui: {program.agent_error}; the program runs unprofiled", file=sys.stderr)
             return program.process.wait()
+        loading.join()
+        from memtui.remote.session import AgentSession
+
         session = AgentSession(
             program.client, args.growth_threshold, args.alert_threshold, args.trace_limit
         )
@@ -643,7 +686,7 @@ def _watch_pid(pid: int, args: argparse.Namespace, fallback: bool) -> int:
         return 0
     if session is None:
         profiler = _profiler_for(args, pid)
-        interrupted = asyncio.run(_profile(profiler, None if args.monitor else args.duration))
+        interrupted = _run_profile(profiler, None if args.monitor else args.duration)
         return _finish(profiler, args, interrupted, expected_end=args.monitor)
     fleet = _fleet_for(session, args)
     interrupted = _watch_session(

@@ -28,14 +28,7 @@ from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.follow import child_record_path, follow_forks
 from memtui.probe.gcstats import GcMonitor
 from memtui.probe.headroom import is_memtui_fork
-from memtui.probe.heapdump import (
-    SUFFIX,
-    WRITERS,
-    HeapDumpFailed,
-    start_heap_dump,
-    unique_path,
-)
-from memtui.probe.heapsummary import light_summary, summaries_from_env
+from memtui.probe.heapsummary import summaries_from_env
 from memtui.probe.history import History, HistoryPoint
 from memtui.probe.memory import ProcMemoryReader
 from memtui.probe.recorder import (
@@ -77,6 +70,8 @@ class CommandError(Exception):
 
 
 def _dump_target(message: dict[str, Any], pid: int) -> str:
+    from memtui.probe.heapdump import SUFFIX, unique_path  # on demand: a light agent import
+
     path, out_dir = message.get("path"), message.get("out_dir")
     for name, value in (("path", path), ("out_dir", out_dir)):
         if value is not None and (not isinstance(value, str) or not value or "\0" in value):
@@ -334,6 +329,8 @@ class Agent:
     def _record_summary(self, summary: dict[str, Any]) -> None:
         rec = self.recorder
         if rec is not None:
+            from memtui.probe.heapsummary import light_summary
+
             rec.add_snapshot(
                 float(summary.get("taken_at", self.clock.time())),
                 {"heap": light_summary(summary)},
@@ -527,6 +524,8 @@ class Agent:
         """Dump the heap to ``path`` (a file) or a new file under ``out_dir`` (relative paths:
         the target's working directory). ``writer``: auto|fork|inplace. Waits up to ``wait_s``
         (default 8, under the client's timeout) for the file; later replies say pending."""
+        from memtui.probe.heapdump import WRITERS, HeapDumpFailed, start_heap_dump
+
         target = _dump_target(message, self.pid)
         writer = message.get("writer")
         if writer is not None and writer not in WRITERS:

@@ -21,8 +21,6 @@ costly), and sites are ranked by live size. Standard library only.
 from __future__ import annotations
 
 import math
-import random
-import statistics
 import threading
 import time
 import tracemalloc
@@ -138,6 +136,8 @@ def rank_windows(
     """
     if not windows:
         return []
+    import statistics  # on demand: a light agent import for every target
+
     n = len(windows)
     keys: set[TraceKey] = set()
     stacks: dict[TraceKey, TraceKey] = {}
@@ -421,6 +421,8 @@ class TraceController:
                 delay = self.period_s
 
     def _next_delay(self) -> float:
+        import random  # on demand: a light agent import for every target
+
         return self.period_s * random.uniform(1.0 - JITTER, 1.0 + JITTER)
 
     def _step(self) -> float:
