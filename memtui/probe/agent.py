@@ -53,6 +53,7 @@ TOP_TYPES: int = 50
 MAX_SNAPSHOTS: int = 50
 MAX_MARKERS: int = 1000
 FRAME_MARKERS: int = 50
+FIRST_PASS_WAIT_S: float = 2.0
 
 Reply = dict[str, Any]
 __all__ = [
@@ -158,6 +159,9 @@ class Agent:
         self.first_census: dict[str, Any] | None = None
         self.latest_census: dict[str, Any] | None = None
         """Census summary; its "signals" key holds the leak signals taken with it."""
+        self._first_pass = threading.Event()
+        """Set once the collector's first pass (sample and census) is done: a viewer that
+        connects at once still gets a frame with a census, without the program waiting."""
         self.census_cost_s = 0.0
         self.census_cpu_s = 0.0
         self._census_next_s = 0.0
@@ -267,6 +271,7 @@ class Agent:
                 # Runs inside the target: record the failure and keep collecting rather than
                 # let a surprise from /proc or the census end the agent's thread.
                 self._note_error(exc)
+            self._first_pass.set()
             next_at += self.sample_interval_s
             now = self.clock.monotonic()
             if next_at < now:  # fell behind (a long census or GC pause): skip, don't burst
@@ -422,7 +427,13 @@ class Agent:
             "last_error": self.last_error,
         }
 
+    def _await_first_pass(self) -> None:
+        """A viewer's thread (never the program's) waits briefly for the first census."""
+        if not self._first_pass.is_set() and self._thread is not None:
+            self._first_pass.wait(FIRST_PASS_WAIT_S)
+
     def cmd_frame(self, message: dict[str, Any]) -> Reply:
+        self._await_first_pass()
         since = _int_arg(message, "since", 0, -(2**62), 2**62)
         samples, older = self._samples_since(since, FRAME_HISTORY_POINTS)
         reply: Reply = {
@@ -548,6 +559,7 @@ class Agent:
             raise CommandError(str(exc)) from None
 
     def cmd_report_data(self, message: dict[str, Any]) -> Reply:
+        self._await_first_pass()
         hello = self.cmd_hello(message)
         with self._data_lock:
             points = [_point(p) for p in self.history.points(max_points=REPORT_HISTORY_POINTS)]
