@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -20,7 +19,7 @@ from memtui.cli.watch import watch_pid
 
 if TYPE_CHECKING:
     pass
-from memtui.cli.profiling import finish, profile_until_done, profiler_for
+from memtui.cli.profiling import finish, profiler_for, run_profile
 
 
 def cmd_profile(argv: Sequence[str]) -> int:
@@ -50,5 +49,5 @@ def cmd_profile(argv: Sequence[str]) -> int:
     if pid is not None:
         return watch_pid(pid, args, fallback=True)
     profiler = profiler_for(args, pid)
-    interrupted = asyncio.run(profile_until_done(profiler, None if args.monitor else args.duration))
+    interrupted = run_profile(profiler, None if args.monitor else args.duration)
     return finish(profiler, args, interrupted, expected_end=args.monitor)

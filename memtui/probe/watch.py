@@ -21,8 +21,6 @@ costly), and sites are ranked by live size. Standard library only.
 from __future__ import annotations
 
 import math
-import random
-import statistics
 import threading
 import time
 import tracemalloc
@@ -44,7 +42,17 @@ from memtui.probe.tracing import (
 DEFAULT_WINDOW_S: float = 0.25
 DEFAULT_PERIOD_S: float = 15.0
 FIRST_WINDOW_S: float = 2.0
-"""Delay of the first window after start, so a leak is named within the first minute."""
+"""Shortest delay of the first window after start, so a leak is named within the first minute."""
+FIRST_WINDOW_SHARE: float = 3.0
+"""The first window comes after period / this (5 s at the default 15 s period): a window costs a
+GC-heavy program ~0.3 s of CPU, which a 3-s run would feel as a 10% slowdown."""
+
+
+def first_window_after(period_s: float) -> float:
+    """Delay of the first window for a period: a third of it, at least FIRST_WINDOW_S."""
+    return max(FIRST_WINDOW_S, period_s / FIRST_WINDOW_SHARE)
+
+
 JITTER: float = 0.2
 MAX_SITES: int = 200
 """Sites kept per window (half by growth, half by size) and in the full-trace ranking."""
@@ -138,6 +146,8 @@ def rank_windows(
     """
     if not windows:
         return []
+    import statistics  # on demand: a light agent import for every target
+
     n = len(windows)
     keys: set[TraceKey] = set()
     stacks: dict[TraceKey, TraceKey] = {}
@@ -215,7 +225,7 @@ class TraceController:
         window_s: float = DEFAULT_WINDOW_S,
         period_s: float = DEFAULT_PERIOD_S,
         clock: Clock | None = None,
-        first_window_s: float = FIRST_WINDOW_S,
+        first_window_s: float | None = None,
     ) -> None:
         if mode not in ("off", "watch", "continuous"):
             raise ValueError(f"unknown trace mode {mode!r}; use off, watch or continuous")
@@ -223,7 +233,9 @@ class TraceController:
         self.frames = max(1, int(frames))
         self.window_s = max(0.01, float(window_s))
         self.period_s = max(self.window_s, float(period_s))
-        self.first_window_s = first_window_s
+        self.first_window_s = (
+            first_window_after(self.period_s) if first_window_s is None else first_window_s
+        )
         self.clock: Clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -421,6 +433,8 @@ class TraceController:
                 delay = self.period_s
 
     def _next_delay(self) -> float:
+        import random  # on demand: a light agent import for every target
+
         return self.period_s * random.uniform(1.0 - JITTER, 1.0 + JITTER)
 
     def _step(self) -> float:
