@@ -42,8 +42,9 @@ AGE_DIVISOR: float = 6.0
 10 minutes, 5 minutes from half an hour on): early summaries find a leak fast, later ones cost
 little."""
 COST_FACTOR: float = 5.0
-"""The next summary waits at least this many times the last child's wall time (the child takes
-at most ~20% of one core, at nice 5) ..."""
+"""The next summary waits at least this many times the last child's CPU time (the child takes
+at most ~20% of one core; it runs at nice 5, so on a busy machine its wall time is mostly
+waiting, which costs nobody) ..."""
 PAUSE_BUDGET: float = 0.005
 """... and what the target pays (the fork pause and the copy-on-write faults while the child
 runs) stays under 0.5% of wall time."""
@@ -339,7 +340,8 @@ class HeapSummaries:
         self.pause_s_total += job.pause_s
         self.max_pause_s = max(self.max_pause_s, job.pause_s)
         if not self.fixed:
-            interval = max(interval, COST_FACTOR * child_s, cost / PAUSE_BUDGET)
+            busy_s = float(result.get("child_cpu_s", child_s) or child_s)
+            interval = max(interval, COST_FACTOR * busy_s, cost / PAUSE_BUDGET)
         self.interval_s = interval
         self._next = now + interval
         self.taken += 1
