@@ -190,7 +190,7 @@ async def test_threshold_crossings_dump_once_each_with_a_cooldown(tmp_path: Path
         memory_reader=reader,
     )
     await profiler.start()
-    trigger = profiler._dump_trigger
+    trigger = profiler._dumps.trigger
     assert trigger is not None
 
     def run(seconds: int, mb: float) -> None:

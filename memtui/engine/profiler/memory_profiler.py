@@ -35,8 +35,8 @@ from memtui.engine.detect.memlimit import detect_memory_limit
 from memtui.engine.facts.frames import decode_heap_summary
 from memtui.engine.facts.metrics import MemoryMetrics
 from memtui.engine.facts.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
-from memtui.engine.heap.trigger import HeapDumpTrigger
 from memtui.engine.profiler.alerts import AlertDispatcher, LeakCallback
+from memtui.engine.profiler.heap_dumps import ProfilerDumps
 from memtui.engine.profiler.run_recording import RunRecording
 from memtui.engine.report.json_report import ReportInput, SourceInfo, build_report
 from memtui.engine.report.recording import snapshot_payload, timeline_from_metrics
@@ -46,7 +46,6 @@ from memtui.probe.allocator import read_allocator
 from memtui.probe.census import CensusResult, take_census
 from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.gcstats import GcMonitor
-from memtui.probe.heap.dump import HeapDumpFailed, write_heap_dump
 from memtui.probe.heap.summary import light_summary, summaries_from_env, summary_note
 from memtui.probe.memory import MemoryReading, ProcMemoryReader
 from memtui.probe.recorder import (
@@ -59,8 +58,6 @@ log = logging.getLogger("memtui")
 MIB: float = 1024.0 * 1024.0
 MAX_SNAPSHOTS: int = 500
 """Snapshot summaries kept for the report; beyond this, older ones are thinned by half."""
-HEAP_DUMP_COOLDOWN_S: float = 600.0
-"""At most one threshold-triggered heap dump per this many seconds."""
 SHORT_RUN_S: float = 60.0
 SHORT_RUN_BUDGET: float = 0.10
 """In the first minute snapshots may take up to 10% of wall time (then ``overhead_budget``):
@@ -205,20 +202,15 @@ class MemoryProfiler:
         self._target_ended = False
         self._errors: list[str] = []
         self._baseline_stats: _RunningStats | None = None
-        self._heap_dumps: list[str] = []
         self.record_path = Path(record_path) if record_path is not None else None
         self._recording = RunRecording(self._clock, self._errors)
-        self._dumps_recorded = 0
-        self._dump_trigger: HeapDumpTrigger | None = None
-        if enable_heap_dump and alert_threshold_mb is not None and self.pid == os.getpid():
-            self._dump_trigger = HeapDumpTrigger(
-                alert_threshold_mb,
-                self.heap_dump_dir,
-                self.pid,
-                self._clock.time,
-                HEAP_DUMP_COOLDOWN_S,
-                self._errors.append,
-            )
+        triggered = enable_heap_dump and self.pid == os.getpid()
+        self._dumps = ProfilerDumps(
+            self.heap_dump_dir,
+            alert_threshold_mb if triggered else None,
+            self._clock.time,
+            self._errors,
+        )
 
     # ----------------------------------------------------------------- lifecycle
     @property
@@ -485,8 +477,7 @@ class MemoryProfiler:
         )
         if self._baseline_stats is not None:
             self._baseline_stats.add(t_s, memory.rss_bytes)
-        if self._dump_trigger is not None:
-            self._dump_trigger.observe(now, memory.rss_bytes / MIB)
+        self._dumps.observe(now, memory.rss_bytes / MIB)
         for event in events:
             self._dispatch(event)
         rec = self.recorder
@@ -503,7 +494,7 @@ class MemoryProfiler:
                 rec.add_gc(wall, dataclasses.asdict(gc_reading))
             v = self.detector.verdict
             rec.add_verdict(wall, v.state, v.rate_mb_per_hour, v.confidence, v.reason)
-            self._record_trigger_dumps(rec)
+            self._dumps.record_new(rec)
             rec.maybe_flush()
 
     def _heap_summary(self) -> None:
@@ -532,16 +523,6 @@ class MemoryProfiler:
         rec = self.recorder
         if rec is not None and not rec.closed:
             rec.add_snapshot(taken, {"heap": light_summary(doc)}, kind="heap", rss=memory.rss_bytes)
-
-    def _record_trigger_dumps(self, rec: Recorder) -> None:
-        trigger = self._dump_trigger
-        if trigger is None:
-            return
-        with trigger._lock:
-            new = trigger.paths[self._dumps_recorded :]
-        for path in new:
-            rec.add_dump(self._clock.time(), path, {"path": path, "trigger": "threshold"})
-        self._dumps_recorded += len(new)
 
     def _snapshot_now(self) -> MemorySnapshot:
         now = self._clock.monotonic()
@@ -631,8 +612,8 @@ class MemoryProfiler:
         starts the threshold heap dump like a sample would (the spec's loop polls this)."""
         try:
             mb = self._read_memory().rss_bytes / MIB
-            if self._dump_trigger is not None and self._state == "running":
-                self._dump_trigger.observe(self._clock.monotonic(), mb)
+            if self._state == "running":
+                self._dumps.observe(self._clock.monotonic(), mb)
             return mb
         except (ProcessLookupError, TargetProcessError):
             self._mark_ended()
@@ -748,11 +729,7 @@ class MemoryProfiler:
     def latest_heap_dump(self) -> str | None:
         """Path of the newest heap dump this profiler wrote (on demand or on threshold); waits
         (up to 60 s) for a threshold dump under way, so the spec's example finds its file."""
-        if self._dump_trigger is not None:
-            self._dump_trigger.wait(60.0)
-        trigger = self._dump_trigger.latest if self._dump_trigger is not None else None
-        candidates = [p for p in (*self._heap_dumps, trigger) if p is not None]
-        return max(candidates, key=_mtime) if candidates else None
+        return self._dumps.latest()
 
     def dump_heap(self, path: str | os.PathLike[str] | None = None) -> str:
         """Dump this process's heap to ``path`` (default: a new file under heap_dump_dir) and
@@ -762,16 +739,7 @@ class MemoryProfiler:
             raise HeapDumpError(
                 f"heap dumps are taken inside the process: use `memtui heapdump {self.pid}`"
             )
-        target = str(path) if path is not None else str(self.heap_dump_dir)
-        try:
-            result = write_heap_dump(target)
-        except HeapDumpFailed as exc:
-            raise HeapDumpError(str(exc)) from None
-        self._heap_dumps.append(result.path)
-        rec = self.recorder
-        if rec is not None and not rec.closed:
-            rec.add_dump(self._clock.time(), result.path, result.to_dict())
-        return result.path
+        return self._dumps.dump_now(path, self.recorder)
 
     async def analyze_heap_dump(
         self, path: str | os.PathLike[str], type_name: str | None = None
@@ -909,13 +877,6 @@ def _light_census(census: CensusResult | None, keep: int = 50) -> CensusResult |
         return None
     top = dict(sorted(census.counts.items(), key=lambda kv: -kv[1])[:keep])
     return dataclasses.replace(census, counts=top, tracked={}, largest_containers=())
-
-
-def _mtime(path: str) -> float:
-    try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return 0.0
 
 
 def _require(condition: bool, message: str) -> None:
