@@ -83,3 +83,22 @@ class ProcessAnalysis:
             if self.first_heap_census is None:
                 self.first_heap_census = census
         return census
+
+
+class AnalysedProcess:
+    """Base of whatever watches one process (the profiler, an agent session): its analyses
+    under their usual names."""
+
+    analysis: ProcessAnalysis
+
+    @property
+    def metrics(self) -> MemoryMetrics:
+        return self.analysis.metrics
+
+    @property
+    def detector(self) -> LeakDetector:
+        return self.analysis.detector
+
+    @property
+    def culprits(self) -> CulpritAnalysis:
+        return self.analysis.culprits

@@ -13,11 +13,10 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from memtui.engine.analysis import ProcessAnalysis
-from memtui.engine.culprits.analysis import CulpritAnalysis
+from memtui.engine.analysis import AnalysedProcess, ProcessAnalysis
 from memtui.engine.culprits.site_rows import SiteLeak, stats_from_rows, window_leaks
 from memtui.engine.culprits.sites import AllocationSiteTracker
-from memtui.engine.detect.detector import LeakDetector, LeakEvent
+from memtui.engine.detect.detector import LeakEvent
 from memtui.engine.detect.memlimit import detect_memory_limit
 from memtui.engine.facts.frames import (
     HeapSummary,
@@ -26,7 +25,6 @@ from memtui.engine.facts.frames import (
     decode_frame,
     site_sizes,
 )
-from memtui.engine.facts.metrics import MemoryMetrics
 from memtui.engine.facts.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
 from memtui.engine.report.json_report import ReportInput, SourceInfo
 from memtui.engine.report.recording import Recording, timeline_from_metrics
@@ -47,7 +45,7 @@ RECONNECT_TIMEOUT_S: float = 2.0
 MIB: float = 1024.0 * 1024.0
 
 
-class AgentSession:
+class AgentSession(AnalysedProcess):
     """The monitor's view of one agent-equipped process."""
 
     def __init__(
@@ -102,18 +100,6 @@ class AgentSession:
         self.notices: list[str] = []
         """One-line notices for the user (the recording stopped or resumed writing)."""
         self._recording_health = RecordingHealth()
-
-    @property
-    def metrics(self) -> MemoryMetrics:
-        return self.analysis.metrics
-
-    @property
-    def detector(self) -> LeakDetector:
-        return self.analysis.detector
-
-    @property
-    def culprits(self) -> CulpritAnalysis:
-        return self.analysis.culprits
 
     @property
     def heap_census(self) -> CensusResult | None:

@@ -22,18 +22,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from memtui.engine.analysis import ProcessAnalysis
-from memtui.engine.culprits.analysis import CulpritAnalysis
+from memtui.engine.analysis import AnalysedProcess, ProcessAnalysis
 from memtui.engine.culprits.patterns import (
     LeakingTraceback,
     allocation_patterns,
     leaking_tracebacks,
 )
 from memtui.engine.culprits.sites import AllocationSiteTracker
-from memtui.engine.detect.detector import LeakDetector, LeakEvent, LeakVerdict
+from memtui.engine.detect.detector import LeakEvent, LeakVerdict
 from memtui.engine.detect.memlimit import detect_memory_limit
 from memtui.engine.facts.frames import decode_heap_summary
-from memtui.engine.facts.metrics import MemoryMetrics
 from memtui.engine.facts.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
 from memtui.engine.profiler.alerts import AlertDispatcher, LeakCallback
 from memtui.engine.profiler.heap_dumps import ProfilerDumps
@@ -72,7 +70,7 @@ interval), so a run of any length past 1.6 s has >= 32 samples, enough for a ver
 costs about 100 extra readings (~10 µs each) in the first 32 s."""
 
 
-class MemoryProfiler:
+class MemoryProfiler(AnalysedProcess):
     """Profiles this process (or watches another pid's memory from outside).
 
     Args:
@@ -213,18 +211,6 @@ class MemoryProfiler:
         )
 
     # ----------------------------------------------------------------- lifecycle
-    @property
-    def metrics(self) -> MemoryMetrics:
-        return self.analysis.metrics
-
-    @property
-    def detector(self) -> LeakDetector:
-        return self.analysis.detector
-
-    @property
-    def culprits(self) -> CulpritAnalysis:
-        return self.analysis.culprits
-
     @property
     def is_running(self) -> bool:
         return self._state == "running"
