@@ -39,13 +39,28 @@ def cmd_heapdump(argv: Sequence[str]) -> int:
     assert session is not None
     path = session.client.path
     session.close()
-    with AgentClient(path, timeout_s=args.timeout + 10.0) as client:
-        reply = client.request(
-            "heap_dump",
-            out_dir=os.path.abspath(args.out_dir),
-            writer=args.writer,
-            wait_s=args.timeout,
-        )
+    from memtui.remote.client import AgentUnavailable
+
+    try:
+        with AgentClient(path, timeout_s=args.timeout + 10.0) as client:
+            reply = client.request(
+                "heap_dump",
+                out_dir=os.path.abspath(args.out_dir),
+                writer=args.writer,
+                wait_s=args.timeout,
+            )
+    except AgentUnavailable:
+        from memtui.errors import TargetProcessError
+
+        if os.path.exists(f"/proc/{args.pid}"):
+            raise TargetProcessError(
+                f"the agent of pid {args.pid} was detached before the heap dump was reported; "
+                f"a dump under way still completes in {os.path.abspath(args.out_dir)!r} "
+                "(an incomplete one leaves no file)"
+            ) from None
+        raise TargetProcessError(
+            f"pid {args.pid} exited before the heap dump was reported"
+        ) from None
     if reply.get("pending"):
         print(f"memtui: heap dump of pid {args.pid} still being written to {reply['path']}")
         return 1

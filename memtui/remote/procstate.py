@@ -7,6 +7,8 @@ and then blamed the wrong thing ("no agent is running", "never reached a safe po
 
 from __future__ import annotations
 
+import time
+
 
 def process_state(pid: int) -> str | None:
     """The one-letter state of ``pid`` from /proc (R, S, D, T, t, Z...); None if gone."""
@@ -20,9 +22,17 @@ def process_state(pid: int) -> str | None:
     return rest[0] if rest else None
 
 
-def stopped_reason(pid: int) -> str:
-    """'' when ``pid`` runs; else one line saying it is stopped and how to resume it."""
+def stopped_reason(pid: int, trace_wait_s: float = 3.0) -> str:
+    """'' when ``pid`` runs; else one line saying it is stopped and how to resume it.
+
+    A tracing stop ('t') is waited out for ``trace_wait_s`` first: another memtui's gdb holds
+    the target that long while it injects (two attaches at once), a person's debugger longer.
+    """
     state = process_state(pid)
+    deadline = time.monotonic() + trace_wait_s
+    while state == "t" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        state = process_state(pid)
     if state == "T":
         return (
             f"pid {pid} is stopped (SIGSTOP or Ctrl+Z): nothing in it runs to answer; "

@@ -18,6 +18,7 @@ from memtui.probe.protocol import (
     socket_path,
     write_message,
 )
+from memtui.remote.attach.lock import attach_lock
 from memtui.remote.attach.remote_exec import inject_remote_exec
 from memtui.remote.attach.safepoint import inject_gdb
 from memtui.remote.attach.target import (
@@ -58,6 +59,21 @@ def attach(pid: int, *, timeout_s: float = 20.0, follow_forks: bool = False) -> 
     if found is not None:
         return _attach_result(target, found, "reused", version, started)
     host_dir, inner_dir = private_dir(target)
+    with attach_lock(host_dir, target.inner_pid, started + timeout_s):
+        found = answering(target)  # another memtui attached while we waited for the lock
+        if found is not None:
+            return _attach_result(target, found, "reused", version, started)
+        return _attach_locked(target, host_dir, inner_dir, started, timeout_s, follow_forks)
+
+
+def _attach_locked(
+    target: Target,
+    host_dir: str,
+    inner_dir: str,
+    started: float,
+    timeout_s: float,
+    follow_forks: bool,
+) -> AttachResult:
     zip_host = build_probe_zip(host_dir, uid=target.uid, gid=target.gid)
     zip_inner = os.path.join(inner_dir, os.path.basename(zip_host))
     err_name = f"attach-{target.inner_pid}.err"
