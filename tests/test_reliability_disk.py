@@ -11,6 +11,7 @@ import contextlib
 import errno
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -87,7 +88,7 @@ def test_recording_dump_and_report_on_a_full_disk(disk: Path, tmp_path: Path) ->
     err = tmp_path / "err.log"
     log_file = open(err, "w")  # noqa: SIM115 - memtui writes it for the whole run
     run = subprocess.Popen(
-        [*MEMTUI, "run", "--headless", "--record", str(db), "--duration", "11",
+        [*MEMTUI, "run", "--headless", "--record", str(db), "--monitor",
          "--sample-interval", "0.2", "--output", str(tmp_path / "r.json"), "--",
          sys.executable, str(script), str(pid_file)],
         stdout=subprocess.DEVNULL, stderr=log_file,
@@ -117,14 +118,16 @@ def test_recording_dump_and_report_on_a_full_disk(disk: Path, tmp_path: Path) ->
 
         filler.unlink()  # space returns
         resumed_at_ms = time.time() * 1000
-        assert _wait(lambda: _samples(db)[-1] > resumed_at_ms + 500, 8), err.read_text()
+        assert _wait(lambda: _samples(db)[-1] > resumed_at_ms + 500, 15), err.read_text()
+        assert _wait(lambda: "being written again" in err.read_text(), 10), err.read_text()
+        run.send_signal(signal.SIGTERM)  # --monitor: the report is written on SIGTERM
         code = run.wait(30)
     finally:
         with contextlib.suppress(ProcessLookupError):
             run.kill()
         log_file.close()
     log = err.read_text()
-    assert code == 0, log
+    assert code in (0, 128 + signal.SIGTERM), log  # the program's own end is passed through
     assert "Traceback" not in log, log
     assert f"pid {pid}: recording {db} cannot be written" in log, log
     assert "is being written again, nothing lost" in log, log

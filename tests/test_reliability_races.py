@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from reliability_harness import MEMTUI, kill, memtui, one_clear_line, spawn_target
 
+from memtui.cli import main
+from memtui.remote.attach import detach
+
 pytestmark = [
     pytest.mark.skipif(shutil.which("gdb") is None, reason="attach needs gdb"),
     pytest.mark.timeout(120),
@@ -21,7 +24,7 @@ BUSY = "import time\nprint('ready', flush=True)\nwhile True:\n    time.sleep(0.0
 EXITS_SOON = "import time\nprint('ready', flush=True)\ntime.sleep(1.0)\n"
 HEAP = """\
 import time
-DATA = [{"k": i, "v": str(i)} for i in range(100_000)]
+DATA = [{"k": i, "v": str(i)} for i in range(60_000)]
 print("ready", flush=True)
 while True:
     time.sleep(0.02)
@@ -55,8 +58,11 @@ def _settles(pid: int, threads: int, timeout_s: float = 5.0) -> bool:
     return True
 
 
-def test_two_attaches_at_once_make_one_agent(tmp_path: Path) -> None:
-    target = spawn_target(BUSY, tmp_path)
+def test_two_attaches_at_once_then_detach_while_a_dump_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = spawn_target(HEAP, tmp_path)
+    out = tmp_path / "dumps"
     try:
         runs = []
         for i in range(2):
@@ -66,9 +72,33 @@ def test_two_attaches_at_once_make_one_agent(tmp_path: Path) -> None:
         for run in runs:
             _, err = run.communicate(timeout=60)
             assert run.returncode == 0, err  # the second waits for the first, then reuses it
-        assert memtui("detach", str(target.pid)).returncode == 0
-        assert _settles(target.pid, 1), "a second agent is still running"
-        assert memtui("detach", str(target.pid)).returncode == 1  # none left
+
+        dump = subprocess.Popen(
+            [*MEMTUI, "heapdump", str(target.pid), "--out-dir", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while not _walker(target.pid) and dump.poll() is None:  # the forked walker runs
+            assert time.monotonic() < deadline, "the dump never started"
+            time.sleep(0.02)
+        assert detach(target.pid)  # in-process: at once, while the walker runs
+        _, err = dump.communicate(timeout=60)
+        print(f"heapdump during detach: exit {dump.returncode}")
+        if dump.returncode != 0:
+            assert "was detached before the heap dump was reported" in one_clear_line(err)
+        assert target.poll() is None
+        # the walker ends (finished, or stopped with the agent) and leaves either the whole
+        # dump or nothing: never a part file
+        deadline = time.monotonic() + 40
+        while _walker(target.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _settles(target.pid, 1), "an agent (a second one?) is still running"
+        assert not list(out.glob("*.part-*"))
+        dumps = list(out.glob("*.mtdump"))
+        assert len(dumps) <= 1
+        if dumps:
+            assert main(["heapdump", "analyze", str(dumps[0])]) == 0, capsys.readouterr().err
+        assert memtui("detach", str(target.pid)).returncode == 1  # no agent left
     finally:
         kill(target)
 
@@ -84,38 +114,3 @@ def test_attach_while_the_target_exits(tmp_path: Path) -> None:
     else:  # attached before the exit: the watch says it ended
         assert "Traceback" not in done.stderr
     target.wait(10)
-
-
-def test_detach_while_a_dump_is_written(tmp_path: Path) -> None:
-    target = spawn_target(HEAP, tmp_path)
-    out = tmp_path / "dumps"
-    try:
-        assert memtui("attach", str(target.pid), "--headless", "--duration", "0.5").returncode == 0
-        dump = subprocess.Popen(
-            [*MEMTUI, "heapdump", str(target.pid), "--out-dir", str(out)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while not _walker(target.pid) and dump.poll() is None:  # the forked walker runs
-            assert time.monotonic() < deadline, "the dump never started"
-            time.sleep(0.02)
-        detached = memtui("detach", str(target.pid))
-        assert detached.returncode == 0, detached.stderr
-        _, err = dump.communicate(timeout=60)
-        if dump.returncode != 0:
-            assert "was detached before the heap dump was reported" in one_clear_line(err)
-        assert target.poll() is None
-        # the walker ends (finished, or stopped with the agent) and leaves either the whole
-        # dump or nothing: never a part file
-        deadline = time.monotonic() + 40
-        while _walker(target.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.3)  # its reaper renames or removes the file
-        assert not list(out.glob("*.part-*"))
-        dumps = list(out.glob("*.mtdump"))
-        assert len(dumps) <= 1
-        if dumps:
-            assert memtui("heapdump", "analyze", str(dumps[0])).returncode == 0
-        print(f"detach during a dump: {'complete dump' if dumps else 'no file'}; {err.strip()}")
-    finally:
-        kill(target)

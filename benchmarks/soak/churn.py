@@ -66,11 +66,15 @@ class ChurnFigures:
     after: Reading
     rate_before: float
     """Target loop iterations per second just before the churn."""
+    rate_after: float
+    """... and once it is over (the machine is shared: the baseline is their mean)."""
     rate_churn: float
     rate_viewers: float
 
     def slowdown(self, rate: float) -> float:
-        return round(self.rate_before / rate, 3) if rate else float("inf")
+        """Undisturbed speed over the speed during a phase (>1: the phase slowed the target)."""
+        base = (self.rate_before + self.rate_after) / 2.0
+        return round(base / rate, 3) if rate else float("inf")
 
 
 def read(pid: int) -> Reading:
@@ -183,6 +187,7 @@ def run_churn(
 
     rate_viewers = target.rate_during(watch_all)
     after = settle(target.pid, before)
+    rate_after = target.rate_during(lambda: time.sleep(measure_s))
     durations.sort()
     return ChurnFigures(
         cycles=cycles,
@@ -194,6 +199,7 @@ def run_churn(
         before=before,
         after=after,
         rate_before=round(rate_before, 1),
+        rate_after=round(rate_after, 1),
         rate_churn=round(rate_churn, 1),
         rate_viewers=round(rate_viewers, 1),
     )
