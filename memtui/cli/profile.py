@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ from memtui.cli.watch import watch_pid
 
 if TYPE_CHECKING:
     pass
-from memtui.cli.profiling import finish, profiler_for, run_profile
+from memtui.cli.profiling import finish, profile_until_done, profiler_for
 
 
 def cmd_profile(argv: Sequence[str]) -> int:
@@ -49,5 +50,5 @@ def cmd_profile(argv: Sequence[str]) -> int:
     if pid is not None:
         return watch_pid(pid, args, fallback=True)
     profiler = profiler_for(args, pid)
-    interrupted = run_profile(profiler, None if args.monitor else args.duration)
+    interrupted = asyncio.run(profile_until_done(profiler, None if args.monitor else args.duration))
     return finish(profiler, args, interrupted, expected_end=args.monitor)

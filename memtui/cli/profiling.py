@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import signal
 import sys
@@ -35,20 +36,11 @@ def profiler_for(args: argparse.Namespace, pid: int | None) -> MemoryProfiler:
     )
 
 
-def run_profile(profiler: MemoryProfiler, duration_s: float | None) -> bool:
-    """asyncio.run(profile_until_done(...)): True when interrupted by a signal."""
-    import asyncio
-
-    return asyncio.run(profile_until_done(profiler, duration_s))
-
-
 async def profile_until_done(profiler: MemoryProfiler, duration_s: float | None) -> bool:
     """Profile until the duration passes, the target exits or a signal arrives.
 
     Returns True when interrupted by a signal.
     """
-    import asyncio  # here: `memtui run` never needs it, and it costs 0.1 s to import
-
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

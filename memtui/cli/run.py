@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -99,38 +97,20 @@ def cmd_run(argv: Sequence[str]) -> int:
     return run_launched(command, args)
 
 
-def import_in_background(module: str) -> threading.Thread:
-    """Import ``module`` in a thread (the caller imports it again, which re-raises errors)."""
-    import importlib
-
-    def load() -> None:
-        with contextlib.suppress(Exception):
-            importlib.import_module(module)
-
-    thread = threading.Thread(target=load, name="memtui-import", daemon=True)
-    thread.start()
-    return thread
-
-
 def run_launched(command: list[str], args: argparse.Namespace) -> int:
     """Launch ``command`` with the agent, watch it (monitor or headless), pass its status on."""
-    from memtui.remote.launcher import start_program, stop_program, wait_for_agent
+    from memtui.remote.launcher import launch, stop_program
+    from memtui.remote.session import AgentSession
 
     monitor = wants_monitor(args)
     log_path = None
     if monitor:
         log_path = os.path.abspath(os.path.join(args.out_dir, f"memtui-run-{os.getpid()}.log"))
-    program = start_program(command, options=agent_options(args), log_path=log_path)
+    program = launch(command, options=agent_options(args), log_path=log_path)
     try:
-        # The program starts while we import the analysis (numpy, the engine): both at once.
-        loading = import_in_background("memtui.remote.session")
-        wait_for_agent(program)
-        if program.client is None:  # nothing to analyse: no need to wait for the import
+        if program.client is None:
             print(f"memtui: {program.agent_error}; the program runs unprofiled", file=sys.stderr)
             return program.process.wait()
-        loading.join()
-        from memtui.remote.session import AgentSession
-
         session = AgentSession(
             program.client, args.growth_threshold, args.alert_threshold, args.trace_limit
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import sys
@@ -11,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from memtui.cli.common import EXIT_TARGET_ENDED, gate, summary_line
-from memtui.cli.profiling import finish, profiler_for, run_profile
+from memtui.cli.profiling import finish, profile_until_done, profiler_for
 from memtui.engine.report.writer import write_report
 
 if TYPE_CHECKING:
@@ -48,28 +49,11 @@ def watch_session(
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            wait_step(stop, interval_s, program)
+            stop.wait(interval_s)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return stop.is_set()
-
-
-EXIT_POLL_S: float = 0.02
-"""How soon the watch notices that the program ended (a short run must not wait a poll)."""
-
-
-def wait_step(stop: threading.Event, interval_s: float, program: LaunchedProgram | None) -> None:
-    """Wait ``interval_s`` or until a signal, or (a launched program) until it exits."""
-    if program is None:
-        stop.wait(interval_s)
-        return
-    until = time.monotonic() + interval_s
-    while not stop.is_set() and program.process.poll() is None:
-        left = until - time.monotonic()
-        if left <= 0:
-            return
-        stop.wait(min(EXIT_POLL_S, left))
 
 
 def print_notices(session: AgentSession | Fleet) -> None:
@@ -180,7 +164,9 @@ def watch_pid(pid: int, args: argparse.Namespace, fallback: bool) -> int:
         return 0
     if session is None:
         profiler = profiler_for(args, pid)
-        interrupted = run_profile(profiler, None if args.monitor else args.duration)
+        interrupted = asyncio.run(
+            profile_until_done(profiler, None if args.monitor else args.duration)
+        )
         return finish(profiler, args, interrupted, expected_end=args.monitor)
     fleet = fleet_for(session, args)
     interrupted = watch_session(

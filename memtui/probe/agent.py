@@ -27,8 +27,15 @@ from memtui.probe.census import CensusResult, take_census
 from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.follow import child_record_path, follow_forks
 from memtui.probe.gcstats import GcMonitor
+from memtui.probe.heap.dump import (
+    SUFFIX,
+    WRITERS,
+    HeapDumpFailed,
+    start_heap_dump,
+    unique_path,
+)
 from memtui.probe.heap.headroom import is_memtui_fork
-from memtui.probe.heap.summary import summaries_from_env
+from memtui.probe.heap.summary import light_summary, summaries_from_env
 from memtui.probe.history import History, HistoryPoint
 from memtui.probe.memory import ProcMemoryReader
 from memtui.probe.recorder import (
@@ -53,7 +60,6 @@ TOP_TYPES: int = 50
 MAX_SNAPSHOTS: int = 50
 MAX_MARKERS: int = 1000
 FRAME_MARKERS: int = 50
-FIRST_PASS_WAIT_S: float = 2.0
 
 Reply = dict[str, Any]
 __all__ = [
@@ -71,8 +77,6 @@ class CommandError(Exception):
 
 
 def _dump_target(message: dict[str, Any], pid: int) -> str:
-    from memtui.probe.heap.dump import SUFFIX, unique_path  # on demand: a light agent import
-
     path, out_dir = message.get("path"), message.get("out_dir")
     for name, value in (("path", path), ("out_dir", out_dir)):
         if value is not None and (not isinstance(value, str) or not value or "\0" in value):
@@ -159,9 +163,6 @@ class Agent:
         self.first_census: dict[str, Any] | None = None
         self.latest_census: dict[str, Any] | None = None
         """Census summary; its "signals" key holds the leak signals taken with it."""
-        self._first_pass = threading.Event()
-        """Set once the collector's first pass (sample and census) is done: a viewer that
-        connects at once still gets a frame with a census, without the program waiting."""
         self.census_cost_s = 0.0
         self.census_cpu_s = 0.0
         self._census_next_s = 0.0
@@ -271,7 +272,6 @@ class Agent:
                 # Runs inside the target: record the failure and keep collecting rather than
                 # let a surprise from /proc or the census end the agent's thread.
                 self._note_error(exc)
-            self._first_pass.set()
             next_at += self.sample_interval_s
             now = self.clock.monotonic()
             if next_at < now:  # fell behind (a long census or GC pause): skip, don't burst
@@ -334,8 +334,6 @@ class Agent:
     def _record_summary(self, summary: dict[str, Any]) -> None:
         rec = self.recorder
         if rec is not None:
-            from memtui.probe.heap.summary import light_summary
-
             rec.add_snapshot(
                 float(summary.get("taken_at", self.clock.time())),
                 {"heap": light_summary(summary)},
@@ -428,13 +426,7 @@ class Agent:
             "recording": self.recorder.state() if self.recorder is not None else None,
         }
 
-    def _await_first_pass(self) -> None:
-        """A viewer's thread (never the program's) waits briefly for the first census."""
-        if not self._first_pass.is_set() and self._thread is not None:
-            self._first_pass.wait(FIRST_PASS_WAIT_S)
-
     def cmd_frame(self, message: dict[str, Any]) -> Reply:
-        self._await_first_pass()
         since = _int_arg(message, "since", 0, -(2**62), 2**62)
         samples, older = self._samples_since(since, FRAME_HISTORY_POINTS)
         reply: Reply = {
@@ -536,8 +528,6 @@ class Agent:
         """Dump the heap to ``path`` (a file) or a new file under ``out_dir`` (relative paths:
         the target's working directory). ``writer``: auto|fork|inplace. Waits up to ``wait_s``
         (default 8, under the client's timeout) for the file; later replies say pending."""
-        from memtui.probe.heap.dump import WRITERS, HeapDumpFailed, start_heap_dump
-
         target = _dump_target(message, self.pid)
         writer = message.get("writer")
         if writer is not None and writer not in WRITERS:
@@ -560,7 +550,6 @@ class Agent:
             raise CommandError(str(exc)) from None
 
     def cmd_report_data(self, message: dict[str, Any]) -> Reply:
-        self._await_first_pass()
         hello = self.cmd_hello(message)
         with self._data_lock:
             points = [_point(p) for p in self.history.points(max_points=REPORT_HISTORY_POINTS)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Protocol
@@ -45,8 +46,6 @@ class SystemClock:
         return stop.wait(max(0.0, seconds))
 
     async def sleep(self, seconds: float) -> None:
-        import asyncio  # here: the agent imports this module in every target, asyncio is 7k objects
-
         await asyncio.sleep(max(0.0, seconds))
 
 
@@ -87,7 +86,5 @@ class FakeClock:
             return stop.is_set()
 
     async def sleep(self, seconds: float) -> None:
-        import asyncio
-
         self.advance(seconds)
         await asyncio.sleep(0)

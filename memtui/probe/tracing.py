@@ -15,7 +15,9 @@ import contextlib
 import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import tracemalloc
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -60,13 +62,11 @@ def stop_tracing() -> None:
         tracemalloc.stop()
 
 
-_THIS_FILE: str = __file__[:-1] if __file__.endswith(".pyc") else __file__
-"""This module's source path (from the probe zip's bytecode, ``__file__`` names the .pyc)."""
 _HIDDEN_FILES: frozenset[str] = frozenset(
-    {tracemalloc.__file__, _THIS_FILE, "<frozen importlib._bootstrap>", "<unknown>"}
+    {tracemalloc.__file__, __file__, "<frozen importlib._bootstrap>", "<unknown>"}
 )
 """Most recent frames whose allocations are tracemalloc's own bookkeeping, not the program's."""
-_OWN_PACKAGE_DIR: str = os.path.dirname(os.path.dirname(os.path.abspath(_THIS_FILE))) + os.sep
+_OWN_PACKAGE_DIR: str = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _OWN_VISIBLE: frozenset[str] = frozenset({os.path.join(_OWN_PACKAGE_DIR, "demo.py")})
 """memtui's own allocations are hidden from the profiled program's results, except the demo's."""
 
@@ -244,15 +244,12 @@ def _aggregate_in_child(
     snapshot: tracemalloc.Snapshot, work_dir: str | None
 ) -> dict[TraceKey, tuple[int, int]] | None:
     """Dump and aggregate in a child interpreter; None when that is impossible here."""
-    import subprocess  # on demand: every target imports this module, few aggregate
-    import tempfile
-
     fd, path = tempfile.mkstemp(prefix="memtui-snap-", suffix=".tracemalloc", dir=work_dir)
     os.close(fd)
     try:
         snapshot.dump(path)
         proc = subprocess.run(
-            [sys.executable, "-I", "-S", os.path.abspath(_THIS_FILE), "aggregate", path],
+            [sys.executable, "-I", "-S", os.path.abspath(__file__), "aggregate", path],
             capture_output=True,
             timeout=AGGREGATE_TIMEOUT_S,
             check=False,

@@ -21,6 +21,8 @@ costly), and sites are ranked by live size. Standard library only.
 from __future__ import annotations
 
 import math
+import random
+import statistics
 import threading
 import time
 import tracemalloc
@@ -42,16 +44,7 @@ from memtui.probe.tracing import (
 DEFAULT_WINDOW_S: float = 0.25
 DEFAULT_PERIOD_S: float = 15.0
 FIRST_WINDOW_S: float = 2.0
-"""Delay of the first window after start, so a leak is named within the first minute (a
-later first window, tried to spare 3-s runs, left 20-s runs too few windows to name a line)."""
-
-
-def first_window_after(period_s: float) -> float:
-    """Delay of the first window, whatever the period (see FIRST_WINDOW_S)."""
-    del period_s
-    return FIRST_WINDOW_S
-
-
+"""Delay of the first window after start, so a leak is named within the first minute."""
 JITTER: float = 0.2
 MAX_SITES: int = 200
 """Sites kept per window (half by growth, half by size) and in the full-trace ranking."""
@@ -145,8 +138,6 @@ def rank_windows(
     """
     if not windows:
         return []
-    import statistics  # on demand: a light agent import for every target
-
     n = len(windows)
     keys: set[TraceKey] = set()
     stacks: dict[TraceKey, TraceKey] = {}
@@ -224,7 +215,7 @@ class TraceController:
         window_s: float = DEFAULT_WINDOW_S,
         period_s: float = DEFAULT_PERIOD_S,
         clock: Clock | None = None,
-        first_window_s: float | None = None,
+        first_window_s: float = FIRST_WINDOW_S,
     ) -> None:
         if mode not in ("off", "watch", "continuous"):
             raise ValueError(f"unknown trace mode {mode!r}; use off, watch or continuous")
@@ -232,9 +223,7 @@ class TraceController:
         self.frames = max(1, int(frames))
         self.window_s = max(0.01, float(window_s))
         self.period_s = max(self.window_s, float(period_s))
-        self.first_window_s = (
-            first_window_after(self.period_s) if first_window_s is None else first_window_s
-        )
+        self.first_window_s = first_window_s
         self.clock: Clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -432,8 +421,6 @@ class TraceController:
                 delay = self.period_s
 
     def _next_delay(self) -> float:
-        import random  # on demand: a light agent import for every target
-
         return self.period_s * random.uniform(1.0 - JITTER, 1.0 + JITTER)
 
     def _step(self) -> float:

@@ -27,8 +27,6 @@ from memtui.remote.client import AgentClient, AgentUnavailable, find_socket
 from memtui.remote.probe_zip import build_probe_zip
 
 AGENT_START_TIMEOUT_S: float = 15.0
-AGENT_POLL_S: float = 0.01
-"""How often we look for the agent's socket: a short program must not end before we do."""
 
 _SITECUSTOMIZE = '''\
 """memtui's bootstrap: starts the memtui agent in this process (see memtui.remote.launcher)."""
@@ -149,24 +147,6 @@ def launch(
     With ``log_path``, the program's stdout and stderr go to that file (for the monitor,
     which owns the terminal); otherwise they stay on ours. Its stdin is ours either way.
     """
-    program = start_program(command, options=options, log_path=log_path)
-    wait_for_agent(program, wait_for_agent_s)
-    return program
-
-
-def wait_for_agent(program: LaunchedProgram, timeout_s: float = AGENT_START_TIMEOUT_S) -> None:
-    """Connect to the program's agent (``client``), or say in ``agent_error`` why not."""
-    program.client, program.agent_error = _wait_for_agent(program.process, timeout_s)
-
-
-def start_program(
-    command: Sequence[str],
-    *,
-    options: Mapping[str, str] | None = None,
-    log_path: str | None = None,
-) -> LaunchedProgram:
-    """launch() without waiting for the agent: the caller does its own start-up meanwhile
-    (the program's start and the monitor's imports overlap), then calls wait_for_agent()."""
     if not command:
         raise UsageError("memtui run needs a command after '--', e.g. memtui run -- python app.py")
     if shutil.which(command[0]) is None and not os.path.exists(command[0]):
@@ -189,7 +169,9 @@ def start_program(
     except BaseException:
         shutil.rmtree(bootstrap_dir, ignore_errors=True)
         raise
-    return LaunchedProgram(process, bootstrap_dir, list(command), log_path, _log_file=log_file)
+    program = LaunchedProgram(process, bootstrap_dir, list(command), log_path, _log_file=log_file)
+    program.client, program.agent_error = _wait_for_agent(process, wait_for_agent_s)
+    return program
 
 
 def _wait_for_agent(
@@ -208,7 +190,7 @@ def _wait_for_agent(
                 return AgentClient(path), ""
             except AgentUnavailable:
                 pass  # the socket exists but is not listening yet
-        time.sleep(AGENT_POLL_S)
+        time.sleep(0.05)
     return None, (
         f"no agent answered within {timeout_s:.0f} s (was the program started with -I, -E or -S, "
         "or is it not a Python program?)"

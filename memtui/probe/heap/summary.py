@@ -29,7 +29,10 @@ from collections.abc import Callable
 from typing import Any
 
 from memtui.probe.census import _census_lock
+from memtui.probe.heap.dump import child_answer
 from memtui.probe.heap.headroom import fork_headroom, memtui_fork, name_child
+from memtui.probe.heap.paths import summarize_graph
+from memtui.probe.heap.walk import capture, capture_roots, link
 from memtui.probe.memory import ProcMemoryReader
 
 CHILD_BYTES_PER_OBJECT: int = 260
@@ -118,11 +121,6 @@ def start_heap_summary(taken_at: float, timeout_s: float | None = None) -> Summa
         return job
     if timeout_s is None:
         timeout_s = 30.0 + 20.0 * blocks / 1e6
-    # Loaded here, on first use, not at agent start (a light import for every target), and
-    # before the fork: the child finds them in sys.modules and never takes the import lock.
-    from memtui.probe.heap import dump, paths  # noqa: F401
-    from memtui.probe.heap.walk import capture_roots
-
     r, w = os.pipe()
     try:
         with _census_lock, memtui_fork():  # no census list of ours alive in the copy
@@ -161,9 +159,6 @@ def _exit_if_orphaned(parent: int) -> None:  # pragma: no cover - in the child
 
 
 def _child(r: int, w: int, roots: Any, blocked: list[int], t0: float) -> None:  # pragma: no cover
-    from memtui.probe.heap.paths import summarize_graph  # loaded before the fork
-    from memtui.probe.heap.walk import capture, link
-
     code = 1
     parent = os.getppid()
     try:
@@ -204,8 +199,6 @@ def _child(r: int, w: int, roots: Any, blocked: list[int], t0: float) -> None:  
 
 
 def _reap(job: SummaryJob, pid: int, r: int, deadline: float) -> None:
-    from memtui.probe.heap.dump import child_answer
-
     message, error = child_answer(pid, r, deadline, "heap summary")
     if error:
         job.finish(None, error)
