@@ -1,32 +1,30 @@
-"""Provides the in-target agent: a collector thread and a private Unix-socket server (pull only).
+"""Provides the in-target agent: the process's collector in a thread, and a private Unix-socket
+server (pull only).
 
-The collector samples memory every ``sample_interval_s`` into a ring of raw samples and a
-bounded multi-resolution History, and takes a type census every ``census_interval_s`` (spaced
-further apart when needed so that census time stays under 1% of wall time). The server
-answers the commands of ``memtui.probe.protocol`` on a socket in a private directory; it
-never pushes, and the collector never waits on a connection. Standard library only.
+The collector (memtui.probe.collector) samples memory, takes censuses on a budget, runs heap
+summaries and the tracing controller. The server answers the commands of
+``memtui.probe.protocol`` on a socket in a private directory; it never pushes, and the
+collector never waits on a connection. Standard library only.
 """
 
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import gc
 import os
 import sys
 import threading
 import time
-import tracemalloc
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from memtui.probe import follow as _fork_follow
 from memtui.probe import protocol
-from memtui.probe.census import CensusResult, take_census
+from memtui.probe.census import take_census
 from memtui.probe.clock import Clock, SystemClock
+from memtui.probe.collector import HISTORY_FIELDS, CensusBudget, Collector, history_point
 from memtui.probe.follow import child_record_path, follow_forks
-from memtui.probe.gcstats import GcMonitor
 from memtui.probe.heap.dump import (
     SUFFIX,
     WRITERS,
@@ -35,9 +33,7 @@ from memtui.probe.heap.dump import (
     unique_path,
 )
 from memtui.probe.heap.headroom import is_memtui_fork
-from memtui.probe.heap.summary import light_summary, summaries_from_env
-from memtui.probe.history import History, HistoryPoint
-from memtui.probe.memory import ProcMemoryReader
+from memtui.probe.heap.summary import HeapSummaries, summaries_from_env
 from memtui.probe.recorder import (
     Recorder,
     RecorderError,
@@ -47,19 +43,12 @@ from memtui.probe.recorder import (
     remove_marker_sink,
 )
 from memtui.probe.server import AgentError, AgentServer
-from memtui.probe.signals import collect_signals
 from memtui.probe.watch import DEFAULT_PERIOD_S, DEFAULT_WINDOW_S, TraceController
 
-RING_SIZE: int = 3600
 CENSUS_BUDGET: float = 0.01
 """Census time is kept under this share of wall time by spacing censuses further apart."""
-HISTORY_FIELDS: tuple[str, ...] = ("rss", "vms", "traced", "blocks")
-FRAME_HISTORY_POINTS: int = 2000
 REPORT_HISTORY_POINTS: int = 5000
-TOP_TYPES: int = 50
 MAX_SNAPSHOTS: int = 50
-MAX_MARKERS: int = 1000
-FRAME_MARKERS: int = 50
 
 Reply = dict[str, Any]
 __all__ = [
@@ -90,31 +79,6 @@ def _dump_target(message: dict[str, Any], pid: int) -> str:
     return unique_path(os.path.abspath(out_dir), pid)
 
 
-def _census_summary(result: CensusResult, taken_at: float) -> dict[str, Any]:
-    top = sorted(result.counts.items(), key=lambda kv: -kv[1])[:TOP_TYPES]
-    return {
-        "taken_at": taken_at,
-        "counts": dict(top),
-        "total_objects": result.total_objects,
-        "types": len(result.counts),
-        "duration_s": round(result.duration_s, 6),
-        "max_hold_s": round(result.max_hold_s, 6),
-        "largest_containers": [dataclasses.asdict(c) for c in result.largest_containers],
-    }
-
-
-def _point(p: HistoryPoint) -> dict[str, Any]:
-    return {
-        "t_start": p.t_start,
-        "t_end": p.t_end,
-        "count": p.count,
-        "min": list(p.minimum),
-        "max": list(p.maximum),
-        "mean": [round(v, 1) for v in p.mean],
-        "last": list(p.last),
-    }
-
-
 def _int_arg(message: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
     value = message.get(name, default)
     if type(value) is not int or not low <= value <= high:
@@ -123,7 +87,11 @@ def _int_arg(message: dict[str, Any], name: str, default: int, low: int, high: i
 
 
 class Agent:
-    """The agent of this process; make it with start_agent() (one per process)."""
+    """The agent of this process; make it with start_agent() (one per process).
+
+    It runs the process's Collector (memtui.probe.collector) in a thread and answers the
+    protocol's commands from it on a private socket; the collector never waits on a viewer.
+    """
 
     def __init__(
         self,
@@ -146,35 +114,41 @@ class Agent:
         self.census_interval_s = float(census_interval_s)
         self.sock_dir = sock_dir or protocol.socket_dir()
         self.sock_path = os.path.join(self.sock_dir, f"agent-{self.pid}.sock")
-        self.started_at = self.clock.time()
-        self._started_mono = self.clock.monotonic()
-        self.tracer = TraceController(trace_mode, trace_frames, window_s, period_s, self.clock)
-        self.gc_monitor = GcMonitor(time_collections=True)  # hook: 0.996-1.02x, bench_collectors
-        self.history = History(HISTORY_FIELDS)
-        self._ring: deque[tuple[int, float, int, int, int, int]] = deque(maxlen=RING_SIZE)
-        self._seq = 0
-        self._data_lock = threading.Lock()  # never held across socket I/O
+        self.collector = Collector(
+            clock=self.clock,
+            sample_interval_s=self.sample_interval_s,
+            census=CensusBudget(self.census_interval_s, CENSUS_BUDGET),
+            tracer=TraceController(trace_mode, trace_frames, window_s, period_s, self.clock),
+            summaries=summaries_from_env(self.clock.time),
+        )
+        """What is collected (samples, censuses, heap summaries, tracing, markers)."""
+        self.started_at = self.collector.started_at
         self._stop = threading.Event()
         self._stopped = False
         self._stop_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.server = AgentServer(self.sock_path, self._dispatch, self._note_error)
-        self._reader: ProcMemoryReader | None = None
-        self.first_census: dict[str, Any] | None = None
-        self.latest_census: dict[str, Any] | None = None
-        """Census summary; its "signals" key holds the leak signals taken with it."""
-        self.census_cost_s = 0.0
-        self.census_cpu_s = 0.0
-        self._census_next_s = 0.0
+        self.server = AgentServer(self.sock_path, self._dispatch, self.collector.note_error)
         self._baseline: dict[str, Any] | None = None
         self._snapshots: deque[dict[str, Any]] = deque(maxlen=MAX_SNAPSHOTS)
-        self.errors = 0
-        self.last_error = ""
         self.record_path = record_path
-        self.recorder: Recorder | None = None
-        self._markers: deque[tuple[float, str, str]] = deque(maxlen=MAX_MARKERS)
-        self.summaries = summaries_from_env(self.clock.time)
-        """Full-heap census and named containers from a forked copy, on a cadence."""
+
+    @property
+    def tracer(self) -> TraceController:
+        tracer = self.collector.tracer
+        assert tracer is not None
+        return tracer
+
+    @property
+    def summaries(self) -> HeapSummaries:
+        return self.collector.summaries
+
+    @property
+    def recorder(self) -> Recorder | None:
+        return self.collector.recorder
+
+    @property
+    def errors(self) -> int:
+        return self.collector.errors
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -185,14 +159,12 @@ class Agent:
         """Listen (AgentError when the socket directory is unsafe), then start collecting."""
         self.server.start()
         try:
-            self._reader = ProcMemoryReader()
+            self.collector.start()
         except OSError as exc:
-            self._note_error(exc)  # no /proc: samples carry zeros for RSS/VMS
-        self.gc_monitor.install()
-        self.tracer.start()
+            self.collector.note_error(exc)  # no /proc: samples carry zeros for RSS/VMS
         if self.record_path:
             try:
-                self.recorder = Recorder(
+                self.collector.recorder = Recorder(
                     self.record_path,
                     {
                         **default_meta(),
@@ -203,8 +175,8 @@ class Agent:
                     },
                 )
             except (RecorderError, OSError) as exc:
-                self._note_error(exc)  # profiling goes on without a recording
-        add_marker_sink(self._on_marker)
+                self.collector.note_error(exc)  # profiling goes on without a recording
+        add_marker_sink(self.collector.add_marker)
         self._thread = threading.Thread(
             target=self._collect_loop, name="memtui-agent-collector", daemon=True
         )
@@ -217,22 +189,19 @@ class Agent:
                 return
             self._stopped = True
         self._stop.set()
-        self.summaries.cancel()
         self.server.stop(join_s)
-        self.tracer.stop(join_s)
-        self.gc_monitor.uninstall()
+        self.collector.stop(join_s)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(join_s)
-        remove_marker_sink(self._on_marker)
-        if self.recorder is not None:
+        remove_marker_sink(self.collector.add_marker)
+        rec = self.recorder
+        if rec is not None:
             try:
-                self.sample()  # the recording reaches the end of the run (and its last markers)
+                self.collector.sample()  # the recording reaches the end of the run
             except Exception as exc:
-                self._note_error(exc)
-            self.recorder.close()
-        if self._reader is not None:
-            self._reader.close()
+                self.collector.note_error(exc)
+            rec.close()
         _forget(self)
 
     def after_fork_in_child(self) -> None:
@@ -240,106 +209,22 @@ class Agent:
         self._stopped = True
         self._stop.set()
         self.server.after_fork_in_child()
-        self.tracer.after_fork_in_child()
-        self.gc_monitor.uninstall()
-        remove_marker_sink(self._on_marker)
-        self.recorder = None  # the parent's connection: never closed nor used here
-        self.summaries.after_fork_in_child()
-
-    def _note_error(self, exc: BaseException) -> None:
-        self.errors += 1
-        self.last_error = f"{type(exc).__name__}: {exc}"
-
-    def _on_marker(self, t: float, label: str, source: str) -> None:
-        with self._data_lock:
-            self._markers.append((t, label, source))
+        remove_marker_sink(self.collector.add_marker)
+        self.collector.after_fork_in_child()
 
     # -- collection ------------------------------------------------------------------------
     def _collect_loop(self) -> None:
-        next_at = self.clock.monotonic()
+        collector = self.collector
         while not self._stop.is_set():
             try:
-                self.sample()
-                if self.clock.monotonic() >= self._census_next_s:
-                    self.census()
-                summary = self.summaries.tick()
-                if summary is not None:
-                    self._record_summary(summary)
-                rec = self.recorder
-                if rec is not None:
-                    rec.maybe_flush()
+                due = collector.poll()
             except Exception as exc:
                 # Runs inside the target: record the failure and keep collecting rather than
                 # let a surprise from /proc or the census end the agent's thread.
-                self._note_error(exc)
-            next_at += self.sample_interval_s
-            now = self.clock.monotonic()
-            if next_at < now:  # fell behind (a long census or GC pause): skip, don't burst
-                next_at = now + self.sample_interval_s
-            if self.clock.wait(next_at - now, self._stop):
+                collector.note_error(exc)
+                due = self.clock.monotonic() + self.sample_interval_s
+            if self.clock.wait(max(0.0, due - self.clock.monotonic()), self._stop):
                 break
-
-    def sample(self) -> None:
-        rss = vms = 0
-        if self._reader is not None:
-            reading = self._reader.read()
-            rss, vms = reading.rss_bytes, reading.vms_bytes
-        mode = self.tracer.mode
-        traced = tracemalloc.get_traced_memory()[0] if mode in ("continuous", "external") else 0
-        blocks = sys.getallocatedblocks()
-        t = self.clock.time()
-        with self._data_lock:
-            self._seq += 1
-            self._ring.append((self._seq, t, rss, vms, traced, blocks))
-            self.history.append(t, (float(rss), float(vms), float(traced), float(blocks)))
-        rec = self.recorder
-        if rec is not None:
-            rec.add_sample(t, rss, vms, traced or None, blocks)
-
-    def census(self) -> dict[str, Any]:
-        cpu0 = time.thread_time()
-        result = take_census(largest=10)
-        t0 = time.perf_counter()
-        # Leak signals (named containers, caches, handlers, threads, fds) ride on the census
-        # schedule and its budget: about 3-11 ms each.
-        signals = collect_signals().to_dict()
-        self.census_cpu_s += time.thread_time() - cpu0
-        self.census_cost_s += result.duration_s + (time.perf_counter() - t0)
-        summary = _census_summary(result, self.clock.time())
-        summary["signals"] = signals
-        spacing = max(self.census_interval_s, result.duration_s / CENSUS_BUDGET)
-        self._census_next_s = self.clock.monotonic() + spacing
-        with self._data_lock:
-            self.latest_census = summary
-            if self.first_census is None:
-                self.first_census = summary
-        rec = self.recorder
-        if rec is not None:
-            gcd = dataclasses.asdict(self.gc_monitor.read())
-            rec.add_snapshot(
-                summary["taken_at"],
-                {
-                    "census": {
-                        k: summary[k] for k in ("counts", "total_objects", "types", "duration_s")
-                    },
-                    "signals": signals,
-                    "sites": self._sites(20) or [],
-                    "gc": gcd,
-                },
-                rss=self._ring[-1][2] if self._ring else None,
-            )
-            rec.add_gc(summary["taken_at"], gcd)
-        return summary
-
-    def _record_summary(self, summary: dict[str, Any]) -> None:
-        rec = self.recorder
-        if rec is not None:
-            rec.add_snapshot(
-                float(summary.get("taken_at", self.clock.time())),
-                {"heap": light_summary(summary)},
-                kind="heap",
-                rss=self._ring[-1][2] if self._ring else None,
-            )
 
     def _dispatch(
         self, cmd: object, message: dict[str, Any]
@@ -356,14 +241,14 @@ class Agent:
         except Exception as exc:
             # A command runs inside the target: report the failure to the viewer and keep
             # serving rather than let it end the connection thread with a traceback.
-            self._note_error(exc)
+            self.collector.note_error(exc)
             return {"ok": False, "error": f"{cmd} failed: {type(exc).__name__}: {exc}"}, None
 
     # -- commands --------------------------------------------------------------------------
     def cmd_hello(self, message: dict[str, Any]) -> Reply:
         capabilities = ["rss", "vms", "gc", "census", "allocated_blocks", "history"]
         capabilities += ["tracemalloc", "watch", "baseline", "report_data", "heap_dump"]
-        capabilities += ["recording", "markers", "heap_summary"]
+        capabilities += ["recording", "markers", "heap_summary", "malloc_free"]
         rec = self.recorder
         return {
             "version": protocol.PROTOCOL_VERSION,
@@ -379,16 +264,6 @@ class Agent:
             "trace_mode": self.tracer.base_mode,
             "recording": rec.path if rec is not None and not rec.closed else None,
         }
-
-    def _samples_since(self, since: int, max_points: int) -> tuple[list[Any], list[Any] | None]:
-        with self._data_lock:
-            samples = [list(s) for s in self._ring if s[0] > since]
-            oldest = self._ring[0] if self._ring else None
-            older: list[Any] | None = None
-            if oldest is not None and since < oldest[0] - 1:
-                points = self.history.points(max_points=max_points)
-                older = [_point(p) for p in points if p.t_end < oldest[1]]
-        return samples, older
 
     def _sites(self, limit: int = 50) -> list[dict[str, Any]] | None:
         rows = self.tracer.sites(limit)
@@ -410,51 +285,25 @@ class Agent:
         delta = {k: v - counts.get(k, 0) for k, v in summary["counts"].items()}
         return {**summary, "delta": delta, "total_delta": summary["total_objects"] - base["total"]}
 
-    def _gc(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self.gc_monitor.read()), "enabled": gc.isenabled()}
-
     def _agent_stats(self) -> dict[str, Any]:
-        uptime = max(1e-9, self.clock.monotonic() - self._started_mono)
         return {
-            "census_time_fraction": round(self.census_cost_s / uptime, 5),
-            "census_cost_s": round(self.census_cost_s, 4),
-            "census_cpu_s": round(self.census_cpu_s, 4),
+            **self.collector.stats(),
             "viewers": self.server.viewers,
             "refused_peers": self.server.refused,
-            "errors": self.errors,
-            "last_error": self.last_error,
-            "recording": self.recorder.state() if self.recorder is not None else None,
         }
 
     def cmd_frame(self, message: dict[str, Any]) -> Reply:
         since = _int_arg(message, "since", 0, -(2**62), 2**62)
-        samples, older = self._samples_since(since, FRAME_HISTORY_POINTS)
-        reply: Reply = {
-            "seq": self._seq,
-            "oldest_seq": self._ring[0][0] if self._ring else self._seq + 1,
-            "samples": samples,
-            "gc": self._gc(),
-            "census": self._census_view(self.latest_census),
-            "sites": self._sites(),
-            "tracing": self.tracer.state(),
-            "uptime_s": round(self.clock.monotonic() - self._started_mono, 3),
-            "baseline": {"at": self._baseline["at"]} if self._baseline else None,
-            "agent": self._agent_stats(),
-            "markers": self._recent_markers(),
-            "heap_summaries": self.summaries.state(),
-        }
-        latest = self.summaries.latest
-        known = message.get("summary_seq", 0)
-        if latest is not None and (type(known) is not int or known < self.summaries.seq):
-            reply["heap_summary"] = latest
-        if older is not None:
-            reply["history"] = older
-            reply["history_fields"] = list(HISTORY_FIELDS)
+        collector = self.collector
+        reply = collector.frame(
+            since,
+            message.get("summary_seq", 0),
+            census=self._census_view(collector.latest_census),
+            sites=self._sites(),
+        )
+        reply["baseline"] = {"at": self._baseline["at"]} if self._baseline else None
+        reply["agent"] = self._agent_stats()
         return reply
-
-    def _recent_markers(self) -> list[list[Any]]:
-        with self._data_lock:
-            return [list(m) for m in list(self._markers)[-FRAME_MARKERS:]]
 
     def cmd_heap_summary(self, message: dict[str, Any]) -> Reply:
         """Take a heap summary soon (the monitor's detector suspects a leak)."""
@@ -477,16 +326,17 @@ class Agent:
         return self._sites()
 
     def cmd_snapshot(self, message: dict[str, Any]) -> Reply:
-        census = self._census_view(self.census())
+        census = self._census_view(self.collector.census())
         sites = self._fresh_sites()
         taken_at = self.clock.time()
+        ring = self.collector.ring
         self._snapshots.append(
             {
                 "taken_at": taken_at,
                 "total_objects": census["total_objects"] if census else 0,
                 "counts": dict(list((census or {}).get("counts", {}).items())[:20]),
                 "sites": (sites or [])[:20],
-                "rss_bytes": self._ring[-1][2] if self._ring else 0,
+                "rss_bytes": ring[-1][2] if ring else 0,
             }
         )
         return {
@@ -551,19 +401,20 @@ class Agent:
 
     def cmd_report_data(self, message: dict[str, Any]) -> Reply:
         hello = self.cmd_hello(message)
-        with self._data_lock:
-            points = [_point(p) for p in self.history.points(max_points=REPORT_HISTORY_POINTS)]
-            samples = [list(s) for s in list(self._ring)[-600:]]
+        collector = self.collector
+        with collector.lock:
+            points = collector.history.points(max_points=REPORT_HISTORY_POINTS)
+            samples = [list(s) for s in list(collector.ring)[-600:]]
         return {
             **{k: hello[k] for k in ("pid", "python", "argv", "executable", "started_at")},
             "now": self.clock.time(),
-            "uptime_s": round(self.clock.monotonic() - self._started_mono, 3),
+            "uptime_s": collector.uptime_s(),
             "history_fields": list(HISTORY_FIELDS),
-            "history": points,
+            "history": [history_point(p) for p in points],
             "samples": samples,
-            "first_census": self.first_census,
-            "latest_census": self._census_view(self.latest_census),
-            "gc": self._gc(),
+            "first_census": collector.first_census,
+            "latest_census": self._census_view(collector.latest_census),
+            "gc": collector.gc_state(),
             "sites": self._sites(100),
             "tracing": self.tracer.state(),
             "snapshots": list(self._snapshots),
