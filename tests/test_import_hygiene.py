@@ -49,8 +49,8 @@ def test_layers_do_not_import_upwards(statement: str, forbidden: tuple[str, ...]
 # The import contract, read from the source (every import, lazy ones inside functions too):
 # a part may import only parts of a lower rank (and itself). Ranks follow the data path:
 # probe (in the target) → engine facts → the verdict and heap analysis → culprits (which
-# read the verdict) → reports and monitor frames →
-# the profiler facade → the remote side → the monitor UI → the command line.
+# read the verdict) → reports and monitor frames → the frame intake (both pipelines' one
+# way into the analysis) → the profiler facade → the remote side → the monitor UI → the command line.
 RANKS: dict[str, int] = {
     "errors": 0,
     "probe": 1,
@@ -62,13 +62,14 @@ RANKS: dict[str, int] = {
     "engine.analysis": 5,
     "engine.report": 5,
     "engine.monitor": 5,
-    "engine.profiler": 6,
-    "pytest_plugin": 7,
-    "remote": 7,
-    "demo": 7,
-    "tui": 8,
-    "cli": 9,
-    "__main__": 10,
+    "engine.intake": 6,
+    "engine.profiler": 7,
+    "pytest_plugin": 8,
+    "remote": 8,
+    "demo": 8,
+    "tui": 9,
+    "cli": 10,
+    "__main__": 11,
 }
 PACKAGE = Path(__file__).resolve().parents[1] / "memtui"
 

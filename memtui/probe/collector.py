@@ -105,7 +105,11 @@ class Collector:
         census: the census schedule; None: no census (a process watched from outside).
         tracer: the allocation-site tracing controller; None: none.
         read_memory: replaces /proc readings (tests feed synthetic series through it).
-        pid: the process whose memory is read (another pid: memory only).
+        pid: the process whose memory is read.
+        in_process: whether the objects, allocator and GC of this process are the ones
+            profiled (default: pid is this process and memory is read from /proc); when not,
+            only memory is sampled and the census schedule runs ``census_extra`` alone.
+        fatal: errors that mean the process is gone: raised from poll(), not counted.
     """
 
     def __init__(
@@ -120,12 +124,19 @@ class Collector:
         early_samples: bool = False,
         time_gc: bool = True,
         summaries: HeapSummaries | None = None,
+        in_process: bool | None = None,
+        fatal: tuple[type[BaseException], ...] = (ProcessLookupError,),
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.pid = os.getpid() if pid is None else pid
-        self.in_process = self.pid == os.getpid() and read_memory is None
+        if in_process is None:
+            in_process = self.pid == os.getpid() and read_memory is None
+        self.in_process = in_process
+        self.fatal = fatal
         self.sample_interval_s = float(sample_interval_s)
-        self.census_budget = census if self.in_process else None
+        self.census_budget = census
+        self.read_traced = True
+        """Sample tracemalloc's traced total while it traces (without a tracer of ours)."""
         self.tracer = tracer
         self.early_samples = early_samples
         self._read_memory = read_memory
@@ -142,6 +153,8 @@ class Collector:
         self.first_census: dict[str, Any] | None = None
         self.latest_census: dict[str, Any] | None = None
         """Census summary; its "signals" key holds the leak signals taken with it."""
+        self.latest_census_result: CensusResult | None = None
+        """The latest census whole (a frame carries its top types only)."""
         self.census_cost_s = 0.0
         self.census_cpu_s = 0.0
         self.last_census_cpu_s = 0.0
@@ -156,6 +169,8 @@ class Collector:
         """Work of the owner's that rides on the census schedule and its budget."""
         self.errors = 0
         self.last_error = ""
+        self.on_error: Callable[[BaseException], None] | None = None
+        self._started = False
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -167,6 +182,10 @@ class Collector:
         if self.tracer is not None:
             self.tracer.start()
         now = self.clock.monotonic()
+        if not self._started:
+            self._started = True
+            self.started_mono = now
+            self.started_at = self.clock.time()
         self.next_sample_s = self.next_census_s = now
 
     def stop(self, join_s: float = 2.0) -> None:
@@ -191,6 +210,8 @@ class Collector:
     def note_error(self, exc: BaseException) -> None:
         self.errors += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
+        if self.on_error is not None:
+            self.on_error(exc)
 
     def add_marker(self, t: float, label: str, source: str) -> None:
         with self.lock:
@@ -234,7 +255,7 @@ class Collector:
     def _guard(self, work: Callable[[], object]) -> None:
         try:
             work()
-        except ProcessLookupError:
+        except self.fatal:
             raise
         except Exception as exc:
             self.note_error(exc)
@@ -251,7 +272,7 @@ class Collector:
         rss, vms = reading.rss_bytes, reading.vms_bytes
         mode = self.tracer.mode if self.tracer is not None else "off"
         traced = 0
-        if mode in ("continuous", "external") or (self.tracer is None and self.in_process):
+        if mode in ("continuous", "external") or (self.tracer is None and self.read_traced):
             traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
         blocks, free = 0, None
         if self.in_process:
@@ -268,29 +289,32 @@ class Collector:
             rec.add_sample(t, rss, vms, traced or None, blocks or None)
         return row
 
-    def census(self) -> dict[str, Any]:
+    def census(self) -> dict[str, Any] | None:
         """A census of gc-tracked objects with the leak signals (and the owner's extra work),
-        then the next one spaced by the budget."""
+        then the next one spaced by the budget; None outside the process (extra work only)."""
         cpu0 = time.thread_time()
-        result = take_census(largest=10)
         t0 = time.perf_counter()
+        result = take_census(largest=10) if self.in_process else None
         # Leak signals (named containers, caches, handlers, threads, fds) ride on the census
         # schedule and its budget: about 3-11 ms each.
-        signals = collect_signals().to_dict()
+        signals = collect_signals().to_dict() if self.in_process else None
         if self.census_extra is not None:
             self.census_extra()
         cpu = time.thread_time() - cpu0
         self.census_cpu_s += cpu
         self.last_census_cpu_s = cpu
-        self.census_cost_s += result.duration_s + (time.perf_counter() - t0)
+        self.census_cost_s += time.perf_counter() - t0
         self.censuses += 1
-        summary = census_summary(result, self.clock.time())
-        summary["signals"] = signals
         budget = self.census_budget or CensusBudget(30.0, 0.01)
-        cost = cpu if budget.by_cpu else result.duration_s
+        cost = cpu if budget.by_cpu or result is None else result.duration_s
         self.census_gap_s = budget.spacing_s(cost, self.elapsed_s())
         self.next_census_s = self.clock.monotonic() + self.census_gap_s
+        if result is None:
+            return None
+        summary = census_summary(result, self.clock.time())
+        summary["signals"] = signals
         with self.lock:
+            self.latest_census_result = result
             self.latest_census = summary
             if self.first_census is None:
                 self.first_census = summary

@@ -6,35 +6,27 @@ never in the target. The same engine code serves the in-process MemoryProfiler.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
-from memtui.engine.analysis import AnalysedProcess, ProcessAnalysis
+from memtui.engine.analysis import ProcessAnalysis
 from memtui.engine.culprits.site_rows import SiteLeak, stats_from_rows, window_leaks
-from memtui.engine.culprits.sites import AllocationSiteTracker
-from memtui.engine.detect.detector import LeakEvent
 from memtui.engine.detect.memlimit import detect_memory_limit
 from memtui.engine.facts.frames import (
     HeapSummary,
     HistoryMean,
-    SiteRow,
     decode_frame,
-    site_sizes,
 )
-from memtui.engine.facts.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
+from memtui.engine.facts.snapshot import AllocationStat
+from memtui.engine.intake import FrameIntake
 from memtui.engine.report.json_report import ReportInput, SourceInfo
 from memtui.engine.report.recording import Recording, timeline_from_metrics
 from memtui.errors import ReportError
 from memtui.probe.allocator import AllocatorReading
-from memtui.probe.census import CensusResult
-from memtui.probe.gcstats import GcReading
 from memtui.probe.heap.summary import summary_note
 from memtui.probe.memory import MemoryReading
-from memtui.probe.tracing import TraceKey
 from memtui.remote.client import DEFAULT_TIMEOUT_S, AgentClient, AgentUnavailable
 from memtui.remote.notices import RecordingHealth
 from memtui.remote.procstate import is_gone, stopped_reason
@@ -45,8 +37,9 @@ RECONNECT_TIMEOUT_S: float = 2.0
 MIB: float = 1024.0 * 1024.0
 
 
-class AgentSession(AnalysedProcess):
-    """The monitor's view of one agent-equipped process."""
+class AgentSession(FrameIntake):
+    """The monitor's view of one agent-equipped process: its frames, pulled from the socket,
+    go through the same intake (memtui.engine.intake) as the in-process profiler's."""
 
     def __init__(
         self,
@@ -57,58 +50,29 @@ class AgentSession(AnalysedProcess):
     ) -> None:
         self.client = client
         hello = client.hello
-        self.pid = int(hello.get("pid", 0))
+        pid = int(hello.get("pid", 0))
         self.python_version = str(hello.get("python", ""))
         self.argv = [str(a) for a in hello.get("argv", [])]
         self.capabilities = [str(c) for c in hello.get("capabilities", [])]
-        self.trace_limit = trace_limit
         self.growth_threshold_mb_per_hour = growth_threshold_mb_per_hour
         self.alert_threshold_mb = alert_threshold_mb
-        limit = detect_memory_limit(self.pid)
+        limit = detect_memory_limit(pid)
         self.memory_limit = limit
-        self.analysis = ProcessAnalysis(growth_threshold_mb_per_hour, alert_threshold_mb, limit)
-        """Metrics, verdict and culprits, fed from the decoded frames."""
-        self.snapshots = SnapshotLog()
-        self.seq = 0
-        self.gc: GcReading | None = None
-        self.census: CensusResult | None = None
-        self.first_census: CensusResult | None = None
-        self.sites: dict[TraceKey, tuple[int, int]] = {}
-        self.site_rows: list[SiteRow] = []
-        """The agent's latest ranked sites (memtui.probe.watch rows), in its order."""
-        self.site_tracker = AllocationSiteTracker(max_sites=4 * trace_limit)
-        """Held sizes over time while the agent traces all along (continuous/external)."""
-        self.tracing: dict[str, Any] = {}
+        analysis = ProcessAnalysis(growth_threshold_mb_per_hour, alert_threshold_mb, limit)
+        super().__init__(analysis, pid, trace_limit)
         self.ended = False
         self.started_wall = float(hello.get("started_at", time.time()))
         self.first_poll_wall = time.time()
         self.last_poll_wall = self.first_poll_wall
-        self.new_events: list[LeakEvent] = []
-        self.markers: deque[dict[str, Any]] = deque(maxlen=1000)
-        """Labelled instants (memtui.mark in the target), oldest first."""
-        self._marker_keys: set[tuple[Any, Any]] = set()
         rec = hello.get("recording")
         self.recording_path: str | None = rec if isinstance(rec, str) and rec else None
         """The agent's recording (memtui run --record), replayed on the first frame."""
-        self._replayed_until: float | None = None
-        self.summary_seq = 0
-        self.heap_summaries: dict[str, Any] = {}
-        """The agent's account of its heap summaries (taken, refused, cost, source)."""
         self._requested_state = "ok"
         self.not_answering = ""
         """Why the agent does not answer while its process lives ('' when it answers)."""
         self.notices: list[str] = []
         """One-line notices for the user (the recording stopped or resumed writing)."""
         self._recording_health = RecordingHealth()
-
-    @property
-    def heap_census(self) -> CensusResult | None:
-        """Every live object by type, from the latest heap summary (gc-untracked included)."""
-        return self.analysis.heap_census
-
-    @property
-    def first_heap_census(self) -> CensusResult | None:
-        return self.analysis.first_heap_census
 
     def poll(self) -> bool:
         """Pull what is new; False once the agent is gone (the target exited or detached).
@@ -171,76 +135,21 @@ class AgentSession(AnalysedProcess):
         self._requested_state = state
 
     def apply_frame(self, raw: Mapping[str, Any]) -> None:
-        """One agent frame: decoded here, once (memtui.engine.facts.frames), then analysed."""
+        """One agent frame: decoded once and analysed (memtui.engine.intake); the first one
+        after what the agent's recording or history holds from before we came."""
         frame = decode_frame(raw)
         self.last_poll_wall = time.time()
-        gc_reading = frame.gc or self.gc
-        self.gc = gc_reading
         if self.seq == 0 and not self._replay_recording():
             self._replay_history(frame.history)
-        for row in frame.samples:
-            if row.seq <= self.seq:
-                continue
-            self.seq = row.seq
-            if self._replayed_until is not None and row.t_s <= self._replayed_until + 0.001:
-                continue  # already replayed from the recording (it keeps milliseconds)
-            events = self.analysis.observe_sample(
-                row.t_s,
-                MemoryReading(row.rss_bytes, row.vms_bytes),
-                row.traced_bytes,
-                AllocatorReading(allocated_blocks=row.allocated_blocks),
-                gc_reading,
-            )
-            self.new_events.extend(events)
-        census = frame.census
-        if census is not None and (self.census is None or census != self.census):
-            self.census = census
-            if self.first_census is None:
-                self.first_census = census
-            if self.heap_census is None:  # once heap summaries come, they make the snapshots
-                self.snapshots.append(self._snapshot(census))
-            self.analysis.observe_census(
-                self.metrics.last_t_s or 0.0, frame.signals, census, frame.gc
-            )
-        summary = frame.heap_summary
-        if summary is not None and summary.seq > self.summary_seq:
-            self.apply_heap_summary(summary)
-        if frame.heap_summary_state is not None:
-            self.heap_summaries = dict(frame.heap_summary_state)
-        if frame.tracing_state is not None:
-            self.tracing = dict(frame.tracing_state)
+        self.observe_frame(frame)
         notice = self._recording_health.update(frame.recording_state)
         if notice:
             self.notices.append(notice)
-        if frame.sites is not None:
-            self._apply_sites(frame.sites)
-        for m in frame.markers:
-            if (m.timestamp_s, m.label) not in self._marker_keys:
-                self._marker_keys.add((m.timestamp_s, m.label))
-                self.markers.append(
-                    {"timestamp": m.timestamp_s, "label": m.label, "source": m.source}
-                )
 
-    def apply_heap_summary(self, summary: HeapSummary) -> None:
-        """One heap summary from the agent: culprits by path, and the full-heap census."""
-        self.summary_seq = summary.seq
-        taken = summary.taken_at_s or self.metrics.last_t_s or time.time()
+    def observe_heap_summary(self, summary: HeapSummary) -> None:
+        """One heap summary from the agent (the culprits' clock starts with the agent's run)."""
         self.culprits.start_t = self.metrics.start_t_s or self.started_wall
-        census = self.analysis.observe_heap_summary(taken, summary)
-        if census is not None:
-            self.snapshots.append(self._snapshot(census))
-
-    def _apply_sites(self, rows: Sequence[SiteRow]) -> None:
-        sites = site_sizes(rows)
-        changed = sites != self.sites
-        self.sites = sites
-        self.site_rows = list(rows)
-        if changed and self._size_kind() == "held" and self.metrics.last_t_s is not None:
-            self.site_tracker.observe(self.metrics.last_t_s, sites, self.trace_limit)
-
-    def _size_kind(self) -> Literal["held", "window"]:
-        """What the agent's site sizes mean in its current tracing mode."""
-        return "window" if self.tracing.get("mode", "watch") in ("watch", "off") else "held"
+        super().observe_heap_summary(summary)
 
     def _replay_recording(self) -> bool:
         """Feed what the agent's recording holds (the whole run, also from before we came).
@@ -249,7 +158,7 @@ class AgentSession(AnalysedProcess):
         or it cannot be read here.
         """
         path = self.recording_path
-        if self._replayed_until is not None or path is None or not os.access(path, os.R_OK):
+        if self.skip_until_s is not None or path is None or not os.access(path, os.R_OK):
             return False
         try:
             with Recording(path) as rec:
@@ -278,7 +187,7 @@ class AgentSession(AnalysedProcess):
             )
             self.detector.update(t, rss)
         self.detector.drain_events()  # events of the past are in the verdict, not news
-        self._replayed_until = float(series.t[-1])
+        self.skip_until_s = float(series.t[-1])
         return True
 
     def _replay_history(self, points: Sequence[HistoryMean]) -> None:
@@ -296,37 +205,17 @@ class AgentSession(AnalysedProcess):
             self.detector.update(p.t_end_s, p.rss_bytes)
         self.detector.drain_events()  # events of the past are in the verdict, not news
 
-    def _snapshot(self, census: CensusResult | None) -> MemorySnapshot:
-        m = self.metrics
-        light = (
-            dataclasses.replace(
-                census,
-                counts=dict(sorted(census.counts.items(), key=lambda kv: -kv[1])[:50]),
-                largest_containers=(),
-            )
-            if census is not None
-            else None
-        )
-        return MemorySnapshot(
-            timestamp=time.time(),
-            elapsed_s=m.duration_s,
-            memory=MemoryReading(m.current_bytes, m.vms_bytes),
-            census=light,
-            gc=self.gc,
-            pid=self.pid,
-        )
-
     def top_allocators(self, limit: int | None = None) -> list[AllocationStat]:
         """The sites in the agent's order, with their growth and rate (from the second
         window on in watch mode, where sizes are the window figure; held sizes otherwise)."""
-        stats = stats_from_rows(self.site_rows, self._size_kind())
+        stats = stats_from_rows(self.site_rows, self.size_kind())
         live = [s for s in stats if s.size > 0 or (s.growth_bytes or 0) > 0]
         return live[: limit or self.trace_limit]
 
     def leaking_allocators(self) -> list[SiteLeak]:
         """Lines that leak: consistent window growth backed by the process's own growth (watch
         mode, memtui.engine.culprits.site_rows), or held bytes rising across full traces."""
-        if self._size_kind() == "window":
+        if self.size_kind() == "window":
             live = self.detector.verdict
             verdict = live if live.state != "ok" else self.detector.final_verdict()
             leaks = verdict.state != "ok" or verdict.leak_detected

@@ -31,6 +31,9 @@ class SampleRow:
     vms_bytes: int
     traced_bytes: int
     allocated_blocks: int
+    """0 when the collector cannot see the allocator (a process watched from outside)."""
+    malloc_free_bytes: int | None = None
+    """Free bytes inside malloc's arenas (glibc), None when not known."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +248,7 @@ def _samples(rows: Any) -> tuple[SampleRow, ...]:
     for row in rows if isinstance(rows, Sequence) else ():
         if not isinstance(row, Sequence):
             continue
-        seq, t, rss, vms, traced, blocks = ([*row] + [0] * 6)[:6]
+        seq, t, rss, vms, traced, blocks, free = ([*row] + [0] * 6 + [None])[:7]
         out.append(
             SampleRow(
                 int(_num(seq)),
@@ -254,6 +257,7 @@ def _samples(rows: Any) -> tuple[SampleRow, ...]:
                 int(_num(vms)),
                 int(_num(traced)),
                 int(_num(blocks)),
+                _opt_int(free),
             )
         )
     return tuple(out)

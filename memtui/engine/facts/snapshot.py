@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 from collections.abc import Iterator
@@ -281,3 +282,11 @@ class SnapshotLog:
     @property
     def items(self) -> tuple[MemorySnapshot, ...]:
         return tuple(self._items)
+
+
+def light_census(census: CensusResult | None, keep: int = 50) -> CensusResult | None:
+    """The census without its long tail, for snapshot summaries kept for days."""
+    if census is None:
+        return None
+    top = dict(sorted(census.counts.items(), key=lambda kv: -kv[1])[:keep])
+    return dataclasses.replace(census, counts=top, tracked={}, largest_containers=())

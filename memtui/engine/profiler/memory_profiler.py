@@ -15,7 +15,6 @@ import dataclasses
 import gc
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -28,46 +27,42 @@ from memtui.engine.culprits.patterns import (
     allocation_patterns,
     leaking_tracebacks,
 )
-from memtui.engine.culprits.sites import AllocationSiteTracker
 from memtui.engine.detect.detector import LeakEvent, LeakVerdict
 from memtui.engine.detect.memlimit import detect_memory_limit
-from memtui.engine.facts.frames import decode_heap_summary
-from memtui.engine.facts.snapshot import AllocationStat, MemorySnapshot, SnapshotLog
+from memtui.engine.facts.frames import SampleRow, decode_frame
+from memtui.engine.facts.snapshot import AllocationStat, MemorySnapshot
+from memtui.engine.intake import FrameIntake
 from memtui.engine.profiler.alerts import AlertDispatcher, LeakCallback
+from memtui.engine.profiler.baseline import RunningStats
 from memtui.engine.profiler.heap_dumps import ProfilerDumps
+from memtui.engine.profiler.options import (
+    SHORT_RUN_BUDGET,
+    SHORT_RUN_S,
+    check_arguments,
+    require,
+)
+from memtui.engine.profiler.report_input import profiler_report_input
 from memtui.engine.profiler.run_recording import RunRecording
-from memtui.engine.report.json_report import ReportInput, SourceInfo, build_report
-from memtui.engine.report.recording import snapshot_payload, timeline_from_metrics
+from memtui.engine.profiler.snapshots import ProfilerSnapshots
+from memtui.engine.report.json_report import ReportInput, build_report
 from memtui.engine.report.writer import write_report
 from memtui.errors import HeapDumpError, TargetProcessError, TracingError, UsageError
-from memtui.probe.allocator import read_allocator
-from memtui.probe.census import CensusResult, take_census
+from memtui.probe.census import take_census
 from memtui.probe.clock import Clock, SystemClock
-from memtui.probe.gcstats import GcMonitor
-from memtui.probe.heap.summary import light_summary, summaries_from_env, summary_note
+from memtui.probe.collector import CensusBudget, Collector
+from memtui.probe.gcstats import GcReading
+from memtui.probe.heap.summary import (
+    HeapSummaries,
+    summaries_from_env,
+)
 from memtui.probe.memory import MemoryReading, ProcMemoryReader
 from memtui.probe.recorder import (
     Recorder,
 )
-from memtui.probe.signals import collect_signals
-from memtui.probe.tracing import SiteTotals, start_tracing, stop_tracing, take_site_totals
+from memtui.probe.tracing import start_tracing, stop_tracing
 
 log = logging.getLogger("memtui")
 MIB: float = 1024.0 * 1024.0
-MAX_SNAPSHOTS: int = 500
-"""Snapshot summaries kept for the report; beyond this, older ones are thinned by half."""
-SHORT_RUN_S: float = 60.0
-SHORT_RUN_BUDGET: float = 0.10
-"""In the first minute snapshots may take up to 10% of wall time (then ``overhead_budget``):
-a CI run of 10 s that asked for snapshots every 0.5 s gets several, not one."""
-EARLY_SNAPSHOTS: int = 64
-EARLY_SNAPSHOTS_S: float = 600.0
-"""Snapshots of the first 10 minutes (at most 64) are all recorded, at snapshot_interval."""
-SAMPLES_PER_RUN: int = 32
-MIN_SAMPLE_GAP_S: float = 0.05
-"""Early samples come faster: the gap is elapsed/32 (at least 0.05 s, at most the sample
-interval), so a run of any length past 1.6 s has >= 32 samples, enough for a verdict; this
-costs about 100 extra readings (~10 µs each) in the first 32 s."""
 
 
 class MemoryProfiler(AnalysedProcess):
@@ -116,28 +111,16 @@ class MemoryProfiler(AnalysedProcess):
         overhead_budget: float = 0.02,
         record_path: str | os.PathLike[str] | None = None,
     ) -> None:
-        _require(snapshot_interval > 0, f"snapshot_interval must be > 0, got {snapshot_interval!r}")
-        _require(sample_interval > 0, f"sample_interval must be > 0, got {sample_interval!r}")
-        _require(trace_limit >= 1, f"trace_limit must be >= 1, got {trace_limit!r}")
-        _require(
-            tracemalloc_frames >= 1, f"tracemalloc_frames must be >= 1, got {tracemalloc_frames!r}"
+        check_arguments(
+            snapshot_interval=snapshot_interval,
+            sample_interval=sample_interval,
+            trace_limit=trace_limit,
+            tracemalloc_frames=tracemalloc_frames,
+            growth_threshold_mb_per_hour=growth_threshold_mb_per_hour,
+            alert_threshold_mb=alert_threshold_mb,
+            overhead_budget=overhead_budget,
+            gc_threshold=gc_threshold,
         )
-        _require(
-            growth_threshold_mb_per_hour > 0,
-            f"growth_threshold_mb_per_hour must be > 0, got {growth_threshold_mb_per_hour!r}",
-        )
-        _require(
-            alert_threshold_mb is None or alert_threshold_mb > 0,
-            f"alert_threshold_mb must be > 0, got {alert_threshold_mb!r}",
-        )
-        _require(
-            0 < overhead_budget <= 1, f"overhead_budget must be in (0, 1], got {overhead_budget!r}"
-        )
-        if gc_threshold is not None:
-            _require(
-                len(gc_threshold) in (1, 2, 3) and all(int(x) >= 0 for x in gc_threshold),
-                f"gc_threshold must be up to 3 non-negative ints, got {gc_threshold!r}",
-            )
         self.snapshot_interval = float(snapshot_interval)
         self.trace_limit = int(trace_limit)
         self.alert_threshold_mb = alert_threshold_mb
@@ -161,7 +144,6 @@ class MemoryProfiler(AnalysedProcess):
         self._clock: Clock = clock or SystemClock()
         self._reader: ProcMemoryReader | None = None
         self._memory_reader = memory_reader
-        self._gc = GcMonitor(time_collections=time_gc) if self.in_process else None
         limit = detect_memory_limit(None if self.in_process else self.pid)
         self._limit_bytes: int | None = limit.limit_bytes
         self._limit_source: str | None = limit.source
@@ -169,14 +151,29 @@ class MemoryProfiler(AnalysedProcess):
             self.growth_threshold_mb_per_hour, alert_threshold_mb, limit
         )
         """Metrics, verdict and culprits, fed from this process's readings."""
-        self._sites = AllocationSiteTracker(max_sites=4 * self.trace_limit)
-        self._summaries = summaries_from_env(
-            self._clock.time, enabled=self.in_process and self.enable_census
+        self._collector = Collector(
+            clock=self._clock,
+            sample_interval_s=min(self.sample_interval, self.snapshot_interval),
+            census=CensusBudget(
+                self.snapshot_interval, overhead_budget, SHORT_RUN_BUDGET, SHORT_RUN_S, True
+            ),
+            read_memory=self._read_memory,
+            pid=self.pid,
+            early_samples=True,
+            time_gc=time_gc,
+            summaries=summaries_from_env(
+                self._clock.time, enabled=self.in_process and self.enable_census
+            ),
+            in_process=self.in_process and self.enable_census,
+            fatal=(ProcessLookupError, TargetProcessError),
         )
-        """Full-heap census and containers named by path, from a forked copy on a cadence."""
-        self._tracked_types: list[type] = []
-        self._snapshots = SnapshotLog(MAX_SNAPSHOTS)
-        self._latest_snapshot: MemorySnapshot | None = None
+        """The probe's collection loop (the agent's), run here without a socket: samples,
+        the census and its signals on the snapshot schedule, heap summaries."""
+        self._collector.on_error = self._note_error
+        self._collector.read_traced = self.enable_tracemalloc
+        self._intake = FrameIntake(self.analysis, self.pid, self.trace_limit, self._clock.time)
+        """Its frames, decoded and analysed the way a monitor does an agent's."""
+        self._censuses_seen = 0
         self._baseline: MemorySnapshot | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -186,22 +183,19 @@ class MemoryProfiler(AnalysedProcess):
         self._t0: float | None = None
         self._start_wall = self._clock.time()
         self._end_wall: float | None = None
-        self._next_sample = 0.0
-        self._next_snapshot = 0.0
-        self._snapshot_gap_s = self.snapshot_interval
-        self._sample_gap_s = min(self.sample_interval, self.snapshot_interval)
-        """Memory is sampled at least as often as snapshots are taken."""
-        self._last_snapshot_cost_s = 0.0
         self._leak_announced = False
-        self._own_time_s = 0.0
-        self._snapshots_taken = 0
         self._started_tracing = False
         self._saved_gc_threshold: tuple[int, int, int] | None = None
         self._target_ended = False
         self._errors: list[str] = []
-        self._baseline_stats: _RunningStats | None = None
+        self._baseline_stats: RunningStats | None = None
         self.record_path = Path(record_path) if record_path is not None else None
         self._recording = RunRecording(self._clock, self._errors)
+        self._snaps = ProfilerSnapshots(
+            self.pid, self.trace_limit, self._read_memory, lambda: self._tracing, self._recording
+        )
+        """The spec's snapshots: the census plus a full memory reading and the sites."""
+        self._collector.census_extra = self._snaps.take_extra
         triggered = enable_heap_dump and self.pid == os.getpid()
         self._dumps = ProfilerDumps(
             self.heap_dump_dir,
@@ -226,17 +220,15 @@ class MemoryProfiler(AnalysedProcess):
             gc.set_threshold(*self.gc_threshold)
         if self.enable_tracemalloc:
             self._started_tracing = start_tracing(self.tracemalloc_frames)
-        if self._gc is not None:
-            self._gc.install()
         self._stop.clear()
         self._state = "running"
         now = self._clock.monotonic()
         if self._t0 is None:
             self._t0 = now
             self._start_wall = self._clock.time()
+            self.culprits.start_t = self._start_wall
+        self._collector.start()
         self._open_recorder()
-        self._next_sample = now
-        self._next_snapshot = now
         self.poll()
         if self._clock.realtime:
             self._thread = threading.Thread(target=self._run, name="memtui-sampler", daemon=True)
@@ -261,6 +253,11 @@ class MemoryProfiler(AnalysedProcess):
         )
 
     @property
+    def _summaries(self) -> HeapSummaries:
+        """The heap summaries' cadence (the collector's)."""
+        return self._collector.summaries
+
+    @property
     def recorder(self) -> Recorder | None:
         """The run's recording (None when none is written)."""
         return self._recording.recorder
@@ -275,19 +272,19 @@ class MemoryProfiler(AnalysedProcess):
         if self._state != "running":
             raise TracingError("the profiler is not running; call start() first")
         self._stop.set()
-        self._summaries.cancel()  # a summary under way would only burn a core after the stop
+        self._collector.summaries.cancel()  # a summary under way would only burn a core
         thread, self._thread = self._thread, None
         if thread is not None:
             await asyncio.to_thread(thread.join, 60.0)
         with self._lock:
             if not self._target_ended:
-                self._safe(self._sample)
-                self._safe(self._periodic_snapshot)
+                self._safe(self._collector.sample)
+                self._safe(self._collector.census)
+                self._take_frame()
             self._announce_final_leak()
             self._state = "stopped"
             self._end_wall = self._clock.time()
-            if self._gc is not None:
-                self._gc.uninstall()
+            self._collector.stop()
             if self._started_tracing:
                 stop_tracing()
                 self._started_tracing = False
@@ -308,7 +305,7 @@ class MemoryProfiler(AnalysedProcess):
         Returns early when a watched process exits.
         """
         total = days * 86400.0 + hours * 3600.0 + minutes * 60.0 + seconds
-        _require(total > 0, f"monitor_continuous needs a positive duration, got {total!r} s")
+        require(total > 0, f"monitor_continuous needs a positive duration, got {total!r} s")
         started_here = self._state != "running"
         if started_here:
             await self.start()
@@ -320,15 +317,15 @@ class MemoryProfiler(AnalysedProcess):
 
     async def create_baseline(self, duration_hours: float = 1.0) -> dict[str, Any]:
         """Profile for ``duration_hours`` and keep the result as the baseline for later growth."""
-        _require(duration_hours > 0, f"duration_hours must be > 0, got {duration_hours!r}")
+        require(duration_hours > 0, f"duration_hours must be > 0, got {duration_hours!r}")
         start_samples = self.metrics.samples
-        m0 = _RunningStats()
+        m0 = RunningStats()
         self._baseline_stats = m0
         try:
             await self.monitor_continuous(hours=duration_hours)
         finally:
             self._baseline_stats = None
-        self._baseline = self._latest_snapshot
+        self._baseline = self._snaps.latest
         stats = m0.result()
         return {
             "duration_hours": duration_hours,
@@ -351,7 +348,7 @@ class MemoryProfiler(AnalysedProcess):
             if self._clock.realtime:
                 await self._clock.sleep(min(end - now, 1.0))
             else:
-                due = min(self._next_sample, self._next_snapshot)
+                due = self._collector.next_due_s()
                 await self._clock.sleep(max(0.0, min(end, due) - now) or min(end - now, 1e-3))
 
     def _run(self) -> None:
@@ -359,34 +356,61 @@ class MemoryProfiler(AnalysedProcess):
             self.poll()
             if self._target_ended:
                 return
-            wait = min(self._next_sample, self._next_snapshot) - self._clock.monotonic()
+            wait = self._collector.next_due_s() - self._clock.monotonic()
             if self._clock.wait(max(0.0, wait), self._stop):
                 return
 
     def poll(self) -> None:
-        """Do whatever sampling is due now (the sampler thread calls this; tests may too)."""
+        """Do whatever collection is due now and analyse its frame (the sampler thread calls
+        this; tests may too)."""
         with self._lock:
             if self._state != "running" or self._target_ended:
                 return
+            collector = self._collector
+            if self.detector.verdict.state != "ok":
+                collector.summaries.request_now()
+            try:
+                collector.poll()
+            except (ProcessLookupError, TargetProcessError):
+                self._mark_ended()
+            self._take_frame()
+
+    def _take_frame(self) -> None:
+        """The collector's news as a frame, decoded and fed to the analysis (the intake);
+        then what the spec's API adds: the recording, threshold dumps, callbacks, the
+        tracemalloc sites of a snapshot."""
+        collector = self._collector
+        new_census = collector.censuses != self._censuses_seen
+        raw = collector.frame(
+            self._intake.seq,
+            self._intake.summary_seq,
+            census=None if new_census else {},  # unchanged: not decoded again
+        )
+        frame = decode_frame(raw)
+        full = collector.latest_census_result
+        if new_census and frame.census is not None and full is not None:
+            # In this process the census is whole; an agent's frame carries its top types.
+            frame = dataclasses.replace(frame, census=full)
+        events = self._intake.observe_frame(frame)
+        self._intake.new_events.clear()
+        for row in frame.samples:
+            self._after_sample(row, frame.gc)
+        if new_census:
+            self._censuses_seen = collector.censuses
             now = self._clock.monotonic()
-            if now >= self._next_sample:
-                self._safe(self._sample)
-                self._next_sample = max(self._next_sample + self._sample_gap(now), now)
-                self._safe(self._heap_summary)
-            if now >= self._next_snapshot and not self._target_ended:
-                cpu0 = time.thread_time()
-                self._safe(self._periodic_snapshot)
-                cost = time.thread_time() - cpu0
-                self._own_time_s += cost
-                # Space snapshots so that they take at most overhead_budget of wall time
-                # (a larger share in the first minute: short runs need a few snapshots).
-                elapsed = now - (self._t0 if self._t0 is not None else now)
-                budget = self.overhead_budget
-                if elapsed < SHORT_RUN_S:
-                    budget = max(budget, SHORT_RUN_BUDGET)
-                self._last_snapshot_cost_s = cost
-                self._snapshot_gap_s = max(self.snapshot_interval, cost / budget)
-                self._next_snapshot = now + self._snapshot_gap_s
+            elapsed = now - (self._t0 if self._t0 is not None else now)
+            self._snaps.after_census(
+                frame.census, self._clock.time(), elapsed, collector.gc_monitor
+            )
+        summary = frame.heap_summary
+        if summary is not None and isinstance(raw.get("heap_summary"), dict):
+            taken = summary.taken_at_s or self._clock.time()
+            census = self._intake.heap_census
+            self._snaps.after_heap_summary(
+                raw["heap_summary"], taken, taken - self._start_wall, census
+            )
+        for event in events:
+            self._dispatch(event)
 
     @property
     def _tracing(self) -> bool:
@@ -400,22 +424,20 @@ class MemoryProfiler(AnalysedProcess):
 
         return tracemalloc.is_tracing()
 
-    def _sample_gap(self, now: float) -> float:
-        """Seconds to the next memory sample: elapsed/32 early on (see SAMPLES_PER_RUN)."""
-        elapsed = now - (self._t0 if self._t0 is not None else now)
-        return min(self._sample_gap_s, max(MIN_SAMPLE_GAP_S, elapsed / SAMPLES_PER_RUN))
-
-    def _safe(self, work: Callable[[], None]) -> None:
+    def _safe(self, work: Callable[[], object]) -> None:
         """Run sampling work; a failure is recorded, never raised into the profiled program."""
         try:
             work()
         except (ProcessLookupError, TargetProcessError):
             self._mark_ended()
         except Exception as exc:
-            message = f"{type(exc).__name__}: {exc}"
-            log.warning("memtui sampling failed: %s", message)
-            if len(self._errors) < 20:
-                self._errors.append(message)
+            self._note_error(exc)
+
+    def _note_error(self, exc: BaseException) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        log.warning("memtui sampling failed: %s", message)
+        if len(self._errors) < 20:
+            self._errors.append(message)
 
     def _mark_ended(self) -> None:
         self._target_ended = True
@@ -435,6 +457,7 @@ class MemoryProfiler(AnalysedProcess):
             ) from None
 
     def _read_memory(self, full: bool = False) -> MemoryReading:
+        """RSS and VMS (``full``: USS and PSS too, when /proc allows)."""
         if self._memory_reader is not None:
             return self._memory_reader()
         if self._reader is None:
@@ -447,110 +470,22 @@ class MemoryProfiler(AnalysedProcess):
                 return self._reader.read()
         return self._reader.read()
 
-    def _sample(self) -> None:
-        now = self._clock.monotonic()
-        t_s = now - (self._t0 if self._t0 is not None else now)
-        memory = self._read_memory()
-        traced = 0
-        if self._tracing:
-            import tracemalloc
-
-            traced = tracemalloc.get_traced_memory()[0]
-        allocator = read_allocator() if self.in_process else None
-        gc_reading = self._gc.read() if self._gc is not None else None
-        events = self.analysis.observe_sample(
-            t_s, memory, traced if self._tracing else None, allocator, gc_reading
-        )
+    def _after_sample(self, row: SampleRow, gc_reading: GcReading | None) -> None:
+        """A new sample, analysed already: the baseline, threshold dumps, the recording."""
         if self._baseline_stats is not None:
-            self._baseline_stats.add(t_s, memory.rss_bytes)
-        self._dumps.observe(now, memory.rss_bytes / MIB)
-        for event in events:
-            self._dispatch(event)
+            self._baseline_stats.add(row.t_s, row.rss_bytes)
+        self._dumps.observe(self._clock.monotonic(), row.rss_bytes / MIB)
         rec = self.recorder
-        if rec is not None:
-            wall = self._start_wall + t_s
-            rec.add_sample(
-                wall,
-                memory.rss_bytes,
-                memory.vms_bytes,
-                traced if self._tracing else None,
-                allocator.allocated_blocks if allocator is not None else None,
-            )
-            if gc_reading is not None:
-                rec.add_gc(wall, dataclasses.asdict(gc_reading))
-            v = self.detector.verdict
-            rec.add_verdict(wall, v.state, v.rate_mb_per_hour, v.confidence, v.reason)
-            self._dumps.record_new(rec)
-            rec.maybe_flush()
-
-    def _heap_summary(self) -> None:
-        """Start, or take in, a heap summary (a forked copy walks the heap; see heapsummary)."""
-        if self.detector.verdict.state != "ok":
-            self._summaries.request_now()
-        doc = self._summaries.tick()
-        summary = decode_heap_summary(doc)
-        if doc is None or summary is None:
+        if rec is None:
             return
-        taken = summary.taken_at_s or self._clock.time()
-        t_s = taken - self._start_wall
-        census = self.analysis.observe_heap_summary(t_s, summary)
-        if census is None:
-            return
-        memory = self._read_memory()
-        self._snapshots.append(
-            MemorySnapshot(
-                timestamp=taken,
-                elapsed_s=t_s,
-                memory=memory,
-                census=_light_census(census),
-                pid=self.pid,
-            )
-        )
-        rec = self.recorder
-        if rec is not None and not rec.closed:
-            rec.add_snapshot(taken, {"heap": light_summary(doc)}, kind="heap", rss=memory.rss_bytes)
-
-    def _snapshot_now(self) -> MemorySnapshot:
-        now = self._clock.monotonic()
-        memory = self._read_memory(full=True)
-        traces: SiteTotals | None = None
-        if self._tracing:
-            traces = take_site_totals()
-        census: CensusResult | None = None
-        if self.enable_census:
-            census = take_census(track=self._tracked_types)
-        return MemorySnapshot(
-            timestamp=self._clock.time(),
-            elapsed_s=now - (self._t0 if self._t0 is not None else now),
-            memory=memory,
-            traces=traces,
-            census=census,
-            gc=self._gc.read() if self._gc is not None and self._state == "running" else None,
-            pid=self.pid,
-            signals=collect_signals() if self.in_process else None,
-        )
-
-    def _periodic_snapshot(self) -> None:
-        snap = self._snapshot_now()
-        self._record(snap)
-
-    def _record(self, snap: MemorySnapshot) -> None:
-        self._snapshots_taken += 1
-        if snap.traces is not None:
-            self._sites.observe(snap.elapsed_s, snap.traces.by_traceback, self.trace_limit)
-        self.analysis.observe_census(snap.elapsed_s, snap.signals, snap.census, snap.gc)
-        self._latest_snapshot = snap
-        light = dataclasses.replace(
-            snap, traces=None, census=_light_census(snap.census), signals=None
-        )
-        self._snapshots.append(light)
-        rec = self.recorder
-        if rec is not None and not rec.closed:
-            # The recorder keeps periodic snapshots 5 min apart; a short run (a CI job, a
-            # program killed after seconds) keeps its first ones all, as asked.
-            early = snap.elapsed_s < EARLY_SNAPSHOTS_S and self._snapshots_taken <= EARLY_SNAPSHOTS
-            kind = "early" if early else "periodic"
-            rec.add_snapshot(snap.timestamp, snapshot_payload(snap), kind, snap.memory.rss_bytes)
+        traced = row.traced_bytes if self._tracing else None
+        rec.add_sample(row.t_s, row.rss_bytes, row.vms_bytes, traced, row.allocated_blocks or None)
+        if gc_reading is not None and self.in_process:
+            rec.add_gc(row.t_s, dataclasses.asdict(gc_reading))
+        v = self.detector.verdict
+        rec.add_verdict(row.t_s, v.state, v.rate_mb_per_hour, v.confidence, v.reason)
+        self._dumps.record_new(rec)
+        rec.maybe_flush()
 
     # ----------------------------------------------------------------- callbacks
     def _announce_final_leak(self) -> None:
@@ -578,7 +513,7 @@ class MemoryProfiler(AnalysedProcess):
         return {
             "kind": event.kind,
             "message": event.message,
-            "at_seconds": event.t_s,
+            "at_seconds": event.t_s,  # from the first sample (the detector's origin)
             "size_mb": event.size_mb,
             "pid": self.pid,
             "current_memory_mb": self.metrics.current_mb,
@@ -608,7 +543,7 @@ class MemoryProfiler(AnalysedProcess):
     @property
     def effective_snapshot_interval_seconds(self) -> float:
         """The snapshot spacing really used (longer than asked when snapshots are costly)."""
-        return self._snapshot_gap_s
+        return float(self._collector.census_gap_s)
 
     @property
     def peak_memory_mb(self) -> float:
@@ -626,17 +561,22 @@ class MemoryProfiler(AnalysedProcess):
     @property
     def snapshots(self) -> tuple[MemorySnapshot, ...]:
         """Summaries of the periodic snapshots (bounded; without per-site traces)."""
-        return self._snapshots.items
+        return self._snaps.log.items
 
     def take_snapshot(self) -> MemorySnapshot:
         """A full snapshot now: memory, tracemalloc sites, object counts, GC state."""
         with self._lock:
             if self._reader is None and self._memory_reader is None:
                 self._open_reader()
-            snap = self._snapshot_now()
-            if self._state == "running":
-                self._record(snap)
-            return snap
+            if self._state == "running" and not self._target_ended:
+                # The collector's census now (its schedule moves on), analysed like any other.
+                self._safe(self._collector.census)
+                self._take_frame()
+                if self._snaps.latest is not None:
+                    return self._snaps.latest
+            now = self._clock.monotonic()
+            elapsed = now - (self._t0 if self._t0 is not None else now)
+            return self._snaps.take_now(self._clock.time(), elapsed, self.enable_census)
 
     def set_baseline(self) -> MemorySnapshot:
         """Take a snapshot that later growth (sites, types) is measured against."""
@@ -647,38 +587,40 @@ class MemoryProfiler(AnalysedProcess):
         """Count instances of exactly ``obj_type`` in every census (see get_object_stats)."""
         if not isinstance(obj_type, type):
             raise UsageError(f"track_object_type needs a class, got {obj_type!r}")
-        if obj_type not in self._tracked_types:
-            self._tracked_types.append(obj_type)
+        if obj_type not in self._snaps.tracked_types:
+            self._snaps.tracked_types.append(obj_type)
 
     def get_object_stats(self) -> dict[type, int]:
         """Live instances of each tracked type, counted now."""
         if not self.in_process:
             raise TracingError("object counts need the profiler inside the process")
-        return dict(take_census(track=self._tracked_types).tracked)
+        return dict(take_census(track=self._snaps.tracked_types).tracked)
 
     def get_object_counts(self) -> dict[str, int]:
         """Live gc-tracked objects by type name, counted now."""
         if not self.in_process:
             raise TracingError("object counts need the profiler inside the process")
-        return dict(take_census(track=self._tracked_types).counts)
+        return dict(take_census(track=self._snaps.tracked_types).counts)
 
     def _current_sites_snapshot(self) -> MemorySnapshot | None:
         if self._state == "running" and self._tracing:
             return self.take_snapshot()
-        return self._latest_snapshot
+        return self._snaps.latest
 
     def get_top_memory_consumers(self, n: int = 10) -> list[AllocationStat]:
         """The ``n`` allocation sites holding the most memory (now, or at the last snapshot)."""
         snap = self._current_sites_snapshot()
-        return self._sites.with_growth(snap.get_top_stats(limit=n)) if snap is not None else []
+        return (
+            self._snaps.sites.with_growth(snap.get_top_stats(limit=n)) if snap is not None else []
+        )
 
     def get_leaking_tracebacks(self) -> list[LeakingTraceback]:
         """Allocation sites whose retained memory grew consistently across snapshots."""
-        return leaking_tracebacks(self._sites, self.detector.verdict.state != "ok")
+        return leaking_tracebacks(self._snaps.sites, self.detector.verdict.state != "ok")
 
     def analyze_allocation_patterns(self) -> dict[str, Any]:
         """Suspicious patterns: growing sites, types and containers; uncollectable garbage."""
-        patterns = allocation_patterns(self._sites, self._latest_snapshot)
+        patterns = allocation_patterns(self._snaps.sites, self._snaps.latest)
         named = [{**s.to_dict(), "description": s.detail} for s in self.culprits.suspects()]
         patterns["suspicious"] = named + patterns["suspicious"]
         patterns["signatures"] = named
@@ -706,7 +648,7 @@ class MemoryProfiler(AnalysedProcess):
 
     def confirm_memory_leak(self, confidence: float = 0.95) -> bool:
         """True when a leak is detected with at least ``confidence`` (0..1)."""
-        _require(0 <= confidence <= 1, f"confidence must be in [0, 1], got {confidence!r}")
+        require(0 <= confidence <= 1, f"confidence must be in [0, 1], got {confidence!r}")
         v = self.detector.final_verdict()
         return bool(v.leak_detected and v.confidence >= confidence)
 
@@ -739,82 +681,7 @@ class MemoryProfiler(AnalysedProcess):
     # ----------------------------------------------------------------- reports
     def report_input(self, command: str = "") -> ReportInput:
         """What build_report needs, from this run."""
-        unavailable: tuple[str, ...] = ()
-        note = ""
-        if not self.in_process:
-            unavailable = ("top_allocators", "gc_statistics", "object_counts")
-            note = (
-                f"pid {self.pid} was watched from outside: only its memory series is known; "
-                "allocation sites, object counts and GC statistics need the in-process agent"
-            )
-        elif not self.enable_tracemalloc:
-            unavailable = ("top_allocators",)
-            note = "tracemalloc was off (enable_tracemalloc=False): no allocation sites"
-        heap_note = summary_note(self._summaries.state())
-        if heap_note:
-            note = f"{note}; {heap_note}" if note else heap_note
-        snap = self._latest_snapshot
-        top = tuple(self._sites.with_growth(snap.get_top_stats(self.trace_limit)) if snap else ())
-        with self._lock:
-            end_wall = self._end_wall if self._end_wall is not None else self._clock.time()
-            return ReportInput(
-                source=SourceInfo(
-                    pid=self.pid,
-                    kind="in-process" if self.in_process else "outside",
-                    command=command or (" ".join(sys.argv) if self.in_process else ""),
-                    python_version=sys.version.split()[0] if self.in_process else None,
-                    unavailable=unavailable,
-                    note=note,
-                    ended=self._target_ended,
-                ),
-                start_wall=self._start_wall,
-                end_wall=end_wall,
-                metrics=self.metrics,
-                verdict=self.detector.final_verdict(),
-                growth_threshold_mb_per_hour=self.growth_threshold_mb_per_hour,
-                alert_threshold_mb=self.alert_threshold_mb,
-                top_allocators=top,
-                leaking_sites=tuple(g for g in self._sites.leaking()[: self.trace_limit]),
-                snapshots=self._snapshots.items,
-                events=self.detector.events,
-                memory_limit_bytes=self._limit_bytes,
-                memory_limit_source=self._limit_source,
-                culprits=self._culprits_report() if self.in_process else None,
-                extra={
-                    "profiler": {
-                        "sample_interval_seconds": self.sample_interval,
-                        "effective_sample_interval_seconds": round(self._sample_gap_s, 3),
-                        "snapshot_interval_seconds": self.snapshot_interval,
-                        "effective_snapshot_interval_seconds": round(self._snapshot_gap_s, 3),
-                        "snapshot_spacing_note": self._spacing_note(),
-                        "snapshots_taken": self._snapshots_taken,
-                        "own_cpu_seconds": round(self._own_time_s, 4),
-                        "tracemalloc_frames": self.tracemalloc_frames
-                        if self.enable_tracemalloc
-                        else 0,
-                        "errors": list(self._errors),
-                    },
-                    "timeline": timeline_from_metrics(self.metrics, self._start_wall),
-                    "markers": list(self._recording.markers),
-                    "recording": {"path": self.recording_path},
-                },
-            )
-
-    def _culprits_report(self) -> dict[str, Any]:
-        report = self.culprits.to_report()
-        report["heap"]["collection"] = self._summaries.state()
-        return report
-
-    def _spacing_note(self) -> str | None:
-        """Why snapshots were further apart than asked (None when they were not)."""
-        if self._snapshot_gap_s <= self.snapshot_interval * 1.05:
-            return None
-        return (
-            f"snapshots every {self._snapshot_gap_s:.1f} s, not {self.snapshot_interval:g} s: "
-            f"each cost {self._last_snapshot_cost_s * 1000:.0f} ms of CPU (budget "
-            f"{SHORT_RUN_BUDGET:.0%} of wall time in the first minute, then "
-            f"{self.overhead_budget:.0%})"
-        )
+        return profiler_report_input(self, command)
 
     def generate_report(self, command: str = "") -> dict[str, Any]:
         """The documented JSON report; also saved under output_dir when one is set."""
@@ -823,48 +690,3 @@ class MemoryProfiler(AnalysedProcess):
             stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(self._clock.time()))
             write_report(report, str(self.output_dir / f"memory_report_{self.pid}_{stamp}.json"))
         return report
-
-
-class _RunningStats:
-    """Average (time-weighted: early samples come faster), min and peak of RSS over a window."""
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.total = 0.0
-        self.span = 0.0
-        self.last: tuple[float, float] | None = None
-        self.lo = float("inf")
-        self.hi = 0.0
-
-    def add(self, t_s: float, rss_bytes: float) -> None:
-        self.n += 1
-        if self.last is not None:
-            dt = max(t_s - self.last[0], 0.0)
-            self.total += 0.5 * (rss_bytes + self.last[1]) * dt
-            self.span += dt
-        self.last = (t_s, rss_bytes)
-        self.lo = min(self.lo, rss_bytes)
-        self.hi = max(self.hi, rss_bytes)
-
-    def result(self) -> dict[str, float]:
-        if self.n == 0 or self.last is None:
-            return {"average_mb": 0.0, "min_mb": 0.0, "peak_mb": 0.0}
-        avg = self.total / self.span if self.span > 0 else self.last[1]
-        return {
-            "average_mb": avg / MIB,
-            "min_mb": self.lo / MIB,
-            "peak_mb": self.hi / MIB,
-        }
-
-
-def _light_census(census: CensusResult | None, keep: int = 50) -> CensusResult | None:
-    """The census without its long tail, for snapshot summaries kept for days."""
-    if census is None:
-        return None
-    top = dict(sorted(census.counts.items(), key=lambda kv: -kv[1])[:keep])
-    return dataclasses.replace(census, counts=top, tracked={}, largest_containers=())
-
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise UsageError(message)
