@@ -76,8 +76,6 @@ class Scenario:
                 kwargs.setdefault("enable_census", False)
                 super().__init__(*args, **kwargs)
                 self.snapshot_interval = max(self.snapshot_interval, 4 * 3600.0)
-                self._snapshot_gap_s = self.snapshot_interval
-                self._sample_gap_s = self.sample_interval
                 scenario.profilers.append(self)
 
             async def monitor_continuous(
@@ -90,7 +88,6 @@ class Scenario:
                 # At most ~24 snapshots per simulated run: a week stays seconds of real work.
                 total = days * 86400.0 + hours * 3600.0 + minutes * 60.0 + seconds
                 self.snapshot_interval = max(self.snapshot_interval, total / 24.0)
-                self._snapshot_gap_s = max(self._snapshot_gap_s, self.snapshot_interval)
                 await super().monitor_continuous(days, hours, minutes, seconds)
 
             def _read_memory(self, full: bool = False) -> MemoryReading:

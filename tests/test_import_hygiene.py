@@ -50,7 +50,8 @@ def test_layers_do_not_import_upwards(statement: str, forbidden: tuple[str, ...]
 # a part may import only parts of a lower rank (and itself). Ranks follow the data path:
 # probe (in the target) → engine facts → the verdict and heap analysis → culprits (which
 # read the verdict) → reports and monitor frames → the frame intake (both pipelines' one
-# way into the analysis) → the profiler facade → the remote side → the monitor UI → the command line.
+# way into the analysis) → the profiler facade → the remote side → the monitor UI → the
+# command line.
 RANKS: dict[str, int] = {
     "errors": 0,
     "probe": 1,

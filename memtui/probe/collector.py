@@ -137,6 +137,10 @@ class Collector:
         self.census_budget = census
         self.read_traced = True
         """Sample tracemalloc's traced total while it traces (without a tracer of ours)."""
+        self.census_enabled = True
+        """Count objects by type in the census step (off: signals and extra work only)."""
+        """Count objects by type in the census step (off: signals and extra work only)."""
+        """Sample tracemalloc's traced total while it traces (without a tracer of ours)."""
         self.tracer = tracer
         self.early_samples = early_samples
         self._read_memory = read_memory
@@ -294,7 +298,7 @@ class Collector:
         then the next one spaced by the budget; None outside the process (extra work only)."""
         cpu0 = time.thread_time()
         t0 = time.perf_counter()
-        result = take_census(largest=10) if self.in_process else None
+        result = take_census(largest=10) if self.in_process and self.census_enabled else None
         # Leak signals (named containers, caches, handlers, threads, fds) ride on the census
         # schedule and its budget: about 3-11 ms each.
         signals = collect_signals().to_dict() if self.in_process else None
@@ -351,7 +355,12 @@ class Collector:
     def samples_since(self, since: int, max_points: int) -> tuple[list[Any], list[Any] | None]:
         """Raw samples after ``since``, and history buckets for what the ring no longer has."""
         with self.lock:
-            samples = [list(s) for s in self.ring if s[0] > since]
+            samples = []
+            for row in reversed(self.ring):  # newest first: a poll costs what is new only
+                if row[0] <= since:
+                    break
+                samples.append(list(row))
+            samples.reverse()
             oldest = self.ring[0] if self.ring else None
             older: list[Any] | None = None
             if oldest is not None and since < oldest[0] - 1:
@@ -378,17 +387,19 @@ class Collector:
         *,
         census: dict[str, Any] | None = None,
         sites: list[dict[str, Any]] | None = None,
+        gc_state: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """What is new since sample ``since``: the agent protocol's ``frame`` reply (the
-        owner adds its own keys). ``census`` and ``sites`` replace the latest census and the
-        tracer's ranking (the agent shows them against its baseline)."""
+        owner adds its own keys). ``census``, ``sites`` and ``gc_state`` replace the latest
+        census, the tracer's ranking (the agent shows them against its baseline) and the GC
+        state (``{}``: left out, for an owner that reads the GC monitor itself)."""
         samples, older = self.samples_since(since, FRAME_HISTORY_POINTS)
         tracer = self.tracer
         reply: dict[str, Any] = {
             "seq": self.seq,
             "oldest_seq": self.ring[0][0] if self.ring else self.seq + 1,
             "samples": samples,
-            "gc": self.gc_state(),
+            "gc": gc_state if gc_state is not None else self.gc_state(),
             "census": census if census is not None else self.latest_census,
             "sites": sites if sites is not None else (tracer.sites() if tracer else None),
             "tracing": tracer.state() if tracer is not None else {"mode": "off"},

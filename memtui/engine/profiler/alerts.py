@@ -13,6 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from memtui.engine.culprits.signatures import Suspect
+from memtui.engine.detect.detector import LeakEvent, LeakVerdict
+
 log = logging.getLogger("memtui")
 LeakCallback = Callable[[dict[str, Any]], "Awaitable[None] | None"]
 
@@ -62,3 +65,28 @@ class AlertDispatcher:
 
 async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+def event_info(
+    event: LeakEvent,
+    verdict: LeakVerdict,
+    pid: int,
+    current_mb: float,
+    suspects: list[Suspect],
+    tracebacks: list[str],
+) -> dict[str, Any]:
+    """What a leak or alert callback receives (the spec's dict)."""
+    return {
+        "kind": event.kind,
+        "message": event.message,
+        "at_seconds": event.t_s,  # from the first sample (the detector's origin)
+        "size_mb": event.size_mb,
+        "pid": pid,
+        "current_memory_mb": current_mb,
+        "leak_rate_mb_per_hour": verdict.rate_mb_per_hour,
+        "confidence": verdict.confidence,
+        "projected_oom_hours": verdict.projected_oom_hours,
+        "reason": verdict.reason,
+        "suspects": [s.detail for s in suspects] + tracebacks,
+        "culprits": [s.to_dict() for s in suspects],
+    }

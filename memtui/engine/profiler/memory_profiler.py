@@ -21,33 +21,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from memtui.engine.analysis import AnalysedProcess, ProcessAnalysis
-from memtui.engine.culprits.patterns import (
-    LeakingTraceback,
-    allocation_patterns,
-    leaking_tracebacks,
-)
+from memtui.engine.analysis import ProcessAnalysis
 from memtui.engine.detect.detector import LeakEvent, LeakVerdict
 from memtui.engine.detect.memlimit import detect_memory_limit
 from memtui.engine.facts.frames import SampleRow, decode_frame
-from memtui.engine.facts.snapshot import AllocationStat, MemorySnapshot
+from memtui.engine.facts.snapshot import MemorySnapshot
 from memtui.engine.intake import FrameIntake
-from memtui.engine.profiler.alerts import AlertDispatcher, LeakCallback
+from memtui.engine.profiler.alerts import AlertDispatcher, LeakCallback, event_info
 from memtui.engine.profiler.baseline import RunningStats
 from memtui.engine.profiler.heap_dumps import ProfilerDumps
+from memtui.engine.profiler.memory_source import MemorySource
 from memtui.engine.profiler.options import (
     SHORT_RUN_BUDGET,
     SHORT_RUN_S,
     check_arguments,
     require,
 )
+from memtui.engine.profiler.queries import ProfilerQueries
 from memtui.engine.profiler.report_input import profiler_report_input
 from memtui.engine.profiler.run_recording import RunRecording
 from memtui.engine.profiler.snapshots import ProfilerSnapshots
 from memtui.engine.report.json_report import ReportInput, build_report
 from memtui.engine.report.writer import write_report
-from memtui.errors import HeapDumpError, TargetProcessError, TracingError, UsageError
-from memtui.probe.census import take_census
+from memtui.errors import HeapDumpError, TargetProcessError, TracingError
 from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.collector import CensusBudget, Collector
 from memtui.probe.gcstats import GcReading
@@ -55,7 +51,7 @@ from memtui.probe.heap.summary import (
     HeapSummaries,
     summaries_from_env,
 )
-from memtui.probe.memory import MemoryReading, ProcMemoryReader
+from memtui.probe.memory import MemoryReading
 from memtui.probe.recorder import (
     Recorder,
 )
@@ -65,7 +61,7 @@ log = logging.getLogger("memtui")
 MIB: float = 1024.0 * 1024.0
 
 
-class MemoryProfiler(AnalysedProcess):
+class MemoryProfiler(ProfilerQueries):
     """Profiles this process (or watches another pid's memory from outside).
 
     Args:
@@ -121,7 +117,7 @@ class MemoryProfiler(AnalysedProcess):
             overhead_budget=overhead_budget,
             gc_threshold=gc_threshold,
         )
-        self.snapshot_interval = float(snapshot_interval)
+        self._snapshot_interval = float(snapshot_interval)
         self.trace_limit = int(trace_limit)
         self.alert_threshold_mb = alert_threshold_mb
         self.growth_threshold_mb_per_hour = float(growth_threshold_mb_per_hour)
@@ -130,7 +126,7 @@ class MemoryProfiler(AnalysedProcess):
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.enable_heap_dump = enable_heap_dump
         self.heap_dump_dir = Path(heap_dump_dir if heap_dump_dir is not None else "heap_dumps")
-        self.sample_interval = float(sample_interval)
+        self._sample_interval = float(sample_interval)
         self.pid = os.getpid() if pid is None else int(pid)
         self.in_process = self.pid == os.getpid() and memory_reader is None
         self.enable_tracemalloc = enable_tracemalloc and self.in_process
@@ -142,8 +138,7 @@ class MemoryProfiler(AnalysedProcess):
         """Called for every other detector event: threshold crossings, spikes, drops."""
 
         self._clock: Clock = clock or SystemClock()
-        self._reader: ProcMemoryReader | None = None
-        self._memory_reader = memory_reader
+        self._memory = MemorySource(self.pid, memory_reader)
         limit = detect_memory_limit(None if self.in_process else self.pid)
         self._limit_bytes: int | None = limit.limit_bytes
         self._limit_source: str | None = limit.source
@@ -164,13 +159,14 @@ class MemoryProfiler(AnalysedProcess):
             summaries=summaries_from_env(
                 self._clock.time, enabled=self.in_process and self.enable_census
             ),
-            in_process=self.in_process and self.enable_census,
+            in_process=self.in_process,
             fatal=(ProcessLookupError, TargetProcessError),
         )
         """The probe's collection loop (the agent's), run here without a socket: samples,
         the census and its signals on the snapshot schedule, heap summaries."""
         self._collector.on_error = self._note_error
         self._collector.read_traced = self.enable_tracemalloc
+        self._collector.census_enabled = self.enable_census
         self._intake = FrameIntake(self.analysis, self.pid, self.trace_limit, self._clock.time)
         """Its frames, decoded and analysed the way a monitor does an agent's."""
         self._censuses_seen = 0
@@ -204,6 +200,40 @@ class MemoryProfiler(AnalysedProcess):
             self._errors,
         )
 
+    @property
+    def snapshot_interval(self) -> float:
+        """Seconds between snapshots asked for (further apart when they cost more than the
+        budget); may be changed while profiling."""
+        return self._snapshot_interval
+
+    @snapshot_interval.setter
+    def snapshot_interval(self, seconds: float) -> None:
+        require(seconds > 0, f"snapshot_interval must be > 0, got {seconds!r}")
+        self._snapshot_interval = float(seconds)
+        self._apply_intervals()
+
+    @property
+    def sample_interval(self) -> float:
+        """Seconds between memory samples asked for; may be changed while profiling."""
+        return self._sample_interval
+
+    @sample_interval.setter
+    def sample_interval(self, seconds: float) -> None:
+        require(seconds > 0, f"sample_interval must be > 0, got {seconds!r}")
+        self._sample_interval = float(seconds)
+        self._apply_intervals()
+
+    def _apply_intervals(self) -> None:
+        """Memory is sampled at least as often as snapshots are taken."""
+        collector = self._collector
+        collector.sample_interval_s = min(self._sample_interval, self._snapshot_interval)
+        if collector.census_budget is not None:
+            budget = dataclasses.replace(
+                collector.census_budget, interval_s=self._snapshot_interval
+            )
+            collector.census_budget = budget
+            collector.census_gap_s = max(collector.census_gap_s, self._snapshot_interval)
+
     # ----------------------------------------------------------------- lifecycle
     @property
     def is_running(self) -> bool:
@@ -214,7 +244,7 @@ class MemoryProfiler(AnalysedProcess):
         if self._state == "running":
             raise TracingError("the profiler is already running; call stop() first")
         self._alerts.loop = asyncio.get_running_loop()
-        self._open_reader()
+        self._memory.open()
         if self.gc_threshold is not None:
             self._saved_gc_threshold = gc.get_threshold()
             gc.set_threshold(*self.gc_threshold)
@@ -293,9 +323,7 @@ class MemoryProfiler(AnalysedProcess):
                 self._saved_gc_threshold = None
             self._recording.close()
         await self._alerts.wait()  # a callback scheduled by the final verdict, too
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        self._memory.close()
 
     async def monitor_continuous(
         self, days: float = 0.0, hours: float = 0.0, minutes: float = 0.0, seconds: float = 0.0
@@ -385,12 +413,15 @@ class MemoryProfiler(AnalysedProcess):
             self._intake.seq,
             self._intake.summary_seq,
             census=None if new_census else {},  # unchanged: not decoded again
+            gc_state={},  # read below, whole
         )
         frame = decode_frame(raw)
         full = collector.latest_census_result
         if new_census and frame.census is not None and full is not None:
             # In this process the census is whole; an agent's frame carries its top types.
             frame = dataclasses.replace(frame, census=full)
+        if collector.gc_monitor is not None:
+            frame = dataclasses.replace(frame, gc=collector.gc_monitor.read())
         events = self._intake.observe_frame(frame)
         self._intake.new_events.clear()
         for row in frame.samples:
@@ -444,31 +475,9 @@ class MemoryProfiler(AnalysedProcess):
         self._end_wall = self._clock.time()
 
     # ----------------------------------------------------------------- sampling
-    def _open_reader(self) -> None:
-        if self._memory_reader is not None or self._reader is not None:
-            return
-        try:
-            self._reader = ProcMemoryReader(None if self.pid == os.getpid() else self.pid)
-        except ProcessLookupError:
-            raise TargetProcessError(f"no process with pid {self.pid}") from None
-        except PermissionError:
-            raise TargetProcessError(
-                f"not allowed to read the memory of pid {self.pid}; run memtui as its user or root"
-            ) from None
-
     def _read_memory(self, full: bool = False) -> MemoryReading:
         """RSS and VMS (``full``: USS and PSS too, when /proc allows)."""
-        if self._memory_reader is not None:
-            return self._memory_reader()
-        if self._reader is None:
-            self._open_reader()
-        assert self._reader is not None
-        if full:
-            try:
-                return self._reader.read_full()
-            except PermissionError:
-                return self._reader.read()
-        return self._reader.read()
+        return self._memory.read(full)
 
     def _after_sample(self, row: SampleRow, gc_reading: GcReading | None) -> None:
         """A new sample, analysed already: the baseline, threshold dumps, the recording."""
@@ -509,22 +518,10 @@ class MemoryProfiler(AnalysedProcess):
         self._alerts.dispatch(callback, info)
 
     def _event_info(self, event: LeakEvent, verdict: LeakVerdict | None = None) -> dict[str, Any]:
+        suspects = self.culprits.suspects(5)
+        tracebacks = [str(t) for t in self.get_leaking_tracebacks()[:5]]
         verdict = verdict or self.detector.verdict
-        return {
-            "kind": event.kind,
-            "message": event.message,
-            "at_seconds": event.t_s,  # from the first sample (the detector's origin)
-            "size_mb": event.size_mb,
-            "pid": self.pid,
-            "current_memory_mb": self.metrics.current_mb,
-            "leak_rate_mb_per_hour": verdict.rate_mb_per_hour,
-            "confidence": verdict.confidence,
-            "projected_oom_hours": verdict.projected_oom_hours,
-            "reason": verdict.reason,
-            "suspects": [s.detail for s in self.culprits.suspects(5)]
-            + [str(t) for t in self.get_leaking_tracebacks()[:5]],
-            "culprits": [s.to_dict() for s in self.culprits.suspects(5)],
-        }
+        return event_info(event, verdict, self.pid, self.metrics.current_mb, suspects, tracebacks)
 
     # ----------------------------------------------------------------- queries
     @property
@@ -566,8 +563,7 @@ class MemoryProfiler(AnalysedProcess):
     def take_snapshot(self) -> MemorySnapshot:
         """A full snapshot now: memory, tracemalloc sites, object counts, GC state."""
         with self._lock:
-            if self._reader is None and self._memory_reader is None:
-                self._open_reader()
+            self._memory.open()
             if self._state == "running" and not self._target_ended:
                 # The collector's census now (its schedule moves on), analysed like any other.
                 self._safe(self._collector.census)
@@ -583,74 +579,10 @@ class MemoryProfiler(AnalysedProcess):
         self._baseline = self.take_snapshot()
         return self._baseline
 
-    def track_object_type(self, obj_type: type) -> None:
-        """Count instances of exactly ``obj_type`` in every census (see get_object_stats)."""
-        if not isinstance(obj_type, type):
-            raise UsageError(f"track_object_type needs a class, got {obj_type!r}")
-        if obj_type not in self._snaps.tracked_types:
-            self._snaps.tracked_types.append(obj_type)
-
-    def get_object_stats(self) -> dict[type, int]:
-        """Live instances of each tracked type, counted now."""
-        if not self.in_process:
-            raise TracingError("object counts need the profiler inside the process")
-        return dict(take_census(track=self._snaps.tracked_types).tracked)
-
-    def get_object_counts(self) -> dict[str, int]:
-        """Live gc-tracked objects by type name, counted now."""
-        if not self.in_process:
-            raise TracingError("object counts need the profiler inside the process")
-        return dict(take_census(track=self._snaps.tracked_types).counts)
-
     def _current_sites_snapshot(self) -> MemorySnapshot | None:
         if self._state == "running" and self._tracing:
             return self.take_snapshot()
         return self._snaps.latest
-
-    def get_top_memory_consumers(self, n: int = 10) -> list[AllocationStat]:
-        """The ``n`` allocation sites holding the most memory (now, or at the last snapshot)."""
-        snap = self._current_sites_snapshot()
-        return (
-            self._snaps.sites.with_growth(snap.get_top_stats(limit=n)) if snap is not None else []
-        )
-
-    def get_leaking_tracebacks(self) -> list[LeakingTraceback]:
-        """Allocation sites whose retained memory grew consistently across snapshots."""
-        return leaking_tracebacks(self._snaps.sites, self.detector.verdict.state != "ok")
-
-    def analyze_allocation_patterns(self) -> dict[str, Any]:
-        """Suspicious patterns: growing sites, types and containers; uncollectable garbage."""
-        patterns = allocation_patterns(self._snaps.sites, self._snaps.latest)
-        named = [{**s.to_dict(), "description": s.detail} for s in self.culprits.suspects()]
-        patterns["suspicious"] = named + patterns["suspicious"]
-        patterns["signatures"] = named
-        patterns["growing_types"] = [d for d in named if d["kind"] == "growing_type"]
-        patterns["triage"] = self.culprits.triage().to_dict()
-        return patterns
-
-    def analyze_growth_pattern(self) -> dict[str, Any]:
-        """Growth rate, fit, projection and leak verdict of the memory series so far."""
-        v = self.detector.final_verdict()
-        current = self.metrics.current_mb
-        return {
-            "rate_mb_per_hour": v.rate_mb_per_hour,
-            "r_squared": v.r_squared,
-            "projected_24h_mb": current + max(v.rate_mb_per_hour, 0.0) * 24.0,
-            "is_leak": v.leak_detected,
-            "confidence": v.confidence,
-            "state": v.state,
-            "reason": v.reason,
-            "projected_oom_hours": v.projected_oom_hours,
-            "samples": self.metrics.samples,
-            "duration_hours": self.metrics.duration_s / 3600.0,
-            "current_mb": current,
-        }
-
-    def confirm_memory_leak(self, confidence: float = 0.95) -> bool:
-        """True when a leak is detected with at least ``confidence`` (0..1)."""
-        require(0 <= confidence <= 1, f"confidence must be in [0, 1], got {confidence!r}")
-        v = self.detector.final_verdict()
-        return bool(v.leak_detected and v.confidence >= confidence)
 
     # ----------------------------------------------------------------- heap dumps
     @property
