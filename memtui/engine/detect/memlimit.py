@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import resource
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
+from memtui.probe.cgroup import cgroup_limit
+
 LimitSource = Literal["cgroup", "rlimit_as", "physical"]
-_UNLIMITED_CGROUP = 1 << 60  # cgroup v1 reports "no limit" as a huge page-rounded number
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,49 +24,9 @@ class MemoryLimit:
     source: LimitSource
 
 
-def _read_int(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    if not text or text == "max":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        return None
-    return value if 0 < value < _UNLIMITED_CGROUP else None
-
-
-def _cgroup_limit(pid: int | None, root: Path = Path("/sys/fs/cgroup")) -> int | None:
+def _cgroup_limit(pid: int | None) -> int | None:
     """memory.max (v2) or memory.limit_in_bytes (v1) of the process's cgroup and its parents."""
-    proc = f"/proc/{pid if pid is not None else 'self'}/cgroup"
-    try:
-        lines = Path(proc).read_text().splitlines()
-    except OSError:
-        return None
-    best: int | None = None
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, rel = parts
-        if controllers == "":
-            base, fname = root, "memory.max"
-        elif "memory" in controllers.split(","):
-            base, fname = root / "memory", "memory.limit_in_bytes"
-        else:
-            continue
-        here = base / rel.lstrip("/")
-        # Walk up to the mount root: a parent's limit applies too.
-        while True:
-            value = _read_int(here / fname)
-            if value is not None and (best is None or value < best):
-                best = value
-            if here == base or base not in here.parents:
-                break
-            here = here.parent
-    return best
+    return cgroup_limit("self" if pid is None else pid)
 
 
 def _rlimit_as(pid: int | None) -> int | None:

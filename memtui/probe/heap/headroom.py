@@ -16,8 +16,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-CGROUP_ROOT: str = "/sys/fs/cgroup"
-_UNLIMITED: int = 1 << 60
+from memtui.probe.cgroup import cgroup_free
+
 _fork_lock = threading.Lock()
 _forking_thread: int | None = None
 
@@ -43,61 +43,6 @@ def mem_available(meminfo: str = "/proc/meminfo") -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
-
-
-def _read_int(path: str) -> int | None:
-    try:
-        with open(path, "rb") as f:
-            text = f.read().strip()
-    except OSError:
-        return None
-    if text == b"max":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
-def cgroup_free(pid: int | str = "self", root: str = CGROUP_ROOT) -> int | None:
-    """The least free memory (limit - usage) over this process's cgroup and its ancestors."""
-    try:
-        with open(f"/proc/{pid}/cgroup", encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    best: int | None = None
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, path = parts
-        if controllers == "":  # v2 unified hierarchy
-            pairs = [("memory.max", "memory.current")]
-            base = root
-            hybrid = os.path.join(root, "unified")  # systemd's hybrid layout mounts v2 there
-            if not os.path.exists(os.path.join(root, "cgroup.controllers")) and os.path.isdir(
-                hybrid
-            ):
-                base = hybrid
-        elif "memory" in controllers.split(","):
-            pairs = [("memory.limit_in_bytes", "memory.usage_in_bytes")]
-            base = os.path.join(root, "memory")
-        else:
-            continue
-        rel = path.strip("/")
-        while True:
-            directory = os.path.join(base, rel) if rel else base
-            for limit_name, usage_name in pairs:
-                limit = _read_int(os.path.join(directory, limit_name))
-                usage = _read_int(os.path.join(directory, usage_name))
-                if limit is not None and usage is not None and limit < _UNLIMITED:
-                    free = max(0, limit - usage)
-                    best = free if best is None else min(best, free)
-            if not rel:
-                break
-            rel = os.path.dirname(rel)
-    return best
 
 
 def fork_headroom(
