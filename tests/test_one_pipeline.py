@@ -106,7 +106,7 @@ def test_the_agent_runs_the_same_collector(tmp_path: Path) -> None:
             time.sleep(0.05)
         frame = agent.cmd_frame({"since": 0})
         assert len(frame["samples"]) >= 3
-        assert len(frame["samples"][0]) == 7  # seq, t, rss, vms, traced, blocks, malloc free
+        assert len(frame["samples"][0]) == 7  # seq, t, rss, vms, traced, blocks, malloc free (None)
         assert frame["census"]["total_objects"] > 0
     finally:
         agent.stop()

@@ -149,6 +149,7 @@ class Agent(AgentCommands):
             except Exception as exc:
                 self.collector.note_error(exc)
             rec.close()
+        self.collector.close()
         _forget(self)
 
     def after_fork_in_child(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
+import sys
 import threading
 import time
 import tracemalloc
@@ -139,6 +140,10 @@ class Collector:
         """Sample tracemalloc's traced total while it traces (without a tracer of ours)."""
         self.census_enabled = True
         """Count objects by type in the census step (off: signals and extra work only)."""
+        self.read_malloc = False
+        """Also read malloc's own accounting each sample (glibc mallinfo2, a few µs): the
+        profiler's triage uses the free bytes; the agent leaves it out (recordings have no
+        column for it, and a report from a recording says what the live one said)."""
         """Count objects by type in the census step (off: signals and extra work only)."""
         """Sample tracemalloc's traced total while it traces (without a tracer of ours)."""
         self.tracer = tracer
@@ -193,11 +198,15 @@ class Collector:
         self.next_sample_s = self.next_census_s = now
 
     def stop(self, join_s: float = 2.0) -> None:
+        """Stop the summaries, tracing and the GC hook; samples can still be read (the last
+        one of a recording) until close()."""
         self.summaries.cancel()  # a summary under way would only burn a core after the stop
         if self.tracer is not None:
             self.tracer.stop(join_s)
         if self.gc_monitor is not None:
             self.gc_monitor.uninstall()
+
+    def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -279,9 +288,11 @@ class Collector:
         if mode in ("continuous", "external") or (self.tracer is None and self.read_traced):
             traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
         blocks, free = 0, None
-        if self.in_process:
+        if self.in_process and self.read_malloc:
             allocator = read_allocator()
             blocks, free = allocator.allocated_blocks, allocator.malloc_free_bytes
+        elif self.in_process:
+            blocks = sys.getallocatedblocks()
         t = self.clock.time()
         with self.lock:
             self.seq += 1

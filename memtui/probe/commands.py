@@ -85,7 +85,7 @@ class AgentCommands:
     def cmd_hello(self, message: dict[str, Any]) -> Reply:
         capabilities = ["rss", "vms", "gc", "census", "allocated_blocks", "history"]
         capabilities += ["tracemalloc", "watch", "baseline", "report_data", "heap_dump"]
-        capabilities += ["recording", "markers", "heap_summary", "malloc_free"]
+        capabilities += ["recording", "markers", "heap_summary"]
         rec = self.recorder
         return {
             "version": protocol.PROTOCOL_VERSION,

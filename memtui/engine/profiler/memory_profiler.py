@@ -167,6 +167,7 @@ class MemoryProfiler(ProfilerQueries):
         self._collector.on_error = self._note_error
         self._collector.read_traced = self.enable_tracemalloc
         self._collector.census_enabled = self.enable_census
+        self._collector.read_malloc = True
         self._intake = FrameIntake(self.analysis, self.pid, self.trace_limit, self._clock.time)
         """Its frames, decoded and analysed the way a monitor does an agent's."""
         self._censuses_seen = 0
@@ -315,6 +316,7 @@ class MemoryProfiler(ProfilerQueries):
             self._state = "stopped"
             self._end_wall = self._clock.time()
             self._collector.stop()
+            self._collector.close()
             if self._started_tracing:
                 stop_tracing()
                 self._started_tracing = False
