@@ -1,4 +1,8 @@
-"""Provides `memtui run` and `memtui demo`: start a program with the agent already in it."""
+"""Provides `memtui run` and `memtui demo`: start a program with the agent already in it.
+
+The program is started first; the engine (numpy, the analysis) is imported only once its
+agent answered, while the program runs, and not at all for a program that ended before.
+"""
 
 from __future__ import annotations
 
@@ -100,7 +104,6 @@ def cmd_run(argv: Sequence[str]) -> int:
 def run_launched(command: list[str], args: argparse.Namespace) -> int:
     """Launch ``command`` with the agent, watch it (monitor or headless), pass its status on."""
     from memtui.remote.launcher import launch, stop_program
-    from memtui.remote.session import AgentSession
 
     monitor = wants_monitor(args)
     log_path = None
@@ -111,6 +114,8 @@ def run_launched(command: list[str], args: argparse.Namespace) -> int:
         if program.client is None:
             print(f"memtui: {program.agent_error}; the program runs unprofiled", file=sys.stderr)
             return program.process.wait()
+        from memtui.remote.session import AgentSession  # the engine: numpy, the analysis
+
         session = AgentSession(
             program.client, args.growth_threshold, args.alert_threshold, args.trace_limit
         )

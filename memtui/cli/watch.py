@@ -1,9 +1,12 @@
-"""Provides the watch of another process through its agent: session, monitor, report."""
+"""Provides the watch of another process through its agent: session, monitor, report.
+
+Imported by `memtui run` before its program starts: the engine, asyncio and the profiler are
+imported inside the functions that use them.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import sys
@@ -12,8 +15,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from memtui.cli.common import EXIT_TARGET_ENDED, gate, summary_line
-from memtui.cli.profiling import finish, profile_until_done, profiler_for
-from memtui.engine.report.writer import write_report
 
 if TYPE_CHECKING:
     from memtui.engine.monitor.frame import Source
@@ -71,6 +72,7 @@ def finish_session(
     session: AgentSession, args: argparse.Namespace, fleet: Fleet | None = None
 ) -> tuple[dict[str, Any], str]:
     from memtui.engine.report.json_report import add_processes, build_report
+    from memtui.engine.report.writer import write_report
 
     report = build_report(session.report_input())
     if fleet is not None:  # the pool: one entry per process seen, the root's sections kept
@@ -163,6 +165,10 @@ def watch_pid(pid: int, args: argparse.Namespace, fallback: bool) -> int:
         open_monitor(source, args, launched=False)
         return 0
     if session is None:
+        import asyncio
+
+        from memtui.cli.profiling import finish, profile_until_done, profiler_for
+
         profiler = profiler_for(args, pid)
         interrupted = asyncio.run(
             profile_until_done(profiler, None if args.monitor else args.duration)
