@@ -33,10 +33,19 @@ def watch_session(
 
     Returns True when a signal (Ctrl+C / SIGTERM) ended the watch.
     """
+    from memtui.remote.launcher import ExitWatch
+
     stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+    # A launched program's exit (or a signal) ends the wait at once: a short run does not
+    # wait out the poll interval.
+    exited = ExitWatch(program.pid) if program is not None else None
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+        if exited is not None:
+            exited.wake()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         while not stop.is_set():
@@ -50,10 +59,15 @@ def watch_session(
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            stop.wait(interval_s)
+            if exited is None:
+                stop.wait(interval_s)
+            else:
+                exited.wait(interval_s)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if exited is not None:
+            exited.close()
     return stop.is_set()
 
 

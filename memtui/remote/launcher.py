@@ -5,14 +5,17 @@ the environment's own sitecustomize, if any, (2) with ``MEMTUI_CHILDREN=1`` (the
 `memtui run`) stays on PYTHONPATH so that exec'ed Python children start their own agent too
 (forked children restart theirs, see memtui.probe.agent.follow_forks), otherwise removes
 itself so that children are not profiled by accident, and (3) puts the standard-library-only
-probe zip at the END of sys.path and starts the agent. Nothing is installed into the
+probe zip (with bytecode, cached in /tmp/memtui-UID/probe, see memtui.remote.probe_zip) at the
+END of sys.path and starts the agent. Nothing is installed into the
 program's environment. A program started with -I/-E/-S skips sitecustomize: the launcher then
 reports that the agent did not start, and the caller may attach instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -24,7 +27,7 @@ from typing import IO
 
 from memtui.errors import TargetProcessError, UsageError
 from memtui.remote.client import AgentClient, AgentUnavailable, find_socket
-from memtui.remote.probe_zip import build_probe_zip
+from memtui.remote.probe_zip import build_probe_zip, cached_probe_zip
 
 AGENT_START_TIMEOUT_S: float = 15.0
 
@@ -155,9 +158,11 @@ def launch(
     try:
         with open(os.path.join(bootstrap_dir, "sitecustomize.py"), "w", encoding="utf-8") as f:
             f.write(_SITECUSTOMIZE)
-        # Bytecode inside: the program does not compile the agent at every start; no fsync:
-        # the directory lives only as long as the run.
-        probe_zip = build_probe_zip(bootstrap_dir, bytecode=True, durable=False)
+        # Bytecode inside, so the program does not compile the agent at every start: the
+        # user's cached zip, else one of this run's own (no fsync: it lives as long as the run).
+        probe_zip = cached_probe_zip() or build_probe_zip(
+            bootstrap_dir, bytecode=True, durable=False
+        )
         env = agent_environment(os.environ, bootstrap_dir, probe_zip, options or {})
         log_file = open(log_path, "ab") if log_path else None  # noqa: SIM115 - kept open
         try:
@@ -181,7 +186,48 @@ AGENT_POLL_GROWTH: float = 1.1
 AGENT_POLL_MAX_S: float = 0.05
 """The wait for the agent's socket (a stat or two) looks again after 2 ms, then backs off by
 10% a look to 50 ms (10 ms at ~0.1 s, 50 ms from ~0.5 s): an agent that is up in ~0.1 s is
-found within a few ms, one that takes long costs few looks."""
+found within a few ms, one that takes long costs few looks. The program's exit ends the wait
+at once (ExitWatch), not at the next look."""
+
+
+class ExitWatch:
+    """Waits that end as soon as a process exits or ``wake()`` is called, without polling.
+
+    Uses a pidfd (Linux 5.3+) and a self-pipe that ``wake()`` (safe in a signal handler)
+    writes to; where there is no pidfd, a wait returns at its timeout as a sleep would.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._pidfd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # no pidfd here, or already reaped
+            self._pidfd = os.pidfd_open(pid)
+
+    def wait(self, timeout_s: float) -> None:
+        """Return after ``timeout_s``, or at once when the process has exited or was woken."""
+        fds = [self._read] if self._pidfd is None else [self._read, self._pidfd]
+        ready, _, _ = select.select(fds, [], [], max(0.0, timeout_s))
+        if self._read in ready:
+            with contextlib.suppress(OSError):
+                os.read(self._read, 512)
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):  # a full pipe is already a wake-up
+            os.write(self._write, b"\0")
+
+    def close(self) -> None:
+        for fd in (self._read, self._write, self._pidfd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._pidfd = None
+
+    def __enter__(self) -> ExitWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _wait_for_agent(
@@ -189,20 +235,21 @@ def _wait_for_agent(
 ) -> tuple[AgentClient | None, str]:
     deadline = time.monotonic() + timeout_s
     pause = AGENT_POLL_FIRST_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return (
-                None,
-                f"the program exited (status {process.returncode}) before its agent answered",
-            )
-        path = find_socket(process.pid)
-        if path is not None:
-            try:
-                return AgentClient(path), ""
-            except AgentUnavailable:
-                pass  # the socket exists but is not listening yet
-        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(pause * AGENT_POLL_GROWTH, AGENT_POLL_MAX_S)
+    with ExitWatch(process.pid) as exited:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                return (
+                    None,
+                    f"the program exited (status {process.returncode}) before its agent answered",
+                )
+            path = find_socket(process.pid)
+            if path is not None:
+                try:
+                    return AgentClient(path), ""
+                except AgentUnavailable:
+                    pass  # the socket exists but is not listening yet
+            exited.wait(min(pause, deadline - time.monotonic()))
+            pause = min(pause * AGENT_POLL_GROWTH, AGENT_POLL_MAX_S)
     return None, (
         f"no agent answered within {timeout_s:.0f} s (was the program started with -I, -E or -S, "
         "or is it not a Python program?)"

@@ -7,6 +7,10 @@ unchecked hash-based ones (the zip holds sources and code written at once), thei
 objects named after their place in the zip (tracebacks, and the tracer's filter of its own
 frames, read ``co_filename``). A target of another Python version finds another magic number
 in them, which zipimport skips for the source.
+
+cached_probe_zip() keeps that zip in the user's private directory (``/tmp/memtui-UID/probe``),
+built once per probe source and reused by every later run: compressing and renaming the code
+at every start cost the monitor ~60 ms on a busy core.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import importlib.util
 import io
 import marshal
 import os
+import stat
 import sys
+import time
 import zipfile
 from pathlib import Path
 from types import CodeType
@@ -26,6 +32,13 @@ from types import CodeType
 import memtui
 
 ZIP_PREFIX = "memtui-probe-"
+CACHE_SUBDIR = "probe"
+"""Under the socket directory: out of the way of detach, which removes the zips beside the
+sockets once no agent remains."""
+CACHE_KEEP = 16
+CACHE_MAX_AGE_S = 86400.0
+"""Zips of other sources (other versions, edits) beyond the newest CACHE_KEEP are removed once
+unused for a day (a long run's exec'ed children may still need theirs)."""
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the same bytes
 _UNCHECKED_HASH = (0b01).to_bytes(4, "little")
 """pyc flags: hash-based, never checked against the source beside it."""
@@ -91,6 +104,11 @@ def _digest(sources: list[tuple[str, bytes]]) -> str:
     return digest.hexdigest()[:12]
 
 
+def _zip_name(sources: list[tuple[str, bytes]], bytecode: bool) -> str:
+    tag = f"-{sys.implementation.cache_tag}" if bytecode and sys.implementation.cache_tag else ""
+    return f"{ZIP_PREFIX}{memtui.__version__}-{_digest(sources)}{tag}.zip"
+
+
 def probe_zip_bytes(zip_path: str | None = None) -> tuple[bytes, str]:
     """The zip's bytes and the hex digest (first 12 digits) of its sources.
 
@@ -141,9 +159,7 @@ def build_probe_zip(
     """
     paths = _source_paths()
     sources = [(name, p.read_bytes()) for name, p in paths]
-    tag = f"-{sys.implementation.cache_tag}" if bytecode and sys.implementation.cache_tag else ""
-    name = f"{ZIP_PREFIX}{memtui.__version__}-{_digest(sources)}{tag}.zip"
-    path = os.path.join(dest_dir, name)
+    path = os.path.join(dest_dir, _zip_name(sources, bytecode))
     data = _zip_bytes(sources, paths, path if bytecode else None)
     with contextlib.suppress(OSError), open(path, "rb") as existing:
         if existing.read() == data:
@@ -164,3 +180,66 @@ def build_probe_zip(
             os.unlink(tmp)
         raise
     return path
+
+
+def cached_probe_zip(cache_dir: str | None = None) -> str | None:
+    """The probe zip with bytecode in the user's private cache, built there if missing.
+
+    Args:
+        cache_dir: the cache (default ``/tmp/memtui-UID/probe``); it and its parent are made
+            0700, and refused when not ours and private.
+
+    Returns:
+        The zip's path, or None when no private cache can be had (the caller then builds a
+        zip of its own).
+    """
+    from memtui.probe.protocol import socket_dir
+    from memtui.probe.server import AgentError, check_dir
+
+    if cache_dir is None:
+        cache_dir = os.path.join(socket_dir(), CACHE_SUBDIR)
+    try:
+        check_dir(os.path.dirname(cache_dir))
+        check_dir(cache_dir)
+    except AgentError:
+        return None
+    sources = [(name, p.read_bytes()) for name, p in _source_paths()]
+    path = os.path.join(cache_dir, _zip_name(sources, bytecode=True))
+    if _usable(path):
+        with contextlib.suppress(OSError):
+            os.utime(path)  # in use: kept by _evict, and by /tmp's own ageing
+        return path
+    try:
+        path = build_probe_zip(cache_dir, bytecode=True)
+    except OSError:
+        return None
+    _evict(cache_dir, keep=os.path.basename(path))
+    return path
+
+
+def _usable(path: str) -> bool:
+    """A zip we wrote (renamed into place whole): a regular file of ours that reads as a zip."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        return False
+    return zipfile.is_zipfile(path)
+
+
+def _evict(cache_dir: str, keep: str) -> None:
+    try:
+        names = [n for n in os.listdir(cache_dir) if n.startswith(ZIP_PREFIX) and n != keep]
+    except OSError:
+        return
+    aged: list[tuple[float, str]] = []
+    for name in names:
+        with contextlib.suppress(OSError):
+            aged.append((os.lstat(os.path.join(cache_dir, name)).st_mtime, name))
+    aged.sort(reverse=True)
+    now = time.time()
+    for mtime, name in aged[CACHE_KEEP - 1 :]:
+        if now - mtime > CACHE_MAX_AGE_S:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(cache_dir, name))
