@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from memtui.errors import TargetProcessError, UsageError
-from memtui.remote.client import AgentClient, AgentUnavailable, find_socket
+from memtui.remote.client import AgentClient, AgentNotAnswering, AgentUnavailable, find_socket
 from memtui.remote.probe_zip import build_probe_zip, cached_probe_zip
 
 AGENT_START_TIMEOUT_S: float = 15.0
@@ -190,6 +190,24 @@ found within a few ms, one that takes long costs few looks. The program's exit e
 at once (ExitWatch), not at the next look."""
 
 
+def _connect(path: str) -> AgentClient | None:
+    """A client of the agent at ``path`` once it answers a first frame; None while it does
+    not listen yet, or when it went away after its hello: a program that ends as it starts
+    (``python -c pass``) stops its agent at exit, and nothing was watched."""
+    try:
+        client = AgentClient(path)
+    except AgentUnavailable:
+        return None  # the socket exists but is not listening yet
+    try:
+        client.request("frame", since=0, summary_seq=0)  # read-only: the session asks again
+    except AgentNotAnswering:
+        return client  # alive but busy (a C call holding the GIL): the session copes
+    except AgentUnavailable:
+        client.close()
+        return None
+    return client
+
+
 class ExitWatch:
     """Waits that end as soon as a process exits or ``wake()`` is called, without polling.
 
@@ -244,10 +262,9 @@ def _wait_for_agent(
                 )
             path = find_socket(process.pid)
             if path is not None:
-                try:
-                    return AgentClient(path), ""
-                except AgentUnavailable:
-                    pass  # the socket exists but is not listening yet
+                client = _connect(path)
+                if client is not None:
+                    return client, ""
             exited.wait(min(pause, deadline - time.monotonic()))
             pause = min(pause * AGENT_POLL_GROWTH, AGENT_POLL_MAX_S)
     return None, (
