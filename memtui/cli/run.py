@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -110,6 +111,7 @@ def run_launched(command: list[str], args: argparse.Namespace) -> int:
     if monitor:
         log_path = os.path.abspath(os.path.join(args.out_dir, f"memtui-run-{os.getpid()}.log"))
     program = launch(command, options=agent_options(args), log_path=log_path)
+    answered = time.monotonic()  # --duration counts from here, not from the engine's import
     try:
         if program.client is None:
             print(f"memtui: {program.agent_error}; the program runs unprofiled", file=sys.stderr)
@@ -141,9 +143,12 @@ def run_launched(command: list[str], args: argparse.Namespace) -> int:
             return 0
         fleet = fleet_for(session, args)
         watched: AgentSession | Fleet = session if fleet is None else fleet
+        duration = None if args.monitor or args.duration is None else args.duration
+        if duration is not None:
+            duration = max(0.0, duration - (time.monotonic() - answered))
         interrupted = watch_session(
             watched,
-            None if args.monitor else args.duration,
+            duration,
             min(args.sample_interval, 1.0),
             program,
         )

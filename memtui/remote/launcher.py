@@ -22,8 +22,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, NamedTuple
 
 from memtui.errors import TargetProcessError, UsageError
 from memtui.remote.client import AgentClient, AgentNotAnswering, AgentUnavailable, find_socket
@@ -101,17 +100,33 @@ except Exception as _exc:  # never stop the program because memtui could not sta
 '''
 
 
-@dataclass
 class LaunchedProgram:
-    """A program started by `memtui run`, with its agent (when it came up)."""
+    """A program started by `memtui run`, with its agent (when it came up).
 
-    process: subprocess.Popen[bytes]
-    bootstrap_dir: str
-    command: list[str]
-    log_path: str | None = None
-    client: AgentClient | None = None
-    agent_error: str = ""
-    _log_file: IO[bytes] | None = field(default=None, repr=False)
+    A plain class, not a dataclass: `memtui run` imports this module before its program
+    starts, and dataclasses (with inspect) is ~10 ms of every run's fixed cost.
+    """
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        bootstrap_dir: str,
+        command: list[str],
+        log_path: str | None = None,
+        client: AgentClient | None = None,
+        agent_error: str = "",
+        _log_file: IO[bytes] | None = None,
+    ) -> None:
+        self.process = process
+        self.bootstrap_dir = bootstrap_dir
+        self.command = command
+        self.log_path = log_path
+        self.client = client
+        self.agent_error = agent_error
+        self._log_file = _log_file
+
+    def __repr__(self) -> str:
+        return f"LaunchedProgram(pid={self.pid}, command={self.command!r})"
 
     @property
     def pid(self) -> int:
@@ -276,8 +291,7 @@ def _wait_for_agent(
 STOP_GRACE_S: float = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class StopResult:
+class StopResult(NamedTuple):
     """How a program that memtui stopped ended: its status and the last signal memtui sent."""
 
     returncode: int

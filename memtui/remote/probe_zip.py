@@ -17,19 +17,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.machinery
-import importlib.util
 import io
 import marshal
 import os
 import stat
 import sys
 import time
-import zipfile
 from pathlib import Path
 from types import CodeType
+from typing import TYPE_CHECKING
 
 import memtui
+
+if TYPE_CHECKING:
+    import zipfile
 
 ZIP_PREFIX = "memtui-probe-"
 CACHE_SUBDIR = "probe"
@@ -64,6 +65,8 @@ def _renamed(code: CodeType, filename: str) -> CodeType:
 def _code(path: Path, source: bytes) -> CodeType:
     """The module's code: the package's own cached bytecode when importlib finds it fresh
     (as an import would; reading it is ~50x cheaper than compiling), else compiled here."""
+    import importlib.machinery
+
     loader = importlib.machinery.SourceFileLoader(path.stem, str(path))
     code: CodeType | None
     try:
@@ -79,6 +82,8 @@ def pyc_bytes(path: Path, source: bytes, filename: str) -> bytes | None:
     """The pyc of ``source`` (read from ``path``) as if compiled at ``filename``; None when
     this interpreter keeps no bytecode or the source does not compile (the target then
     compiles it and reports the error itself)."""
+    import importlib.util
+
     if sys.implementation.cache_tag is None:
         return None
     try:
@@ -90,6 +95,8 @@ def pyc_bytes(path: Path, source: bytes, filename: str) -> bytes | None:
 
 
 def _entry(archive: zipfile.ZipFile, name: str, data: bytes, compress: int) -> None:
+    import zipfile
+
     info = zipfile.ZipInfo(name, date_time=_EPOCH)
     info.external_attr = 0o644 << 16
     info.compress_type = compress
@@ -123,6 +130,8 @@ def probe_zip_bytes(zip_path: str | None = None) -> tuple[bytes, str]:
 def _zip_bytes(
     sources: list[tuple[str, bytes]], paths: list[tuple[str, Path]], zip_path: str | None
 ) -> bytes:
+    import zipfile  # here: a run that reuses the cached zip never needs it
+
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for (name, data), (_, path) in zip(sources, paths, strict=True):
@@ -217,15 +226,22 @@ def cached_probe_zip(cache_dir: str | None = None) -> str | None:
     return path
 
 
+_END_RECORD = b"PK\x05\x06"
+"""A zip's end-of-central-directory record: the last 22 bytes of ours (they have no comment)."""
+
+
 def _usable(path: str) -> bool:
-    """A zip we wrote (renamed into place whole): a regular file of ours that reads as a zip."""
+    """A zip we wrote (renamed into place whole): a regular file of ours that ends as a zip
+    does (checked by hand: zipfile is not imported on this path, once per run)."""
     try:
         st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_size < 22:
+            return False
+        with open(path, "rb") as f:
+            f.seek(-22, os.SEEK_END)
+            return f.read(4) == _END_RECORD
     except OSError:
         return False
-    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
-        return False
-    return zipfile.is_zipfile(path)
 
 
 def _evict(cache_dir: str, keep: str) -> None:
