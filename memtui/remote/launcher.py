@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO, NamedTuple
 
 from memtui.errors import TargetProcessError, UsageError
+from memtui.probe.protocol import PROTOCOL_VERSION
 from memtui.remote.client import AgentClient, AgentNotAnswering, AgentUnavailable, find_socket
 from memtui.remote.probe_zip import build_probe_zip, cached_probe_zip
 
@@ -205,22 +206,42 @@ found within a few ms, one that takes long costs few looks. The program's exit e
 at once (ExitWatch), not at the next look."""
 
 
-def _connect(path: str) -> AgentClient | None:
-    """A client of the agent at ``path`` once it answers a first frame; None while it does
-    not listen yet, or when it went away after its hello: a program that ends as it starts
-    (``python -c pass``) stops its agent at exit, and nothing was watched."""
+def _connect(pid: int) -> AgentClient | None:
+    """A connection to ``pid``'s agent once its socket listens (its hello answered), or None."""
+    path = find_socket(pid)
+    if path is None:
+        return None
     try:
-        client = AgentClient(path)
+        return AgentClient(path)
     except AgentUnavailable:
         return None  # the socket exists but is not listening yet
+
+
+AGENT_SETTLE_S: float = 1.0
+"""How long an agent that answers may take to take its first sample (the end of its start)
+before it is taken as it is."""
+
+
+def _ready(client: AgentClient, settled: bool) -> str:
+    """Whether the agent behind ``client`` has finished starting: "ready", "starting" or
+    "gone".
+
+    An agent listens before it has finished starting (its recording, its collector), so a
+    quick look can get a hello that says "no recording" of a run that records. Its first
+    sample ends its start: from then on a fresh hello tells the truth. An agent that went
+    away after its hello belongs to a program that ends as it starts (``python -c pass``
+    stops its agent at exit): nothing was watched. Frames and hellos are read-only.
+    """
     try:
-        client.request("frame", since=0, summary_seq=0)  # read-only: the session asks again
+        frame = client.request("frame", since=0, summary_seq=0)
+        if int(frame.get("seq", 0)) < 1 and not settled:
+            return "starting"
+        client.hello = client.request("hello", version=PROTOCOL_VERSION)
     except AgentNotAnswering:
-        return client  # alive but busy (a C call holding the GIL): the session copes
+        return "ready"  # alive but busy (a C call holding the GIL): the session copes
     except AgentUnavailable:
-        client.close()
-        return None
-    return client
+        return "gone"
+    return "ready"
 
 
 class ExitWatch:
@@ -268,20 +289,31 @@ def _wait_for_agent(
 ) -> tuple[AgentClient | None, str]:
     deadline = time.monotonic() + timeout_s
     pause = AGENT_POLL_FIRST_S
+    client: AgentClient | None = None
+    answered_at = 0.0
     with ExitWatch(process.pid) as exited:
         while time.monotonic() < deadline:
             if process.poll() is not None:
+                if client is not None:
+                    client.close()
                 return (
                     None,
                     f"the program exited (status {process.returncode}) before its agent answered",
                 )
-            path = find_socket(process.pid)
-            if path is not None:
-                client = _connect(path)
-                if client is not None:
+            if client is None:
+                client = _connect(process.pid)
+                answered_at = time.monotonic()
+            if client is not None:
+                state = _ready(client, time.monotonic() - answered_at >= AGENT_SETTLE_S)
+                if state == "ready":
                     return client, ""
+                if state == "gone":
+                    client.close()
+                    client = None
             exited.wait(min(pause, deadline - time.monotonic()))
             pause = min(pause * AGENT_POLL_GROWTH, AGENT_POLL_MAX_S)
+    if client is not None:
+        client.close()
     return None, (
         f"no agent answered within {timeout_s:.0f} s (was the program started with -I, -E or -S, "
         "or is it not a Python program?)"
