@@ -54,11 +54,15 @@ class Runs:
     stderr_lines: list[str] = field(default_factory=list)
 
 
-def timed(argv: Sequence[str], env: Mapping[str, str], stderr_path: str) -> tuple[float, float]:
+def timed(
+    argv: Sequence[str], env: Mapping[str, str], stderr_path: str, cwd: str
+) -> tuple[float, float]:
     """(wall s, CPU s of the whole tree) of one run; its stdout is dropped."""
     with open(stderr_path, "wb") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(list(argv), env=dict(env), stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            list(argv), env=dict(env), cwd=cwd, stdout=subprocess.DEVNULL, stderr=err
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -155,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if round_no % 2:
                 order.reverse()
             for r in order:
-                wall, cpu = timed(r.argv, r.env, err_path)
+                # In the work directory: `-m memtui` then runs the memtui on PYTHONPATH (or
+                # installed), never a checkout that happens to be the current directory.
+                wall, cpu = timed(r.argv, r.env, err_path, work_dir)
                 if round_no < args.warmup:
                     continue
                 r.wall.append(wall)

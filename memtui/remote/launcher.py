@@ -6,9 +6,10 @@ the environment's own sitecustomize, if any, (2) with ``MEMTUI_CHILDREN=1`` (the
 (forked children restart theirs, see memtui.probe.agent.follow_forks), otherwise removes
 itself so that children are not profiled by accident, and (3) puts the standard-library-only
 probe zip (with bytecode, cached in /tmp/memtui-UID/probe, see memtui.remote.probe_zip) at the
-END of sys.path and starts the agent. Nothing is installed into the
-program's environment. A program started with -I/-E/-S skips sitecustomize: the launcher then
-reports that the agent did not start, and the caller may attach instead.
+END of sys.path and starts the agent. Nothing is installed into the program's environment.
+A program started with -I/-E/-S skips sitecustomize: the launcher then reports that the agent
+did not start, and the caller may attach instead. The launcher waits for the agent without
+fixed sleeps: looks with backoff, and the program's exit ends the wait at once.
 """
 
 from __future__ import annotations
