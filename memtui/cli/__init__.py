@@ -2,7 +2,9 @@
 
 ``memtui`` with no subcommand profiles (memtui.cli.profile); ``memtui run``, ``demo``,
 ``attach``, ``detach``, ``heapdump``, ``analyze``, ``report`` and ``exporter`` each have their
-own module, sharing the parser, flags, exit codes and CI gate of memtui.cli.common.
+own module, sharing the parser, flags, exit codes and CI gate of memtui.cli.common. Only the
+subcommand asked for is imported: `memtui run` must not pay for attach's or the profiler's
+imports before the program starts.
 """
 
 from __future__ import annotations
@@ -10,27 +12,77 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from memtui.cli.analyze import cmd_analyze
-from memtui.cli.attach import cmd_attach, cmd_detach
 from memtui.cli.common import EXIT_INCONCLUSIVE, EXIT_LEAK, EXIT_TARGET_ENDED
-from memtui.cli.exporter import cmd_exporter
-from memtui.cli.heapdump import cmd_heapdump
-from memtui.cli.profile import cmd_profile
-from memtui.cli.report import cmd_report
-from memtui.cli.run import cmd_demo, cmd_run
 from memtui.errors import MemtuiError
 
 __all__ = ["EXIT_INCONCLUSIVE", "EXIT_LEAK", "EXIT_TARGET_ENDED", "main"]
 
-_SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
-    "exporter": cmd_exporter,
-    "analyze": cmd_analyze,
-    "demo": cmd_demo,
-    "run": cmd_run,
-    "attach": cmd_attach,
-    "detach": cmd_detach,
-    "heapdump": cmd_heapdump,
-    "report": cmd_report,
+Command = Callable[[Sequence[str]], int]
+
+
+def _exporter() -> Command:
+    from memtui.cli.exporter import cmd_exporter
+
+    return cmd_exporter
+
+
+def _analyze() -> Command:
+    from memtui.cli.analyze import cmd_analyze
+
+    return cmd_analyze
+
+
+def _demo() -> Command:
+    from memtui.cli.run import cmd_demo
+
+    return cmd_demo
+
+
+def _run() -> Command:
+    from memtui.cli.run import cmd_run
+
+    return cmd_run
+
+
+def _attach() -> Command:
+    from memtui.cli.attach import cmd_attach
+
+    return cmd_attach
+
+
+def _detach() -> Command:
+    from memtui.cli.attach import cmd_detach
+
+    return cmd_detach
+
+
+def _heapdump() -> Command:
+    from memtui.cli.heapdump import cmd_heapdump
+
+    return cmd_heapdump
+
+
+def _report() -> Command:
+    from memtui.cli.report import cmd_report
+
+    return cmd_report
+
+
+def _profile() -> Command:
+    from memtui.cli.profile import cmd_profile
+
+    return cmd_profile
+
+
+_SUBCOMMANDS: dict[str, Callable[[], Command]] = {
+    "exporter": _exporter,
+    "analyze": _analyze,
+    "demo": _demo,
+    "run": _run,
+    "attach": _attach,
+    "detach": _detach,
+    "heapdump": _heapdump,
+    "report": _report,
 }
 
 
@@ -39,8 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] in _SUBCOMMANDS:
-            return _SUBCOMMANDS[args[0]](args[1:])
-        return cmd_profile(args)
+            return _SUBCOMMANDS[args[0]]()(args[1:])
+        return _profile()(args)
     except MemtuiError as exc:
         print(f"memtui: {exc}", file=sys.stderr)
         return exc.exit_code

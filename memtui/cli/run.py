@@ -1,12 +1,18 @@
-"""Provides `memtui run` and `memtui demo`: start a program with the agent already in it."""
+"""Provides `memtui run` and `memtui demo`: start a program with the agent already in it.
+
+The program is started first; the engine (numpy, the analysis) is imported only once its
+agent answered, while the program runs, and not at all for a program that ended before.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import threading
+import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from memtui.cli.common import (
     Parser,
@@ -21,6 +27,7 @@ from memtui.errors import UsageError
 
 if TYPE_CHECKING:
     from memtui.engine.monitor.frame import Source
+    from memtui.remote.client import AgentClient
     from memtui.remote.fleet import Fleet
     from memtui.remote.session import AgentSession
 
@@ -100,20 +107,29 @@ def cmd_run(argv: Sequence[str]) -> int:
 def run_launched(command: list[str], args: argparse.Namespace) -> int:
     """Launch ``command`` with the agent, watch it (monitor or headless), pass its status on."""
     from memtui.remote.launcher import launch, stop_program
-    from memtui.remote.session import AgentSession
 
     monitor = wants_monitor(args)
     log_path = None
     if monitor:
         log_path = os.path.abspath(os.path.join(args.out_dir, f"memtui-run-{os.getpid()}.log"))
     program = launch(command, options=agent_options(args), log_path=log_path)
+    answered = time.monotonic()  # --duration counts from here, not from the engine's import
     try:
         if program.client is None:
             print(f"memtui: {program.agent_error}; the program runs unprofiled", file=sys.stderr)
             return program.process.wait()
+        # The engine (numpy, the analysis) is imported now, while the program runs; its
+        # frames are pulled meanwhile, or a short program could end with its samples unseen.
+        early = EarlyFrames(program.client, min(args.sample_interval, 1.0))
+        try:
+            from memtui.remote.session import AgentSession
+        finally:
+            frames = early.stop()
         session = AgentSession(
             program.client, args.growth_threshold, args.alert_threshold, args.trace_limit
         )
+        for frame in frames:  # as the first polls would have applied them, in order
+            session.apply_frame(frame)
         if args.record and session.recording_path is None:
             print(
                 f"memtui: the agent could not record to {args.record} (see the agent's errors); "
@@ -136,9 +152,12 @@ def run_launched(command: list[str], args: argparse.Namespace) -> int:
             return 0
         fleet = fleet_for(session, args)
         watched: AgentSession | Fleet = session if fleet is None else fleet
+        duration = None if args.monitor or args.duration is None else args.duration
+        if duration is not None:
+            duration = max(0.0, duration - (time.monotonic() - answered))
         interrupted = watch_session(
             watched,
-            None if args.monitor else args.duration,
+            duration,
             min(args.sample_interval, 1.0),
             program,
         )
@@ -164,6 +183,46 @@ def run_launched(command: list[str], args: argparse.Namespace) -> int:
         return exit_status(status)
     finally:
         program.cleanup()
+
+
+class EarlyFrames:
+    """Pulls an agent's frames in a thread while the caller imports the engine.
+
+    The same requests the session's polls make (``since`` the last sequence number, every
+    ``interval_s``), kept raw for the session to apply in order: what the analysis sees does
+    not change, only when it is decoded. Ends when stopped or when the agent goes away.
+    """
+
+    def __init__(self, client: AgentClient, interval_s: float) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self._client = client
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pull, name="memtui-early-frames", daemon=True)
+        self._thread.start()
+
+    def _pull(self) -> None:
+        from memtui.remote.client import AgentNotAnswering, AgentUnavailable
+
+        since = 0
+        while not self._stop.is_set():
+            try:
+                frame = self._client.request("frame", since=since, summary_seq=0)
+            except AgentNotAnswering:
+                self._client.close()  # a late reply must not answer the session's request:
+                return  # its poll fails, and the session reconnects as it always does
+            except AgentUnavailable:
+                return  # the program ended (or detached): the session finds out on its poll
+            self.frames.append(frame)
+            seq = frame.get("seq")
+            since = seq if isinstance(seq, int) else since
+            self._stop.wait(self._interval_s)
+
+    def stop(self) -> list[dict[str, Any]]:
+        """Stop pulling (after a request under way) and return the frames, oldest first."""
+        self._stop.set()
+        self._thread.join()
+        return self.frames
 
 
 def exit_status(returncode: int) -> int:

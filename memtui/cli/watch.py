@@ -1,9 +1,12 @@
-"""Provides the watch of another process through its agent: session, monitor, report."""
+"""Provides the watch of another process through its agent: session, monitor, report.
+
+Imported by `memtui run` before its program starts: the engine, asyncio and the profiler are
+imported inside the functions that use them.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import signal
 import sys
@@ -12,8 +15,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from memtui.cli.common import EXIT_TARGET_ENDED, gate, summary_line
-from memtui.cli.profiling import finish, profile_until_done, profiler_for
-from memtui.engine.report.writer import write_report
 
 if TYPE_CHECKING:
     from memtui.engine.monitor.frame import Source
@@ -32,10 +33,19 @@ def watch_session(
 
     Returns True when a signal (Ctrl+C / SIGTERM) ended the watch.
     """
+    from memtui.remote.launcher import ExitWatch
+
     stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+    # A launched program's exit (or a signal) ends the wait at once: a short run does not
+    # wait out the poll interval.
+    exited = ExitWatch(program.pid) if program is not None else None
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+        if exited is not None:
+            exited.wake()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
         while not stop.is_set():
@@ -49,10 +59,15 @@ def watch_session(
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            stop.wait(interval_s)
+            if exited is None:
+                stop.wait(interval_s)
+            else:
+                exited.wait(interval_s)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if exited is not None:
+            exited.close()
     return stop.is_set()
 
 
@@ -71,6 +86,7 @@ def finish_session(
     session: AgentSession, args: argparse.Namespace, fleet: Fleet | None = None
 ) -> tuple[dict[str, Any], str]:
     from memtui.engine.report.json_report import add_processes, build_report
+    from memtui.engine.report.writer import write_report
 
     report = build_report(session.report_input())
     if fleet is not None:  # the pool: one entry per process seen, the root's sections kept
@@ -163,6 +179,10 @@ def watch_pid(pid: int, args: argparse.Namespace, fallback: bool) -> int:
         open_monitor(source, args, launched=False)
         return 0
     if session is None:
+        import asyncio
+
+        from memtui.cli.profiling import finish, profile_until_done, profiler_for
+
         profiler = profiler_for(args, pid)
         interrupted = asyncio.run(
             profile_until_done(profiler, None if args.monitor else args.duration)

@@ -48,7 +48,6 @@ def _find_mallinfo2() -> Callable[[], Any] | None:
     """Bind glibc's mallinfo2 (2.33+) through ctypes; None on musl, macOS or older glibc."""
     try:
         import ctypes
-        import ctypes.util
     except Exception:  # ctypes may be missing from stripped-down Pythons
         return None
 
@@ -77,6 +76,8 @@ def _find_mallinfo2() -> Callable[[], Any] | None:
     except OSError:
         pass
     try:
+        import ctypes.util  # here: it imports subprocess and shutil, ~20 ms of every start
+
         path = ctypes.util.find_library("c")
         return bind(ctypes.CDLL(path)) if path else None
     except Exception:

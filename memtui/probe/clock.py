@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from typing import Protocol
@@ -46,6 +45,8 @@ class SystemClock:
         return stop.wait(max(0.0, seconds))
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio  # here, not at the top: the agent in every target must not pay for it
+
         await asyncio.sleep(max(0.0, seconds))
 
 
@@ -86,5 +87,7 @@ class FakeClock:
             return stop.is_set()
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio  # a coroutine's caller has imported it already
+
         self.advance(seconds)
         await asyncio.sleep(0)

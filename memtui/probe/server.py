@@ -118,6 +118,8 @@ class AgentServer:
             conns = list(self._conns)
         self._stop.set()
         if self._listener is not None:
+            with contextlib.suppress(OSError):  # wakes the accept thread now (Linux), not at
+                self._listener.shutdown(socket.SHUT_RDWR)  # its timeout: a quick exit
             self._listener.close()
         with contextlib.suppress(OSError):  # already gone
             if self.pid == os.getpid() and os.stat(self.sock_path).st_ino == self._sock_ino:

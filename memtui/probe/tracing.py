@@ -15,9 +15,7 @@ import contextlib
 import json
 import os
 import re
-import subprocess
 import sys
-import tempfile
 import tracemalloc
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -244,6 +242,9 @@ def _aggregate_in_child(
     snapshot: tracemalloc.Snapshot, work_dir: str | None
 ) -> dict[TraceKey, tuple[int, int]] | None:
     """Dump and aggregate in a child interpreter; None when that is impossible here."""
+    import subprocess  # here: only large traces come this way, every agent imports tracing
+    import tempfile
+
     fd, path = tempfile.mkstemp(prefix="memtui-snap-", suffix=".tracemalloc", dir=work_dir)
     os.close(fd)
     try:

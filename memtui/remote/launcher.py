@@ -5,26 +5,30 @@ the environment's own sitecustomize, if any, (2) with ``MEMTUI_CHILDREN=1`` (the
 `memtui run`) stays on PYTHONPATH so that exec'ed Python children start their own agent too
 (forked children restart theirs, see memtui.probe.agent.follow_forks), otherwise removes
 itself so that children are not profiled by accident, and (3) puts the standard-library-only
-probe zip at the END of sys.path and starts the agent. Nothing is installed into the
-program's environment. A program started with -I/-E/-S skips sitecustomize: the launcher then
-reports that the agent did not start, and the caller may attach instead.
+probe zip (with bytecode, cached in /tmp/memtui-UID/probe, see memtui.remote.probe_zip) at the
+END of sys.path and starts the agent. Nothing is installed into the program's environment.
+A program started with -I/-E/-S skips sitecustomize: the launcher then reports that the agent
+did not start, and the caller may attach instead. The launcher waits for the agent without
+fixed sleeps: looks with backoff, and the program's exit ends the wait at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, NamedTuple
 
 from memtui.errors import TargetProcessError, UsageError
-from memtui.remote.client import AgentClient, AgentUnavailable, find_socket
-from memtui.remote.probe_zip import build_probe_zip
+from memtui.probe.protocol import PROTOCOL_VERSION
+from memtui.remote.client import AgentClient, AgentNotAnswering, AgentUnavailable, find_socket
+from memtui.remote.probe_zip import build_probe_zip, cached_probe_zip
 
 AGENT_START_TIMEOUT_S: float = 15.0
 
@@ -98,17 +102,33 @@ except Exception as _exc:  # never stop the program because memtui could not sta
 '''
 
 
-@dataclass
 class LaunchedProgram:
-    """A program started by `memtui run`, with its agent (when it came up)."""
+    """A program started by `memtui run`, with its agent (when it came up).
 
-    process: subprocess.Popen[bytes]
-    bootstrap_dir: str
-    command: list[str]
-    log_path: str | None = None
-    client: AgentClient | None = None
-    agent_error: str = ""
-    _log_file: IO[bytes] | None = field(default=None, repr=False)
+    A plain class, not a dataclass: `memtui run` imports this module before its program
+    starts, and dataclasses (with inspect) is ~10 ms of every run's fixed cost.
+    """
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        bootstrap_dir: str,
+        command: list[str],
+        log_path: str | None = None,
+        client: AgentClient | None = None,
+        agent_error: str = "",
+        _log_file: IO[bytes] | None = None,
+    ) -> None:
+        self.process = process
+        self.bootstrap_dir = bootstrap_dir
+        self.command = command
+        self.log_path = log_path
+        self.client = client
+        self.agent_error = agent_error
+        self._log_file = _log_file
+
+    def __repr__(self) -> str:
+        return f"LaunchedProgram(pid={self.pid}, command={self.command!r})"
 
     @property
     def pid(self) -> int:
@@ -155,7 +175,11 @@ def launch(
     try:
         with open(os.path.join(bootstrap_dir, "sitecustomize.py"), "w", encoding="utf-8") as f:
             f.write(_SITECUSTOMIZE)
-        probe_zip = build_probe_zip(bootstrap_dir)
+        # Bytecode inside, so the program does not compile the agent at every start: the
+        # user's cached zip, else one of this run's own (no fsync: it lives as long as the run).
+        probe_zip = cached_probe_zip() or build_probe_zip(
+            bootstrap_dir, bytecode=True, durable=False
+        )
         env = agent_environment(os.environ, bootstrap_dir, probe_zip, options or {})
         log_file = open(log_path, "ab") if log_path else None  # noqa: SIM115 - kept open
         try:
@@ -174,23 +198,123 @@ def launch(
     return program
 
 
+AGENT_POLL_FIRST_S: float = 0.002
+AGENT_POLL_GROWTH: float = 1.1
+AGENT_POLL_MAX_S: float = 0.05
+"""The wait for the agent's socket (a stat or two) looks again after 2 ms, then backs off by
+10% a look to 50 ms (10 ms at ~0.1 s, 50 ms from ~0.5 s): an agent that is up in ~0.1 s is
+found within a few ms, one that takes long costs few looks. The program's exit ends the wait
+at once (ExitWatch), not at the next look."""
+
+
+def _connect(pid: int) -> AgentClient | None:
+    """A connection to ``pid``'s agent once its socket listens (its hello answered), or None."""
+    path = find_socket(pid)
+    if path is None:
+        return None
+    try:
+        return AgentClient(path)
+    except AgentUnavailable:
+        return None  # the socket exists but is not listening yet
+
+
+AGENT_SETTLE_S: float = 1.0
+"""How long an agent that answers may take to take its first sample (the end of its start)
+before it is taken as it is."""
+
+
+def _ready(client: AgentClient, settled: bool) -> str:
+    """Whether the agent behind ``client`` has finished starting: "ready", "starting" or
+    "gone".
+
+    An agent listens before it has finished starting (its recording, its collector), so a
+    quick look can get a hello that says "no recording" of a run that records. Its first
+    sample ends its start: from then on a fresh hello tells the truth. An agent that went
+    away after its hello belongs to a program that ends as it starts (``python -c pass``
+    stops its agent at exit): nothing was watched. Frames and hellos are read-only.
+    """
+    try:
+        frame = client.request("frame", since=0, summary_seq=0)
+        if int(frame.get("seq", 0)) < 1 and not settled:
+            return "starting"
+        client.hello = client.request("hello", version=PROTOCOL_VERSION)
+    except AgentNotAnswering:
+        return "ready"  # alive but busy (a C call holding the GIL): the session copes
+    except AgentUnavailable:
+        return "gone"
+    return "ready"
+
+
+class ExitWatch:
+    """Waits that end as soon as a process exits or ``wake()`` is called, without polling.
+
+    Uses a pidfd (Linux 5.3+) and a self-pipe that ``wake()`` (safe in a signal handler)
+    writes to; where there is no pidfd, a wait returns at its timeout as a sleep would.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._pidfd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # no pidfd here, or already reaped
+            self._pidfd = os.pidfd_open(pid)
+
+    def wait(self, timeout_s: float) -> None:
+        """Return after ``timeout_s``, or at once when the process has exited or was woken."""
+        fds = [self._read] if self._pidfd is None else [self._read, self._pidfd]
+        ready, _, _ = select.select(fds, [], [], max(0.0, timeout_s))
+        if self._read in ready:
+            with contextlib.suppress(OSError):
+                os.read(self._read, 512)
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):  # a full pipe is already a wake-up
+            os.write(self._write, b"\0")
+
+    def close(self) -> None:
+        for fd in (self._read, self._write, self._pidfd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._pidfd = None
+
+    def __enter__(self) -> ExitWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _wait_for_agent(
     process: subprocess.Popen[bytes], timeout_s: float
 ) -> tuple[AgentClient | None, str]:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return (
-                None,
-                f"the program exited (status {process.returncode}) before its agent answered",
-            )
-        path = find_socket(process.pid)
-        if path is not None:
-            try:
-                return AgentClient(path), ""
-            except AgentUnavailable:
-                pass  # the socket exists but is not listening yet
-        time.sleep(0.05)
+    pause = AGENT_POLL_FIRST_S
+    client: AgentClient | None = None
+    answered_at = 0.0
+    with ExitWatch(process.pid) as exited:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                if client is not None:
+                    client.close()
+                return (
+                    None,
+                    f"the program exited (status {process.returncode}) before its agent answered",
+                )
+            if client is None:
+                client = _connect(process.pid)
+                answered_at = time.monotonic()
+            if client is not None:
+                state = _ready(client, time.monotonic() - answered_at >= AGENT_SETTLE_S)
+                if state == "ready":
+                    return client, ""
+                if state == "gone":
+                    client.close()
+                    client = None
+            exited.wait(min(pause, deadline - time.monotonic()))
+            pause = min(pause * AGENT_POLL_GROWTH, AGENT_POLL_MAX_S)
+    if client is not None:
+        client.close()
     return None, (
         f"no agent answered within {timeout_s:.0f} s (was the program started with -I, -E or -S, "
         "or is it not a Python program?)"
@@ -200,8 +324,7 @@ def _wait_for_agent(
 STOP_GRACE_S: float = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class StopResult:
+class StopResult(NamedTuple):
     """How a program that memtui stopped ended: its status and the last signal memtui sent."""
 
     returncode: int
