@@ -7,18 +7,37 @@ predecessors to the nearest common ancestor of its predecessors, all nodes at on
 changes. Nodes with one predecessor are dominated by it and never revisited. The two-finger
 common-ancestor walk runs on whole arrays while many pairs remain and in plain Python for the
 long thin tails (linked lists), so deep chains stay cheap.
+
+Node indices are int32 (half the memory of int64; a dump never holds 2**31 objects). Sums over
+the dominator tree go round by round of the spanning tree's discovery (``Tree.levels``): a
+node's dominators were all discovered in earlier rounds, so one round is one numpy step.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-IntArray = npt.NDArray[np.int64]
+IntArray = npt.NDArray[np.signedinteger[Any]]
+"""Node indices (int32, or int64 when given so), sizes and counts (int64)."""
 SMALL = 64
 """Below this many items, a loop in Python beats numpy's per-call overhead."""
+SMALL_ROUND = 16
+"""Discovery rounds with fewer nodes than this are summed in plain Python (deep chains)."""
+
+
+def index_dtype(n: int) -> type[np.signedinteger[Any]]:
+    """int32 for node indices (and the virtual root n) while they fit, else int64."""
+    return np.int32 if n + 1 < 2**31 else np.int64
+
+
+def _empty_levels() -> IntArray:
+    return np.empty(0, np.int64)
 
 
 @dataclass
@@ -32,6 +51,10 @@ class Tree:
     phase: npt.NDArray[np.int8]
     """0: reached from the named roots, 1: from an unreferenced object, 2: from an unrooted one."""
     vroot: int
+    levels: IntArray = field(default_factory=_empty_levels)
+    """Start offsets into ``order`` of each discovery round (seeds or one breadth-first level),
+    then order.size: every proper ancestor of a node was discovered in an earlier round. Empty:
+    unknown (sums then run node by node)."""
 
 
 def _gather(offsets: IntArray, edges: IntArray, frontier: IntArray) -> tuple[IntArray, IntArray]:
@@ -40,11 +63,12 @@ def _gather(offsets: IntArray, edges: IntArray, frontier: IntArray) -> tuple[Int
     counts = offsets[frontier + 1] - starts
     total = int(counts.sum())
     if total == 0:
-        empty = np.empty(0, np.int64)
+        empty = np.empty(0, frontier.dtype)
         return empty, empty
     src = np.repeat(frontier, counts)
     base = np.repeat(starts - (np.cumsum(counts) - counts), counts)
-    return src, edges[base + np.arange(total, dtype=np.int64)]
+    base += np.arange(total, dtype=np.int64)
+    return src, edges[base]
 
 
 def _bfs(
@@ -77,60 +101,80 @@ def spanning_tree(
 ) -> Tree:
     """Breadth-first spanning tree from ``roots`` (in order), then from unreferenced objects,
     then from whatever is still unreached (cycles nothing points into)."""
+    idx = index_dtype(n)
+    offsets = np.asarray(offsets, np.int64)
+    edges = np.asarray(edges, idx)
+    roots = np.asarray(roots, idx)
     vroot = n
-    parent = np.full(n, -1, np.int64)
+    parent = np.full(n, -1, idx)
     phase = np.zeros(n, np.int8)
     visited = np.zeros(n, np.bool_)
     parts: list[IntArray] = []
-    seeds = roots[~visited[roots]] if roots.size else roots
+    seeds = roots
     seeds = seeds[np.sort(np.unique(seeds, return_index=True)[1])]
+    left = np.empty(0, idx)
     for p, pick in enumerate(("roots", "unreferenced", "rest")):
         if pick == "unreferenced":
             indeg = np.bincount(edges, minlength=n)
-            seeds = np.flatnonzero((indeg == 0) & ~visited)
+            seeds = np.flatnonzero((indeg == 0) & ~visited).astype(idx)
+            del indeg
         if pick == "rest":
-            seeds = np.empty(0, np.int64)
+            seeds = np.empty(0, idx)
+            left = np.flatnonzero(~visited).astype(idx)
         rounds = 0
         while True:
             if pick == "rest":
-                left = np.flatnonzero(~visited)
+                left = left[~visited[left]]
                 if left.size == 0:
                     break
                 rounds += 1
                 seeds = left[:1] if rounds < max_rounds else left
-            before = sum(a.size for a in parts)
+            before = len(parts)
             visited[seeds] = True
             parent[seeds] = vroot
-            parts.append(seeds.astype(np.int64))
+            parts.append(seeds)
             _bfs(offsets, edges, seeds, parent, visited, parts)
-            phase[np.concatenate(parts)[before:]] = p
+            for part in parts[before:]:
+                phase[part] = p
             if pick != "rest":
                 break
-    order = np.concatenate(parts) if parts else np.empty(0, np.int64)
-    return Tree(order, parent, phase, vroot)
+    sizes = np.array([0, *(part.size for part in parts)], np.int64)
+    order = np.concatenate(parts) if parts else np.empty(0, idx)
+    return Tree(order, parent, phase, vroot, np.cumsum(sizes))
 
 
 def dominators(n: int, offsets: IntArray, edges: IntArray, tree: Tree) -> IntArray:
     """Immediate dominator of every node (vroot for the roots); index n is the virtual root."""
+    idx = index_dtype(n)
     vroot = tree.vroot
-    num = np.empty(n + 1, np.int64)
+    num = np.empty(n + 1, idx)
     num[vroot] = 0
-    num[tree.order] = np.arange(1, tree.order.size + 1)
-    idom = np.empty(n + 1, np.int64)
+    num[tree.order] = np.arange(1, tree.order.size + 1, dtype=idx)
+    idom = np.empty(n + 1, idx)
     idom[:n] = tree.parent
     idom[vroot] = vroot
-    src = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
-    dst = edges
+    dst = np.asarray(edges, idx)
+    src = np.repeat(np.arange(n, dtype=idx), np.diff(np.asarray(offsets, np.int64)))
     keep = (src != dst) & (tree.parent[dst] != vroot)
-    key = np.unique(dst[keep] * (n + 1) + src[keep])  # distinct (target, source), by target
-    dst, src = key // (n + 1), key % (n + 1)
-    counts = np.bincount(dst, minlength=n)
-    multi = counts[dst] > 1
+    src, dst = src[keep], dst[keep]
+    del keep
+    # Only targets with several in-edges can have several distinct predecessors: dedupe those.
+    several = np.bincount(dst, minlength=n)[dst] > 1
+    key = dst[several].astype(np.int64) * (n + 1) + src[several]
+    del src, dst, several
+    key.sort()
+    if key.size:
+        key = key[np.r_[True, key[1:] != key[:-1]]]  # distinct (target, source), by target
+    dst, src = (key // (n + 1)).astype(idx), (key % (n + 1)).astype(idx)
+    del key
+    multi = np.bincount(dst, minlength=n)[dst] > 1
     dst, src = dst[multi], src[multi]
     if dst.size == 0:
         return idom
-    targets, starts = np.unique(dst, return_index=True)
+    starts = np.flatnonzero(np.r_[True, dst[1:] != dst[:-1]])
+    targets = dst[starts]
     seglen = np.diff(np.append(starts, dst.size))
+    del dst
     while True:
         new = _reduce(src, starts, seglen, idom, num)
         if np.array_equal(new, idom[targets]):
@@ -154,7 +198,7 @@ def _reduce(
         vals = vals[even]
         seglen = (seglen + 1) // 2
         starts = np.cumsum(seglen) - seglen
-    return np.asarray(vals, np.int64)
+    return vals
 
 
 def _intersect(a: IntArray, b: IntArray, idom: IntArray, num: IntArray) -> IntArray:
@@ -182,45 +226,104 @@ def _intersect(a: IntArray, b: IntArray, idom: IntArray, num: IntArray) -> IntAr
     return a
 
 
-def retained_sizes(sizes: IntArray, idom: IntArray, order: IntArray) -> tuple[IntArray, IntArray]:
-    """(retained size, dominator-subtree node count) of every node; index n is the virtual root."""
+def _rounds(tree: Tree) -> Iterator[tuple[int, int, bool]]:
+    """(start, stop, vectorised) spans of ``tree.order``, top down: whole big rounds, and runs
+    of small rounds (or everything, when the rounds are unknown) to go through node by node."""
+    size = int(tree.order.size)
+    if tree.levels.size < 2:
+        if size:
+            yield 0, size, False
+        return
+    bounds = tree.levels.tolist()
+    run = -1
+    for a, b in itertools.pairwise(bounds):
+        if b - a >= SMALL_ROUND:
+            if run >= 0:
+                yield run, a, False
+                run = -1
+            yield a, b, True
+        elif run < 0:
+            run = a
+    if run >= 0:
+        yield run, bounds[-1], False
+
+
+def retained_sizes(sizes: IntArray, idom: IntArray, tree: Tree) -> tuple[IntArray, IntArray]:
+    """(retained size, dominator-subtree node count) of every node; index n is the virtual root.
+    Bottom up, one discovery round at a time (a round's nodes never dominate each other)."""
     n = sizes.size
-    ret = [*sizes.tolist(), 0]
-    cnt = [1] * (n + 1)
-    dom = idom.tolist()
-    for v in reversed(order.tolist()):
-        p = dom[v]
-        ret[p] += ret[v]
-        cnt[p] += cnt[v]
-    return np.array(ret, np.int64), np.array(cnt, np.int64)
+    ret = np.zeros(n + 1, np.int64)
+    ret[:n] = sizes
+    cnt = np.ones(n + 1, np.int64)
+    order = tree.order
+    for a, b, whole in reversed(list(_rounds(tree))):
+        nodes = order[a:b]
+        up = idom[nodes]
+        if whole:
+            np.add.at(ret, up, ret[nodes])
+            np.add.at(cnt, up, cnt[nodes])
+            continue
+        for v, p in zip(reversed(nodes.tolist()), reversed(up.tolist()), strict=True):
+            ret[p] += ret[v]
+            cnt[p] += cnt[v]
+    return ret, cnt
 
 
-def outermost(
-    types: IntArray, idom: IntArray, order: IntArray, count: IntArray
-) -> npt.NDArray[np.bool_]:
-    """True for nodes with no proper dominator of their own type (so retained sizes summed by
-    type count nested same-type objects once), via preorder intervals of the dominator tree."""
-    n = types.size
-    kids = order[np.lexsort((np.arange(order.size), idom[order]))]
+def inherit(mark: npt.NDArray[np.bool_], idom: IntArray, tree: Tree) -> None:
+    """Mark (in place, index n the virtual root) every node a marked node dominates."""
+    order = tree.order
+    for a, b, whole in _rounds(tree):
+        nodes = order[a:b]
+        if whole:
+            mark[nodes] |= mark[idom[nodes]]
+            continue
+        for v, p in zip(nodes.tolist(), idom[nodes].tolist(), strict=True):
+            if mark[p]:
+                mark[v] = True
+
+
+def preorder(idom: IntArray, tree: Tree, count: IntArray) -> IntArray:
+    """Position of every node in a preorder of the dominator tree (children in discovery
+    order; the virtual root is 0), so that a subtree is the interval [pre, pre + count)."""
+    n = tree.vroot
+    order = tree.order
+    kids = order[np.argsort(idom[order], kind="stable")]
     parents = idom[kids]
     sub = count[kids]
     excl = np.cumsum(sub) - sub
     group_start = np.r_[0, np.flatnonzero(np.diff(parents)) + 1]
     first = np.repeat(group_start, np.diff(np.r_[group_start, kids.size]))
+    del parents, sub
     sib = np.zeros(n + 1, np.int64)
     sib[kids] = excl - excl[first]
-    pre = [0] * (n + 1)
-    dom = idom.tolist()
-    sibl = sib.tolist()
-    for v in order.tolist():
-        pre[v] = pre[dom[v]] + 1 + sibl[v]
-    prea = np.array(pre[:n], np.int64)
+    del kids, excl, first
+    pre = np.zeros(n + 1, np.int64)
+    for a, b, whole in _rounds(tree):
+        nodes = order[a:b]
+        if whole:
+            pre[nodes] = pre[idom[nodes]] + 1 + sib[nodes]
+            continue
+        for v, p in zip(nodes.tolist(), idom[nodes].tolist(), strict=True):
+            pre[v] = pre[p] + 1 + sib[v]
+    return pre
+
+
+def outermost(types: IntArray, idom: IntArray, tree: Tree, count: IntArray) -> npt.NDArray[np.bool_]:
+    """True for nodes with no proper dominator of their own type (so retained sizes summed by
+    type count nested same-type objects once), via preorder intervals of the dominator tree."""
+    n = types.size
+    prea = preorder(idom, tree, count)[:n]
     end = prea + count[:n]
-    by = np.lexsort((prea, types))
-    t_sorted = types[by].astype(np.int64)
+    # sort by (type, preorder); preorder positions are distinct, so a single key sorts it
+    t64 = types.astype(np.int64)
+    by = np.argsort(t64 * (n + 2) + prea)
+    t_sorted = t64[by]
+    del t64
     combined = t_sorted * (n + 2) + end[by]
     running = np.maximum.accumulate(combined)
+    del combined
     prev = np.r_[-1, running[:-1]]
+    del running
     prev_end = prev - t_sorted * (n + 2)
     nested = prea[by] < prev_end
     out = np.ones(n, np.bool_)

@@ -22,6 +22,7 @@ from memtui.engine.heap.dominators import (
     IntArray,
     Tree,
     dominators,
+    inherit,
     outermost,
     retained_sizes,
     spanning_tree,
@@ -130,11 +131,16 @@ def _sections(path: str, data: bytes) -> dict[bytes, bytes]:
 
 
 def _column(sections: dict[bytes, bytes], tag: bytes) -> IntArray:
+    """A section as a numpy column of its stored width (int32 node indices stay int32: half
+    the memory of widening them), native byte order, without a copy when already native."""
     raw = sections[tag]
-    width = np.dtype(_DTYPES[tag]).itemsize
-    if len(raw) % width:
+    dtype = np.dtype(_DTYPES[tag])
+    if len(raw) % dtype.itemsize:
         raise ValueError(f"section {tag.decode()} is not a whole number of items")
-    return np.frombuffer(raw, dtype=_DTYPES[tag]).astype(np.int64)
+    column: IntArray = np.frombuffer(raw, dtype=dtype)
+    if not dtype.isnative:
+        column = column.astype(dtype.newbyteorder("="))
+    return column
 
 
 def _build(path: str, s: dict[bytes, bytes]) -> HeapDump:
@@ -238,15 +244,16 @@ def analyze(dump: HeapDump) -> Analysis:
     t1 = time.perf_counter()
     idom = dominators(dump.n, dump.offsets, dump.edges, tree)
     t2 = time.perf_counter()
-    retained, count = retained_sizes(dump.sizes, idom, tree.order)
+    retained, count = retained_sizes(dump.sizes, idom, tree)
     t3 = time.perf_counter()
     timings = {"graph_s": t1 - t0, "dominators_s": t2 - t1, "retained_s": t3 - t2}
-    return Analysis(dump, tree, idom, retained, count, timings, root_label, own_nodes(dump, idom))
+    own = own_nodes(dump, idom, tree)
+    return Analysis(dump, tree, idom, retained, count, timings, root_label, own)
 
 
-def own_nodes(dump: HeapDump, idom: IntArray) -> npt.NDArray[np.bool_]:
+def own_nodes(dump: HeapDump, idom: IntArray, tree: Tree) -> npt.NDArray[np.bool_]:
     """memtui's modules and instances of its classes, and everything only they keep alive
-    (their dominator subtrees, by pointer doubling up the dominator tree)."""
+    (their dominator subtrees, marked top down the dominator tree)."""
     own_type = np.array(
         [own_module(name.rsplit(".", 1)[0]) and "." in name for name in dump.type_names], np.bool_
     )
@@ -256,15 +263,8 @@ def own_nodes(dump: HeapDump, idom: IntArray) -> npt.NDArray[np.bool_]:
     for node, kind, label in dump.roots:
         if kind == "module" and own_module(label.removeprefix("module ")):
             mark[node] = True
-    if not mark.any():
-        return mark[: dump.n]
-    anc = idom.copy()
-    for _ in range(64):
-        mark |= mark[anc]
-        nxt = anc[anc]
-        if np.array_equal(nxt, anc):
-            break
-        anc = nxt
+    if mark.any():
+        inherit(mark, idom, tree)
     return mark[: dump.n]
 
 
@@ -276,7 +276,7 @@ def top_objects(a: Analysis, limit: int = 30) -> list[dict[str, Any]]:
     mine = ~a.own if a.own is not None else np.ones(d.n, np.bool_)
     counts = np.bincount(d.types[mine], minlength=k)
     shallow = np.bincount(d.types[mine], weights=d.sizes[mine], minlength=k)
-    outer = outermost(d.types, a.idom, a.tree.order, a.count) & mine
+    outer = outermost(d.types, a.idom, a.tree, a.count) & mine
     ret = np.bincount(d.types[outer], weights=a.retained[: d.n][outer], minlength=k)
     best = np.lexsort((-shallow, -ret))[:limit]
     return [
