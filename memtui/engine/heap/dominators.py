@@ -78,17 +78,23 @@ def _bfs(
     parent: IntArray,
     visited: npt.NDArray[np.bool_],
     out: list[IntArray],
+    claim: IntArray,
 ) -> None:
-    """Breadth-first from ``seeds`` (already marked); the first discoverer becomes the parent."""
+    """Breadth-first from ``seeds`` (already marked); the first discoverer becomes the parent.
+    ``claim`` (all its dtype's maximum, restored on return) finds each target's first in-edge of a
+    level by one minimum.at pass, cheaper than sorting the level's edges."""
     frontier = seeds
+    free = np.iinfo(claim.dtype).max
     while frontier.size:
         src, dst = _gather(offsets, edges, frontier)
         keep = ~visited[dst]
         src, dst = src[keep], dst[keep]
         if dst.size == 0:
             break
-        _, first = np.unique(dst, return_index=True)
-        first.sort()
+        pos = np.arange(dst.size, dtype=claim.dtype)
+        np.minimum.at(claim, dst, pos)
+        first = np.flatnonzero(claim[dst] == pos)
+        claim[dst] = free
         new, par = dst[first], src[first]
         visited[new] = True
         parent[new] = par
@@ -113,6 +119,8 @@ def spanning_tree(
     seeds = roots
     seeds = seeds[np.sort(np.unique(seeds, return_index=True)[1])]
     left = np.empty(0, idx)
+    claim_type = np.int32 if edges.size < 2**31 - 1 else np.int64
+    claim = np.full(n, np.iinfo(claim_type).max, claim_type)
     for p, pick in enumerate(("roots", "unreferenced", "rest")):
         if pick == "unreferenced":
             indeg = np.bincount(edges, minlength=n)
@@ -133,7 +141,7 @@ def spanning_tree(
             visited[seeds] = True
             parent[seeds] = vroot
             parts.append(seeds)
-            _bfs(offsets, edges, seeds, parent, visited, parts)
+            _bfs(offsets, edges, seeds, parent, visited, parts, claim)
             for part in parts[before:]:
                 phase[part] = p
             if pick != "rest":
@@ -287,11 +295,17 @@ def preorder(idom: IntArray, tree: Tree, count: IntArray) -> IntArray:
     order; the virtual root is 0), so that a subtree is the interval [pre, pre + count)."""
     n = tree.vroot
     order = tree.order
-    kids = order[np.argsort(idom[order], kind="stable")]
+    num = np.empty(n + 1, order.dtype)
+    num[n] = 0
+    num[order] = np.arange(1, order.size + 1, dtype=order.dtype)
+    # Group the nodes by dominator (in discovery order within a group). Keyed by the
+    # dominator's discovery number the keys come almost sorted, which timsort finds cheap.
+    kids = order[np.argsort(num[idom[order]], kind="stable")]
+    del num
     parents = idom[kids]
     sub = count[kids]
     excl = np.cumsum(sub) - sub
-    group_start = np.r_[0, np.flatnonzero(np.diff(parents)) + 1]
+    group_start = np.r_[0, np.flatnonzero(parents[1:] != parents[:-1]) + 1]
     first = np.repeat(group_start, np.diff(np.r_[group_start, kids.size]))
     del parents, sub
     sib = np.zeros(n + 1, np.int64)
@@ -313,13 +327,15 @@ def outermost(types: IntArray, idom: IntArray, tree: Tree, count: IntArray) -> n
     type count nested same-type objects once), via preorder intervals of the dominator tree."""
     n = types.size
     prea = preorder(idom, tree, count)[:n]
-    end = prea + count[:n]
-    # sort by (type, preorder); preorder positions are distinct, so a single key sorts it
-    t64 = types.astype(np.int64)
-    by = np.argsort(t64 * (n + 2) + prea)
-    t_sorted = t64[by]
-    del t64
-    combined = t_sorted * (n + 2) + end[by]
+    # The nodes by (type, preorder): in preorder (positions 1..n), then stably by type, which
+    # numpy radix-sorts when the type numbers fit in 16 bits.
+    in_pre = np.empty(n, tree.order.dtype)
+    in_pre[prea - 1] = np.arange(n, dtype=in_pre.dtype)
+    small = n == 0 or int(types.max()) < 2**15
+    by = in_pre[np.argsort(types[in_pre].astype(np.int16 if small else np.int32), kind="stable")]
+    del in_pre
+    t_sorted = types[by].astype(np.int64)
+    combined = t_sorted * (n + 2) + (prea + count[:n])[by]
     running = np.maximum.accumulate(combined)
     del combined
     prev = np.r_[-1, running[:-1]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ _DTYPES = {b"NTYP": "<i4", b"SIZE": "<i8", b"ADDR": "<i8", b"DEGR": "<i4", b"EDG
 _DTYPES[b"NSIT"] = "<i4"
 ARROW = " → "
 SAMPLE_CHAINS = 20000
+INFLATE_THREADS_FROM = 1 << 20
+"""Files at least this big (bytes) are inflated on two threads."""
 Step = tuple[str, str, int]
 """(kind, text, list index or -1): kind is root | named | node."""
 
@@ -96,38 +99,83 @@ def load_dump(path: str) -> HeapDump:
 
 
 def _sections(path: str, data: bytes) -> dict[bytes, bytes]:
-    out: dict[bytes, bytes] = {}
+    """Every section's raw bytes by tag. Headers and checksums are checked in file order, then
+    the zlib sections are inflated on two threads (zlib releases the GIL: the file's biggest
+    cost after the graph work); errors are reported as the first one in file order."""
+    found: list[tuple[bytes, int, int, memoryview]] = []
+    late: HeapDumpError | None = None
+    view = memoryview(data)
     pos = HEADER.size
-    count = 0
-    while True:
-        if pos + SECTION.size > len(data):
-            raise _bad(path, "truncated heap dump (no end marker; was it still being written?)")
-        tag, codec, raw_len, stored_len, crc = SECTION.unpack_from(data, pos)
-        body_at = pos + SECTION.size
-        if body_at + stored_len > len(data):
-            raise _bad(path, f"truncated heap dump (section {tag!r} cut short)")
-        stored = data[body_at : body_at + stored_len]
-        if zlib.crc32(stored) != crc:
-            raise _bad(path, f"corrupt heap dump (checksum of section {tag!r})")
-        if tag == b"END!":
-            offset, n = END.unpack(stored) if stored_len == END.size else (-1, -1)
-            if offset != pos or n != count or body_at + stored_len != len(data):
-                raise _bad(path, "corrupt heap dump (bad end marker)")
-            return out
+    try:
+        while True:
+            if pos + SECTION.size > len(data):
+                raise _bad(path, "truncated heap dump (no end marker; was it still being written?)")
+            tag, codec, raw_len, stored_len, crc = SECTION.unpack_from(data, pos)
+            body_at = pos + SECTION.size
+            if body_at + stored_len > len(data):
+                raise _bad(path, f"truncated heap dump (section {tag!r} cut short)")
+            stored = view[body_at : body_at + stored_len]
+            if zlib.crc32(stored) != crc:
+                raise _bad(path, f"corrupt heap dump (checksum of section {tag!r})")
+            if tag == b"END!":
+                offset, n = END.unpack(stored) if stored_len == END.size else (-1, -1)
+                if offset != pos or n != len(found) or body_at + stored_len != len(data):
+                    raise _bad(path, "corrupt heap dump (bad end marker)")
+                break
+            found.append((tag, codec, raw_len, stored))
+            pos = body_at + stored_len
+            if codec not in (CODEC_RAW, CODEC_ZLIB):
+                break  # reported below, in file order
+    except HeapDumpError as exc:
+        late = exc
+    raws: list[bytes | HeapDumpError] = [b""] * len(found)
+
+    def inflate(i: int) -> None:
+        tag, codec, raw_len, stored = found[i]
         if codec == CODEC_ZLIB:
             try:
                 raw = zlib.decompress(stored)
             except zlib.error:
-                raise _bad(path, f"corrupt heap dump (section {tag!r})") from None
+                raws[i] = _bad(path, f"corrupt heap dump (section {tag!r})")
+                return
         elif codec == CODEC_RAW:
-            raw = stored
+            raw = bytes(stored)
         else:
-            raise _bad(path, f"corrupt heap dump (codec {codec} in section {tag!r})")
+            raws[i] = _bad(path, f"corrupt heap dump (codec {codec} in section {tag!r})")
+            return
         if len(raw) != raw_len:
-            raise _bad(path, f"corrupt heap dump (length of section {tag!r})")
+            raws[i] = _bad(path, f"corrupt heap dump (length of section {tag!r})")
+            return
+        raws[i] = raw
+
+    todo = sorted(range(len(found)), key=lambda i: -len(found[i][3]))
+    if len(data) >= INFLATE_THREADS_FROM:
+        queue = iter(todo)
+        lock = threading.Lock()
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    i = next(queue, None)
+                if i is None:
+                    return
+                inflate(i)
+
+        helper = threading.Thread(target=worker, name="memtui-inflate", daemon=True)
+        helper.start()
+        worker()
+        helper.join()
+    else:
+        for i in todo:
+            inflate(i)
+    out: dict[bytes, bytes] = {}
+    for (tag, _, _, _), raw in zip(found, raws, strict=True):
+        if isinstance(raw, HeapDumpError):
+            raise raw
         out[tag] = raw
-        count += 1
-        pos = body_at + stored_len
+    if late is not None:
+        raise late
+    return out
 
 
 def _column(sections: dict[bytes, bytes], tag: bytes) -> IntArray:
@@ -297,19 +345,44 @@ def largest_retainers(a: Analysis, limit: int = 20, share: float = 0.9) -> list[
     n = a.dump.n
     ret = a.retained
     kids = a.tree.order
+    # each node's child of largest retained size (the first in discovery order on ties)
+    up = a.idom[kids]
+    rk = ret[kids]
+    most = np.full(n + 1, -1, np.int64)
+    np.maximum.at(most, up, rk)
+    hit = np.flatnonzero(rk == most[up])
+    del rk, most
+    never = np.iinfo(np.int64).max
+    pick = np.full(n + 1, never, np.int64)
+    np.minimum.at(pick, up[hit], hit)
+    del up, hit
     best_child = np.full(n + 1, -1, np.int64)
-    by = kids[np.lexsort((-ret[kids], a.idom[kids]))]
-    firsts = np.r_[True, a.idom[by][1:] != a.idom[by][:-1]]
-    best_child[a.idom[by][firsts]] = by[firsts]
+    has = pick < never
+    best_child[has] = kids[pick[has]]
+    del pick, has
     seen: dict[int, None] = {}
     own = a.own if a.own is not None else np.zeros(n, np.bool_)
-    for v in np.argsort(-ret[:n], kind="stable")[: limit * 10].tolist():
+    for v in _largest(ret[:n], limit * 10).tolist():
         while best_child[v] >= 0 and ret[best_child[v]] >= share * ret[v]:
             v = int(best_child[v])
         if not own[v]:
             seen.setdefault(v, None)
     picked = sorted(seen, key=lambda v: (-int(ret[v]), v))[:limit]
     return [describe(a, v) for v in picked]
+
+
+def _largest(values: IntArray, k: int) -> IntArray:
+    """Indices of the ``k`` largest values, largest first, ties by index: the head of a stable
+    descending argsort, without sorting everything."""
+    n = values.size
+    if k <= 0 or n == 0:
+        return np.empty(0, np.int64)
+    if k < n:
+        cut = np.partition(values, n - k)[n - k]
+        cand = np.flatnonzero(values >= cut)
+    else:
+        cand = np.arange(n)
+    return cand[np.argsort(-values[cand], kind="stable")][:k]
 
 
 def describe(a: Analysis, v: int) -> dict[str, Any]:
