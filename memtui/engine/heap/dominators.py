@@ -303,22 +303,27 @@ def preorder(idom: IntArray, tree: Tree, count: IntArray) -> IntArray:
     kids = order[np.argsort(num[idom[order]], kind="stable")]
     del num
     parents = idom[kids]
-    sub = count[kids]
-    excl = np.cumsum(sub) - sub
-    group_start = np.r_[0, np.flatnonzero(parents[1:] != parents[:-1]) + 1]
-    first = np.repeat(group_start, np.diff(np.r_[group_start, kids.size]))
-    del parents, sub
-    sib = np.zeros(n + 1, np.int64)
-    sib[kids] = excl - excl[first]
-    del kids, excl, first
+    heads = np.r_[0, np.flatnonzero(parents[1:] != parents[:-1]) + 1]
+    del parents
+    # sizes of the earlier siblings' subtrees, then (in place, top down) the positions
+    sib = count[kids]
+    np.cumsum(sib, out=sib)
+    group = np.zeros(kids.size, kids.dtype)  # each node's group, by a forward fill
+    group[heads] = np.arange(heads.size, dtype=kids.dtype)
+    np.maximum.accumulate(group, out=group)
+    sib -= (sib[heads] - count[kids[heads]])[group]  # (np.repeat is slow on small groups)
+    del group
+    sib -= count[kids]
     pre = np.zeros(n + 1, np.int64)
+    pre[kids] = sib
+    del kids, sib, heads
     for a, b, whole in _rounds(tree):
         nodes = order[a:b]
         if whole:
-            pre[nodes] = pre[idom[nodes]] + 1 + sib[nodes]
+            pre[nodes] += pre[idom[nodes]] + 1
             continue
         for v, p in zip(nodes.tolist(), idom[nodes].tolist(), strict=True):
-            pre[v] = pre[p] + 1 + sib[v]
+            pre[v] += pre[p] + 1
     return pre
 
 
@@ -326,22 +331,27 @@ def outermost(types: IntArray, idom: IntArray, tree: Tree, count: IntArray) -> n
     """True for nodes with no proper dominator of their own type (so retained sizes summed by
     type count nested same-type objects once), via preorder intervals of the dominator tree."""
     n = types.size
-    prea = preorder(idom, tree, count)[:n]
+    pre = preorder(idom, tree, count)[:n]
     # The nodes by (type, preorder): in preorder (positions 1..n), then stably by type, which
     # numpy radix-sorts when the type numbers fit in 16 bits.
-    in_pre = np.empty(n, tree.order.dtype)
-    in_pre[prea - 1] = np.arange(n, dtype=in_pre.dtype)
+    by = np.empty(n, tree.order.dtype)
+    by[pre - 1] = np.arange(n, dtype=by.dtype)
     small = n == 0 or int(types.max()) < 2**15
-    by = in_pre[np.argsort(types[in_pre].astype(np.int16 if small else np.int32), kind="stable")]
-    del in_pre
-    t_sorted = types[by].astype(np.int64)
-    combined = t_sorted * (n + 2) + (prea + count[:n])[by]
-    running = np.maximum.accumulate(combined)
-    del combined
-    prev = np.r_[-1, running[:-1]]
-    del running
-    prev_end = prev - t_sorted * (n + 2)
-    nested = prea[by] < prev_end
+    by = by[np.argsort(types[by].astype(np.int16 if small else np.int32), kind="stable")]
+    # A node is nested when an earlier node of its type (in preorder) ends after it starts:
+    # a running maximum of type * (n + 2) + end finds the latest end within each type.
+    base = types[by].astype(np.int64)
+    base *= n + 2
+    start = pre[by]
+    del pre
+    stop = start + count[by]
+    stop += base
+    np.maximum.accumulate(stop, out=stop)
+    start += base
+    del base
+    nested = np.zeros(n, np.bool_)
+    nested[1:] = start[1:] < stop[:-1]
+    del start, stop
     out = np.ones(n, np.bool_)
     out[by[nested]] = False
     return out

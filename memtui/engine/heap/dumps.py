@@ -352,11 +352,12 @@ def largest_retainers(a: Analysis, limit: int = 20, share: float = 0.9) -> list[
     np.maximum.at(most, up, rk)
     hit = np.flatnonzero(rk == most[up])
     del rk, most
-    never = np.iinfo(np.int64).max
-    pick = np.full(n + 1, never, np.int64)
+    hit = hit.astype(kids.dtype)
+    never = np.iinfo(kids.dtype).max
+    pick = np.full(n + 1, never, kids.dtype)
     np.minimum.at(pick, up[hit], hit)
     del up, hit
-    best_child = np.full(n + 1, -1, np.int64)
+    best_child = np.full(n + 1, -1, kids.dtype)
     has = pick < never
     best_child[has] = kids[pick[has]]
     del pick, has
