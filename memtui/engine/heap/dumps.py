@@ -363,11 +363,22 @@ def largest_retainers(a: Analysis, limit: int = 20, share: float = 0.9) -> list[
     del pick, has
     seen: dict[int, None] = {}
     own = a.own if a.own is not None else np.zeros(n, np.bool_)
-    for v in _largest(ret[:n], limit * 10).tolist():
-        while best_child[v] >= 0 and ret[best_child[v]] >= share * ret[v]:
-            v = int(best_child[v])
-        if not own[v]:
-            seen.setdefault(v, None)
+    holder: dict[int, int] = {}  # where the descent from a node ends (linked lists: once)
+    for start in _largest(ret[:n], limit * 10).tolist():
+        path = []
+        v = start
+        while v not in holder:
+            c = int(best_child[v])
+            if c < 0 or int(ret[c]) < share * int(ret[v]):
+                holder[v] = v
+                break
+            path.append(v)
+            v = c
+        end = holder[v]
+        for u in path:
+            holder[u] = end
+        if not own[end]:
+            seen.setdefault(end, None)
     picked = sorted(seen, key=lambda v: (-int(ret[v]), v))[:limit]
     return [describe(a, v) for v in picked]
 
