@@ -293,9 +293,7 @@ def test_retained_sizes_nesting_and_own_objects_equal_the_reference(
         assert a.retained.tolist() == ret
         assert a.count.tolist() == cnt
         assert int(a.retained[d.n]) == int(d.sizes.sum())
-        assert outermost(d.types, a.idom, a.tree, a.count).tolist() == _reference_outermost(
-            d, kids
-        )
+        assert outermost(d.types, a.idom, a.tree, a.count).tolist() == _reference_outermost(d, kids)
         # memtui's own: what a memtui module or instance dominates, by a walk from each mark
         assert a.own is not None
         mark = np.r_[a.own, False]
@@ -323,6 +321,4 @@ def test_top_tables_equal_the_reference(analyses: list[Analysis]) -> None:
         for v in range(d.n):
             if outer[v] and not a.own[v]:
                 expected[d.type_names[d.types[v]]] += int(a.retained[v])
-        assert {t: r["retained_size"] for t, r in rows.items()} == {
-            t: expected[t] for t in rows
-        }
+        assert {t: r["retained_size"] for t, r in rows.items()} == {t: expected[t] for t in rows}

@@ -162,7 +162,8 @@ def dominators(n: int, offsets: IntArray, edges: IntArray, tree: Tree) -> IntArr
     idom[:n] = tree.parent
     idom[vroot] = vroot
     dst = np.asarray(edges, idx)
-    src = np.repeat(np.arange(n, dtype=idx), np.diff(np.asarray(offsets, np.int64)))
+    off = np.asarray(offsets, np.int64)
+    src = np.repeat(np.arange(n, dtype=idx), off[1:] - off[:-1])
     keep = (src != dst) & (tree.parent[dst] != vroot)
     src, dst = src[keep], dst[keep]
     del keep
@@ -206,7 +207,8 @@ def _reduce(
         vals = vals[even]
         seglen = (seglen + 1) // 2
         starts = np.cumsum(seglen) - seglen
-    return vals
+    out: IntArray = vals
+    return out
 
 
 def _intersect(a: IntArray, b: IntArray, idom: IntArray, num: IntArray) -> IntArray:
@@ -327,7 +329,9 @@ def preorder(idom: IntArray, tree: Tree, count: IntArray) -> IntArray:
     return pre
 
 
-def outermost(types: IntArray, idom: IntArray, tree: Tree, count: IntArray) -> npt.NDArray[np.bool_]:
+def outermost(
+    types: IntArray, idom: IntArray, tree: Tree, count: IntArray
+) -> npt.NDArray[np.bool_]:
     """True for nodes with no proper dominator of their own type (so retained sizes summed by
     type count nested same-type objects once), via preorder intervals of the dominator tree."""
     n = types.size
