@@ -1,8 +1,8 @@
 """Provides heap-dump analysis: retained sizes by type, largest retainers, chains.
 
 ``load_dump`` (memtui.engine.heap.reader, re-exported here) reads a ``.mtdump`` file into numpy
-columns. ``analyze_heap_dump`` builds the dominator tree (memtui.engine.heap.dominators) and answers "what
-holds the memory, and through which chain of references": JSON-serialisable output.
+columns. ``analyze_heap_dump`` builds the dominator tree (memtui.engine.heap.dominators) and
+answers "what holds the memory, and through which chain of references": JSON-serialisable.
 """
 
 from __future__ import annotations
