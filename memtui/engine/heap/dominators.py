@@ -86,6 +86,11 @@ def _bfs(
     frontier = seeds
     free = np.iinfo(claim.dtype).max
     while frontier.size:
+        if frontier.size < SMALL_ROUND:
+            frontier = _bfs_level(offsets, edges, frontier, parent, visited)
+            if frontier.size:
+                out.append(frontier)
+            continue
         src, dst = _gather(offsets, edges, frontier)
         keep = ~visited[dst]
         src, dst = src[keep], dst[keep]
@@ -100,6 +105,26 @@ def _bfs(
         parent[new] = par
         out.append(new)
         frontier = new
+
+
+def _bfs_level(
+    offsets: IntArray,
+    edges: IntArray,
+    frontier: IntArray,
+    parent: IntArray,
+    visited: npt.NDArray[np.bool_],
+) -> IntArray:
+    """One breadth-first level from a small frontier, in plain Python (a linked list is one
+    node per level, where numpy's per-call cost would dominate); same order as _bfs."""
+    new: list[int] = []
+    for u in frontier.tolist():
+        row = edges[offsets[u] : offsets[u + 1]]
+        for w in row[~visited[row]].tolist():
+            if not visited[w]:
+                visited[w] = True
+                parent[w] = u
+                new.append(w)
+    return np.array(new, frontier.dtype)
 
 
 def spanning_tree(
