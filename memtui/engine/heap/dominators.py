@@ -10,7 +10,8 @@ long thin tails (linked lists), so deep chains stay cheap.
 
 Node indices are int32 (half the memory of int64; a dump never holds 2**31 objects). Sums over
 the dominator tree go round by round of the spanning tree's discovery (``Tree.levels``): a
-node's dominators were all discovered in earlier rounds, so one round is one numpy step.
+node's dominators were all discovered in earlier rounds, so one round is one numpy step. Small
+rounds (and small breadth-first levels) run in plain Python for the same reason as above.
 """
 
 from __future__ import annotations
