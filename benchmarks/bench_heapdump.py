@@ -209,6 +209,8 @@ def main() -> None:
             row: dict[str, Any] = {"n": n, "gc_objects": live}
             for writer in writers:
                 path = os.path.join(args.out_dir, f"bench-{n}-{writer}.mtdump")
+                if os.path.exists(path):  # left by an interrupted run (dumps never overwrite)
+                    os.unlink(path)
                 r = _ask(proc, f"dump {writer} {path}")
                 row[writer] = r
                 print(f"[{n}] {writer}: {json.dumps(r)}", file=sys.stderr, flush=True)
