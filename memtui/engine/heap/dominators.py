@@ -62,14 +62,21 @@ def _gather(offsets: IntArray, edges: IntArray, frontier: IntArray) -> tuple[Int
     """(source, target) of every out-edge of ``frontier``, in frontier then edge order."""
     starts = offsets[frontier]
     counts = offsets[frontier + 1] - starts
+    some = counts > 0
+    if not some.all():
+        frontier, starts, counts = frontier[some], starts[some], counts[some]
     total = int(counts.sum())
     if total == 0:
         empty = np.empty(0, frontier.dtype)
         return empty, empty
     src = np.repeat(frontier, counts)
-    base = np.repeat(starts - (np.cumsum(counts) - counts), counts)
-    base += np.arange(total, dtype=np.int64)
-    return src, edges[base]
+    # edge positions: +1 steps within a node's row, a jump to the next row's start between
+    # rows, summed up (cheaper than np.repeat of the row starts plus an arange)
+    step = np.ones(total, np.int64)
+    step[0] = starts[0]
+    step[np.cumsum(counts[:-1])] = starts[1:] - starts[:-1] - counts[:-1] + 1
+    np.cumsum(step, out=step)
+    return src, edges[step]
 
 
 def _bfs(
