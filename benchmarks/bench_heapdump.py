@@ -1,12 +1,17 @@
 """Provides the heap-dump benchmark: target pause, dump time and size, analysis time and memory.
 
-For each size (default 1M and 5M live objects) a target process builds the heap, its main thread
-ticks every millisecond recording the longest gap, and another thread of it dumps the heap with
-the fork writer and the in-place writer. The analysis (load + dominators + top objects) runs in a
-fresh process whose peak RSS is reported. guppy3's ``hpy().heap()`` is timed in the target when
-guppy3 is importable there.
+For each size (default 1M and 5M live objects; the dump holds ~1.36x as many nodes) a target
+process builds the heap, its main thread ticks every millisecond recording the longest gap, and
+another thread of it dumps the heap with the fork writer and the in-place writer. The analysis
+(load + dominators + top objects) runs in a fresh process whose peak RSS is reported, phase by
+phase; then ``memtui heapdump analyze --json FILE`` itself runs ``--rounds`` times in fresh
+processes (wall and peak RSS of that process, from ``os.wait4``; medians). ``--compare TREE``
+runs the same command from another memtui source tree (say a ``git worktree`` of an older
+commit) on the same dump, alternating with this one, and checks both print the same analysis.
+guppy3's ``hpy().heap()`` is timed in the target when guppy3 is importable there.
 
     python benchmarks/bench_heapdump.py [--sizes 1000000,5000000] [--out-dir /tmp]
+        [--writers fork,inplace] [--rounds 3] [--compare /path/to/old/memtui/tree]
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +137,54 @@ def _analyze(path: str) -> dict[str, Any]:
     return result
 
 
+def cli_analyze(path: str, tree: Path) -> dict[str, Any]:
+    """``memtui heapdump analyze --json path`` from source ``tree`` in a fresh process: its
+    wall time, peak RSS (this child alone, from wait4) and its output."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [sys.executable, "-m", "memtui", "heapdump", "analyze", "--json", path]
+    t0 = time.perf_counter()
+    # cwd: `python -m` puts the working directory first on sys.path, before PYTHONPATH
+    proc = subprocess.Popen(cmd, env=env, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = proc.stdout.read(), proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {err.decode()[-500:]}")
+    result: dict[str, Any] = json.loads(out)
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "result": result,
+    }
+
+
+def cli_rounds(path: str, rounds: int, compare: Path | None) -> dict[str, Any]:
+    """Medians over ``rounds`` of this tree's CLI analysis (and ``compare``'s, alternating)."""
+    trees = {"this": ROOT} if compare is None else {"this": ROOT, "compare": compare}
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in trees}
+    for i in range(rounds):
+        for key in list(trees) if i % 2 == 0 else list(trees)[::-1]:
+            runs[key].append(cli_analyze(path, trees[key]))
+    out: dict[str, Any] = {}
+    for key, rows in runs.items():
+        out[key] = {
+            m: statistics.median(r[m] for r in rows) for m in ("wall_s", "cpu_s", "peak_rss_mb")
+        }
+        out[key]["walls"] = [round(r["wall_s"], 2) for r in rows]
+        print(f"  {key}: {json.dumps(out[key])}", file=sys.stderr, flush=True)
+    if compare is not None:
+        same = [_stable(r["result"]) == _stable(runs["this"][0]["result"]) for r in runs["compare"]]
+        out["same_output"] = all(same)
+    return out
+
+
+def _stable(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k != "timings"}
+
+
 def _has_guppy() -> bool:
     probe = subprocess.run([sys.executable, "-c", "import guppy"], capture_output=True)
     return probe.returncode == 0
@@ -139,15 +194,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000000,5000000")
     parser.add_argument("--out-dir", default=tempfile.gettempdir())
+    parser.add_argument("--writers", default="fork,inplace", help="dump writers to time")
+    parser.add_argument("--rounds", type=int, default=3, help="CLI analysis runs per tree")
+    parser.add_argument("--compare", type=Path, help="another memtui source tree to time")
     args = parser.parse_args()
+    writers = [w for w in args.writers.split(",") if w]
+    if "fork" not in writers:
+        writers.insert(0, "fork")  # the analysis reads the fork writer's dump
     guppy = _has_guppy()
     rows = []
     for n in [int(x) for x in args.sizes.split(",")]:
         proc, live = _target(n)
         try:
             row: dict[str, Any] = {"n": n, "gc_objects": live}
-            for writer in ("fork", "inplace"):
+            for writer in writers:
                 path = os.path.join(args.out_dir, f"bench-{n}-{writer}.mtdump")
+                if os.path.exists(path):  # left by an interrupted run (dumps never overwrite)
+                    os.unlink(path)
                 r = _ask(proc, f"dump {writer} {path}")
                 row[writer] = r
                 print(f"[{n}] {writer}: {json.dumps(r)}", file=sys.stderr, flush=True)
@@ -159,10 +222,12 @@ def main() -> None:
             proc.wait()
         row["analysis"] = _analyze(row["fork"]["path"])
         print(f"[{n}] analysis: {json.dumps(row['analysis'])}", file=sys.stderr, flush=True)
-        for writer in ("fork", "inplace"):
+        print(f"[{n}] memtui heapdump analyze:", file=sys.stderr, flush=True)
+        row["cli"] = cli_rounds(row["fork"]["path"], args.rounds, args.compare)
+        for writer in writers:
             os.unlink(row[writer]["path"])
         rows.append(row)
-    _table(rows, guppy)
+    _table(rows, guppy, writers, args.compare)
 
 
 def _ask_quit(proc: subprocess.Popen[str]) -> None:
@@ -171,7 +236,9 @@ def _ask_quit(proc: subprocess.Popen[str]) -> None:
     proc.stdin.flush()
 
 
-def _table(rows: list[dict[str, Any]], guppy: bool) -> None:
+def _table(
+    rows: list[dict[str, Any]], guppy: bool, writers: list[str], compare: Path | None
+) -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus")
     head = "| measure | " + " | ".join(
         f"{r['n'] / 1e6:g}M ({r['fork']['objects']:,} nodes)" for r in rows
@@ -182,7 +249,7 @@ def _table(rows: list[dict[str, Any]], guppy: bool) -> None:
     def line(name: str, values: list[str]) -> None:
         print(f"| {name} | " + " | ".join(values) + " |")
 
-    for w in ("fork", "inplace"):
+    for w in writers:
         line(
             f"{w}: target pause (ticker max gap)",
             [f"{r[w]['max_gap_s'] * 1e3:.1f} ms" for r in rows],
@@ -198,6 +265,18 @@ def _table(rows: list[dict[str, Any]], guppy: bool) -> None:
     line("analysis: top objects + retainers", [f"{r['analysis']['top_s']:.2f} s" for r in rows])
     line("analysis: total", [f"{r['analysis']['total_s']:.2f} s" for r in rows])
     line("analysis: peak RSS", [f"{r['analysis']['peak_rss_mb']:.0f} MB" for r in rows])
+    for key in ("this", "compare") if compare is not None else ("this",):
+        name = "`memtui heapdump analyze`" + (f" ({compare})" if key == "compare" else "")
+        line(
+            f"{name}: wall / CPU / peak RSS (median)",
+            [
+                f"{r['cli'][key]['wall_s']:.2f} s / {r['cli'][key]['cpu_s']:.2f} s / "
+                f"{r['cli'][key]['peak_rss_mb']:.0f} MB"
+                for r in rows
+            ],
+        )
+    if compare is not None:
+        line("same output", [str(r["cli"]["same_output"]) for r in rows])
     if guppy:
         line("guppy3 hpy().heap()", [f"{r['guppy']['heap_s']:.2f} s" for r in rows])
         line("guppy3 pause (ticker)", [f"{r['guppy']['max_gap_s'] * 1e3:.0f} ms" for r in rows])

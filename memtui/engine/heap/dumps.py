@@ -1,17 +1,14 @@
-"""Provides heap-dump reading and analysis: retained sizes by type, largest retainers, chains.
+"""Provides heap-dump analysis: retained sizes by type, largest retainers, chains.
 
-``load_dump`` reads a ``.mtdump`` file (format: memtui.probe.heap.dump) into numpy columns and
-rejects foreign, truncated, corrupt and newer files with one HeapDumpError line.
-``analyze_heap_dump`` builds the dominator tree (memtui.engine.heap.dominators) and answers "what
-holds the memory, and through which chain of references": JSON-serialisable output.
+``load_dump`` (memtui.engine.heap.reader, re-exported here) reads a ``.mtdump`` file into numpy
+columns. ``analyze_heap_dump`` builds the dominator tree (memtui.engine.heap.dominators) and
+answers "what holds the memory, and through which chain of references": JSON-serialisable.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,148 +19,21 @@ from memtui.engine.heap.dominators import (
     IntArray,
     Tree,
     dominators,
+    inherit,
     outermost,
     retained_sizes,
     spanning_tree,
 )
+from memtui.engine.heap.reader import HeapDump as HeapDump
+from memtui.engine.heap.reader import load_dump as load_dump
 from memtui.errors import HeapDumpError
-from memtui.probe.heap.dump import CODEC_RAW, CODEC_ZLIB, END, HEADER, MAGIC, SECTION, VERSION
+from memtui.probe.heap.dump import VERSION
 from memtui.probe.heap.walk import own_module
 
-REQUIRED = (b"META", b"TYPE", b"NTYP", b"SIZE", b"ADDR", b"DEGR", b"EDGE", b"ROOT")
-_DTYPES = {b"NTYP": "<i4", b"SIZE": "<i8", b"ADDR": "<i8", b"DEGR": "<i4", b"EDGE": "<i4"}
-_DTYPES[b"NSIT"] = "<i4"
 ARROW = " → "
 SAMPLE_CHAINS = 20000
 Step = tuple[str, str, int]
 """(kind, text, list index or -1): kind is root | named | node."""
-
-
-@dataclass
-class HeapDump:
-    """A loaded dump: columns indexed by node number (0..n-1)."""
-
-    path: str
-    meta: dict[str, Any]
-    type_names: list[str]
-    short_names: list[str]
-    types: IntArray
-    sizes: IntArray
-    addrs: IntArray
-    offsets: IntArray
-    edges: IntArray
-    roots: list[tuple[int, str, str]]
-    labels: dict[int, str] = field(default_factory=dict)
-    named: dict[tuple[int, int], str] = field(default_factory=dict)
-
-    @property
-    def n(self) -> int:
-        return int(self.types.size)
-
-
-def _bad(path: str, why: str) -> HeapDumpError:
-    return HeapDumpError(f"{path}: {why}")
-
-
-def load_dump(path: str) -> HeapDump:
-    """Read and validate a dump; HeapDumpError (one line) for anything that is not a whole,
-    uncorrupted dump of a version this memtui reads."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise _bad(path, f"cannot read: {exc.strerror or exc}") from None
-    if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
-        raise _bad(path, "not a memtui heap dump (no MTDUMP header)")
-    if len(data) < HEADER.size:
-        raise _bad(path, "truncated heap dump (incomplete header)")
-    _, version, _, _ = HEADER.unpack_from(data)
-    if version > VERSION:
-        raise _bad(
-            path, f"heap dump format v{version} is newer than this memtui reads (v{VERSION})"
-        )
-    if version < 1:
-        raise _bad(path, f"not a memtui heap dump (format v{version})")
-    sections = _sections(path, data)
-    missing = [t.decode() for t in REQUIRED if t not in sections]
-    if missing:
-        raise _bad(path, f"corrupt heap dump: missing section(s) {', '.join(missing)}")
-    try:
-        return _build(path, sections)
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        raise _bad(path, f"corrupt heap dump: {exc}") from None
-
-
-def _sections(path: str, data: bytes) -> dict[bytes, bytes]:
-    out: dict[bytes, bytes] = {}
-    pos = HEADER.size
-    count = 0
-    while True:
-        if pos + SECTION.size > len(data):
-            raise _bad(path, "truncated heap dump (no end marker; was it still being written?)")
-        tag, codec, raw_len, stored_len, crc = SECTION.unpack_from(data, pos)
-        body_at = pos + SECTION.size
-        if body_at + stored_len > len(data):
-            raise _bad(path, f"truncated heap dump (section {tag!r} cut short)")
-        stored = data[body_at : body_at + stored_len]
-        if zlib.crc32(stored) != crc:
-            raise _bad(path, f"corrupt heap dump (checksum of section {tag!r})")
-        if tag == b"END!":
-            offset, n = END.unpack(stored) if stored_len == END.size else (-1, -1)
-            if offset != pos or n != count or body_at + stored_len != len(data):
-                raise _bad(path, "corrupt heap dump (bad end marker)")
-            return out
-        if codec == CODEC_ZLIB:
-            try:
-                raw = zlib.decompress(stored)
-            except zlib.error:
-                raise _bad(path, f"corrupt heap dump (section {tag!r})") from None
-        elif codec == CODEC_RAW:
-            raw = stored
-        else:
-            raise _bad(path, f"corrupt heap dump (codec {codec} in section {tag!r})")
-        if len(raw) != raw_len:
-            raise _bad(path, f"corrupt heap dump (length of section {tag!r})")
-        out[tag] = raw
-        count += 1
-        pos = body_at + stored_len
-
-
-def _column(sections: dict[bytes, bytes], tag: bytes) -> IntArray:
-    raw = sections[tag]
-    width = np.dtype(_DTYPES[tag]).itemsize
-    if len(raw) % width:
-        raise ValueError(f"section {tag.decode()} is not a whole number of items")
-    return np.frombuffer(raw, dtype=_DTYPES[tag]).astype(np.int64)
-
-
-def _build(path: str, s: dict[bytes, bytes]) -> HeapDump:
-    meta = json.loads(s[b"META"])
-    parts = json.loads(s[b"TYPE"])
-    full = [q if m == "builtins" else f"{m}.{q}" for m, q in parts]
-    types = _column(s, b"NTYP")
-    n = types.size
-    sizes, addrs, degrees = (_column(s, t) for t in (b"SIZE", b"ADDR", b"DEGR"))
-    edges = _column(s, b"EDGE")
-    if not sizes.size == addrs.size == degrees.size == n:
-        raise ValueError("columns of different lengths")
-    if n and (types.min() < 0 or types.max() >= len(full) or degrees.min() < 0):
-        raise ValueError("type or degree out of range")
-    offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(degrees, out=offsets[1:])
-    if int(offsets[-1]) != edges.size or (edges.size and (edges.min() < 0 or edges.max() >= n)):
-        raise ValueError("edges do not match the nodes")
-    roots = [(int(r), str(k), str(lab)) for r, k, lab in json.loads(s[b"ROOT"])]
-    if any(not 0 <= r < n for r, _, _ in roots):
-        raise ValueError("root out of range")
-    labels = {int(i): str(lab) for i, lab in json.loads(s.get(b"LABL", b"[]"))}
-    named: dict[tuple[int, int], str] = {}
-    for d, key, target in json.loads(s.get(b"NAMD", b"[]")):
-        named.setdefault((int(d), int(target)), str(key))
-    return HeapDump(
-        path, meta, full, [q for _, q in parts], types, sizes, addrs, offsets, edges, roots,
-        labels, named,
-    )  # fmt: skip
 
 
 @dataclass
@@ -238,15 +108,16 @@ def analyze(dump: HeapDump) -> Analysis:
     t1 = time.perf_counter()
     idom = dominators(dump.n, dump.offsets, dump.edges, tree)
     t2 = time.perf_counter()
-    retained, count = retained_sizes(dump.sizes, idom, tree.order)
+    retained, count = retained_sizes(dump.sizes, idom, tree)
     t3 = time.perf_counter()
     timings = {"graph_s": t1 - t0, "dominators_s": t2 - t1, "retained_s": t3 - t2}
-    return Analysis(dump, tree, idom, retained, count, timings, root_label, own_nodes(dump, idom))
+    own = own_nodes(dump, idom, tree)
+    return Analysis(dump, tree, idom, retained, count, timings, root_label, own)
 
 
-def own_nodes(dump: HeapDump, idom: IntArray) -> npt.NDArray[np.bool_]:
+def own_nodes(dump: HeapDump, idom: IntArray, tree: Tree) -> npt.NDArray[np.bool_]:
     """memtui's modules and instances of its classes, and everything only they keep alive
-    (their dominator subtrees, by pointer doubling up the dominator tree)."""
+    (their dominator subtrees, marked top down the dominator tree)."""
     own_type = np.array(
         [own_module(name.rsplit(".", 1)[0]) and "." in name for name in dump.type_names], np.bool_
     )
@@ -256,15 +127,8 @@ def own_nodes(dump: HeapDump, idom: IntArray) -> npt.NDArray[np.bool_]:
     for node, kind, label in dump.roots:
         if kind == "module" and own_module(label.removeprefix("module ")):
             mark[node] = True
-    if not mark.any():
-        return mark[: dump.n]
-    anc = idom.copy()
-    for _ in range(64):
-        mark |= mark[anc]
-        nxt = anc[anc]
-        if np.array_equal(nxt, anc):
-            break
-        anc = nxt
+    if mark.any():
+        inherit(mark, idom, tree)
     return mark[: dump.n]
 
 
@@ -276,7 +140,7 @@ def top_objects(a: Analysis, limit: int = 30) -> list[dict[str, Any]]:
     mine = ~a.own if a.own is not None else np.ones(d.n, np.bool_)
     counts = np.bincount(d.types[mine], minlength=k)
     shallow = np.bincount(d.types[mine], weights=d.sizes[mine], minlength=k)
-    outer = outermost(d.types, a.idom, a.tree.order, a.count) & mine
+    outer = outermost(d.types, a.idom, a.tree, a.count) & mine
     ret = np.bincount(d.types[outer], weights=a.retained[: d.n][outer], minlength=k)
     best = np.lexsort((-shallow, -ret))[:limit]
     return [
@@ -297,19 +161,56 @@ def largest_retainers(a: Analysis, limit: int = 20, share: float = 0.9) -> list[
     n = a.dump.n
     ret = a.retained
     kids = a.tree.order
-    best_child = np.full(n + 1, -1, np.int64)
-    by = kids[np.lexsort((-ret[kids], a.idom[kids]))]
-    firsts = np.r_[True, a.idom[by][1:] != a.idom[by][:-1]]
-    best_child[a.idom[by][firsts]] = by[firsts]
+    # each node's child of largest retained size (the first in discovery order on ties)
+    up = a.idom[kids]
+    rk = ret[kids]
+    most = np.full(n + 1, -1, np.int64)
+    np.maximum.at(most, up, rk)
+    hit = np.flatnonzero(rk == most[up])
+    del rk, most
+    hit = hit.astype(kids.dtype)
+    never = np.iinfo(kids.dtype).max
+    pick = np.full(n + 1, never, kids.dtype)
+    np.minimum.at(pick, up[hit], hit)
+    del up, hit
+    best_child = np.full(n + 1, -1, kids.dtype)
+    has = pick < never
+    best_child[has] = kids[pick[has]]
+    del pick, has
     seen: dict[int, None] = {}
     own = a.own if a.own is not None else np.zeros(n, np.bool_)
-    for v in np.argsort(-ret[:n], kind="stable")[: limit * 10].tolist():
-        while best_child[v] >= 0 and ret[best_child[v]] >= share * ret[v]:
-            v = int(best_child[v])
-        if not own[v]:
-            seen.setdefault(v, None)
+    holder: dict[int, int] = {}  # where the descent from a node ends (linked lists: once)
+    for start in _largest(ret[:n], limit * 10).tolist():
+        path = []
+        v = start
+        while v not in holder:
+            c = int(best_child[v])
+            if c < 0 or int(ret[c]) < share * int(ret[v]):
+                holder[v] = v
+                break
+            path.append(v)
+            v = c
+        end = holder[v]
+        for u in path:
+            holder[u] = end
+        if not own[end]:
+            seen.setdefault(end, None)
     picked = sorted(seen, key=lambda v: (-int(ret[v]), v))[:limit]
     return [describe(a, v) for v in picked]
+
+
+def _largest(values: IntArray, k: int) -> IntArray:
+    """Indices of the ``k`` largest values, largest first, ties by index: the head of a stable
+    descending argsort, without sorting everything."""
+    n = values.size
+    if k <= 0 or n == 0:
+        return np.empty(0, np.int64)
+    if k < n:
+        cut = np.partition(values, n - k)[n - k]
+        cand = np.flatnonzero(values >= cut)
+    else:
+        cand = np.arange(n)
+    return cand[np.argsort(-values[cand], kind="stable")][:k]
 
 
 def describe(a: Analysis, v: int) -> dict[str, Any]:
