@@ -297,7 +297,8 @@ def start_agent_from_env() -> Agent:
 def _at_exit() -> None:
     agent = _agent
     if agent is not None and agent.pid == os.getpid():
-        agent.stop(join_s=0.05)  # daemon threads: the exit must not wait for them
+        # Daemon threads: the exit must not wait for them (a little, for a recording's end).
+        agent.stop(join_s=0.05 if agent.recorder is not None else 0.0)
 
 
 def _after_fork_in_child() -> None:
