@@ -7,9 +7,11 @@ noted in the run's recording once, and one clear error when no dump can be made.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from memtui.engine.heap.trigger import HeapDumpTrigger
 from memtui.errors import HeapDumpError
@@ -74,6 +76,42 @@ class ProfilerDumps:
         for path in new:
             rec.add_dump(self._wall(), path, {"path": path, "trigger": "threshold"})
         self._recorded += len(new)
+
+
+class HeapDumpMethods:
+    """The spec's heap-dump methods of MemoryProfiler."""
+
+    pid: int
+    _dumps: ProfilerDumps
+
+    @property
+    def recorder(self) -> Recorder | None:
+        raise NotImplementedError
+
+    @property
+    def latest_heap_dump(self) -> str | None:
+        """Path of the newest heap dump this profiler wrote (on demand or on threshold); waits
+        (up to 60 s) for a threshold dump under way, so the spec's example finds its file."""
+        return self._dumps.latest()
+
+    def dump_heap(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Dump this process's heap to ``path`` (default: a new file under heap_dump_dir) and
+        return the path once the file is complete. The fork writer pauses the process only for
+        the fork; HeapDumpError when no dump can be made."""
+        if not (self.pid == os.getpid()):
+            raise HeapDumpError(
+                f"heap dumps are taken inside the process: use `memtui heapdump {self.pid}`"
+            )
+        return self._dumps.dump_now(path, self.recorder)
+
+    async def analyze_heap_dump(
+        self, path: str | os.PathLike[str], type_name: str | None = None
+    ) -> dict[str, Any]:
+        """Retained sizes by type, largest retainers and (with ``type_name``) the shortest
+        reference chains to its instances; runs in a worker thread."""
+        from memtui.engine.heap.dumps import analyze_heap_dump
+
+        return await asyncio.to_thread(analyze_heap_dump, str(path), type_name)
 
 
 def _mtime(path: str) -> float:

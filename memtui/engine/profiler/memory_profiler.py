@@ -29,7 +29,7 @@ from memtui.engine.facts.snapshot import MemorySnapshot
 from memtui.engine.intake import FrameIntake
 from memtui.engine.profiler.alerts import AlertDispatcher, LeakCallback, event_info
 from memtui.engine.profiler.baseline import RunningStats
-from memtui.engine.profiler.heap_dumps import ProfilerDumps
+from memtui.engine.profiler.heap_dumps import HeapDumpMethods, ProfilerDumps
 from memtui.engine.profiler.memory_source import MemorySource
 from memtui.engine.profiler.options import (
     SHORT_RUN_BUDGET,
@@ -43,7 +43,7 @@ from memtui.engine.profiler.run_recording import RunRecording
 from memtui.engine.profiler.snapshots import ProfilerSnapshots
 from memtui.engine.report.json_report import ReportInput, build_report
 from memtui.engine.report.writer import write_report
-from memtui.errors import HeapDumpError, TargetProcessError, TracingError
+from memtui.errors import TargetProcessError, TracingError
 from memtui.probe.clock import Clock, SystemClock
 from memtui.probe.collector import CensusBudget, Collector
 from memtui.probe.gcstats import GcReading
@@ -61,7 +61,7 @@ log = logging.getLogger("memtui")
 MIB: float = 1024.0 * 1024.0
 
 
-class MemoryProfiler(ProfilerQueries):
+class MemoryProfiler(ProfilerQueries, HeapDumpMethods):
     """Profiles this process (or watches another pid's memory from outside).
 
     Args:
@@ -585,32 +585,6 @@ class MemoryProfiler(ProfilerQueries):
         if self._state == "running" and self._tracing:
             return self.take_snapshot()
         return self._snaps.latest
-
-    # ----------------------------------------------------------------- heap dumps
-    @property
-    def latest_heap_dump(self) -> str | None:
-        """Path of the newest heap dump this profiler wrote (on demand or on threshold); waits
-        (up to 60 s) for a threshold dump under way, so the spec's example finds its file."""
-        return self._dumps.latest()
-
-    def dump_heap(self, path: str | os.PathLike[str] | None = None) -> str:
-        """Dump this process's heap to ``path`` (default: a new file under heap_dump_dir) and
-        return the path once the file is complete. The fork writer pauses the process only for
-        the fork; HeapDumpError when no dump can be made."""
-        if not (self.pid == os.getpid()):
-            raise HeapDumpError(
-                f"heap dumps are taken inside the process: use `memtui heapdump {self.pid}`"
-            )
-        return self._dumps.dump_now(path, self.recorder)
-
-    async def analyze_heap_dump(
-        self, path: str | os.PathLike[str], type_name: str | None = None
-    ) -> dict[str, Any]:
-        """Retained sizes by type, largest retainers and (with ``type_name``) the shortest
-        reference chains to its instances; runs in a worker thread."""
-        from memtui.engine.heap.dumps import analyze_heap_dump
-
-        return await asyncio.to_thread(analyze_heap_dump, str(path), type_name)
 
     # ----------------------------------------------------------------- reports
     def report_input(self, command: str = "") -> ReportInput:
