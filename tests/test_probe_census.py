@@ -139,3 +139,34 @@ def test_type_name() -> None:
 
     Weird.__module__ = None  # type: ignore[assignment]
     assert type_name(Weird).endswith("Weird")
+
+
+def test_census_never_breaks_a_tuple_being_built_in_another_thread() -> None:
+    """Holding gc.get_objects()'s list while other threads run gave the tuple that
+    ``tuple(genexpr)`` builds a second reference: _PyTuple_Resize then raised SystemError in
+    the program's thread (3.11-3.13; benchmarks/soak/census_tuple_repro.py)."""
+    stop = threading.Event()
+    errors: list[str] = []
+    built = [0]
+
+    def builder() -> None:
+        while not stop.is_set():
+            try:
+                tuple(x for x in range(200))  # grows past its first guess: a resize
+                built[0] += 1
+            except SystemError as exc:
+                errors.append(repr(exc))
+
+    t = threading.Thread(target=builder)
+    t.start()
+    censuses = 0
+    try:
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            take_census(largest=10)
+            censuses += 1
+    finally:
+        stop.set()
+        t.join()
+    assert censuses >= 5 and built[0] > 100
+    assert errors == [], errors[:3]

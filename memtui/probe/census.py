@@ -7,9 +7,11 @@ import heapq
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass, field
-from itertools import compress, islice
+from functools import partial
+from itertools import chain, compress, repeat
+from typing import Any, cast
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +44,12 @@ class CensusResult:
 
 
 CONTAINER_TYPES: frozenset[type] = frozenset(
-    {list, dict, set, frozenset, deque, defaultdict, OrderedDict, Counter}
+    {list, dict, set, deque, defaultdict, OrderedDict, Counter}
 )
 """Exact types whose len() is C code and cheap; user subclasses are skipped (their __len__
-could run arbitrary code)."""
+could run arbitrary code). No tuple or frozenset: C code that builds one needs to be its only
+holder (and neither can grow)."""
+CONTAINER_TYPE_IDS: frozenset[int] = frozenset(map(id, CONTAINER_TYPES))
 
 
 _census_lock = threading.Lock()
@@ -77,38 +81,6 @@ def _yield_gil() -> None:
     time.sleep(0)
 
 
-def _offer(
-    top: list[tuple[int, int, type]], largest: int, lengths: list[int], found: list[object]
-) -> None:
-    """Merge one chunk's containers into the ``top`` heap, doing Python work for few of them.
-
-    Selection runs at C speed (compress over int comparisons): only containers longer than
-    the current N-th longest reach the Python loop, and while the heap is still filling, the
-    chunk's own N-th longest length sets that floor (ties are taken only as needed).
-    """
-    if not lengths:
-        return
-    floor = top[0][0] if len(top) >= largest else -1
-    if max(lengths) <= floor:
-        return
-    # Select objects only (no per-item tuples) and take len() again for the few selected.
-    if len(top) < largest and len(lengths) > largest:
-        kth = sorted(lengths)[-largest]
-        above = list(compress(found, map(kth.__lt__, lengths)))
-        ties = compress(found, map(kth.__eq__, lengths))
-        candidates: Iterable[object] = above + list(islice(ties, largest - len(above)))
-    else:
-        candidates = compress(found, map(floor.__lt__, lengths))
-    for obj in candidates:
-        if type(obj) not in CONTAINER_TYPES:  # its __class__ was reassigned meanwhile
-            continue
-        length = len(obj)  # type: ignore[arg-type]
-        if len(top) < largest:
-            heapq.heappush(top, (length, id(obj), type(obj)))
-        elif length > top[0][0]:
-            heapq.heapreplace(top, (length, id(obj), type(obj)))
-
-
 def take_census(
     track: Iterable[type] = (),
     chunk_size: int = 100_000,
@@ -116,63 +88,113 @@ def take_census(
 ) -> CensusResult:
     """Count live gc-tracked objects by type, yielding the GIL between chunks.
 
-    The one gc.get_objects() call is the only GIL hold that cannot be split (10-30 ms per
-    million objects); counting then runs at C speed (Counter over map(type, chunk)) in chunks of
-    ``chunk_size`` with a GIL release after each. Nothing made here before that call is a
-    gc-tracked container, so the census does not count itself; the object list is dropped
-    before returning so no object is kept alive. Concurrent calls run one after another.
+    The object list never outlives one C-level pass (see _all_types): the types of all
+    objects are taken in one GIL hold (gc.get_objects() and a map(type), 15-45 ms per million
+    objects), then counted at C speed in chunks of ``chunk_size`` with a GIL release after
+    each; the longest containers take a second such pass. Nothing made here before those
+    passes is a gc-tracked container, so the census does not count itself, and no object is
+    kept alive. Concurrent calls run one after another.
     """
     with _census_lock:
         return _take_census(track, chunk_size, largest)
+
+
+def _all_types() -> list[type]:
+    """The type of every gc-tracked object, in one C-level pass that keeps no object.
+
+    Why like this: holding ``gc.get_objects()``'s list while other threads run gives every
+    object a second reference, and CPython code that relies on being the only holder breaks:
+    ``tuple(genexpr)`` resizes the tuple it builds and raises SystemError in the program's
+    thread (3.11-3.13, benchmarks/soak/census_tuple_repro.py). Here the list lives only inside
+    one ``list(...)`` call that runs no Python code, so no other thread runs while it exists.
+    """
+    return list(map(type, chain.from_iterable(_copies(1))))
+
+
+def _copies(n: int) -> Iterator[list[Any]]:
+    """``gc.get_objects()``'s one list, ``n`` times (C-level, lazily: nothing runs until the
+    consumer asks)."""
+    return chain.from_iterable(map(partial(repeat, times=n), map(gc.get_objects, [None])))
+
+
+def _containers(lists: Iterator[list[Any]]) -> Iterator[Sized]:
+    """The exact builtin containers (C-level ``len()``) of the next list from ``lists``.
+
+    ``compress`` needs the objects and their selectors: two copies of the one list, walked in
+    step. The selectors are composed at the level of the list stream (a ``map`` of ``map``
+    partials), so every call made per object or per list is C code: no Python frame runs,
+    so no other thread runs while the list exists.
+    """
+    types_of = map(partial(map, type), lists)
+    selectors = map(partial(map, CONTAINER_TYPES.__contains__), types_of)
+    return cast("Iterator[Sized]", chain.from_iterable(map(compress, lists, selectors)))
+
+
+def _longest_containers(largest: int) -> tuple[list[tuple[int, int, type]], float]:
+    """(length, id, type) of the ``largest`` longest builtin containers, and the longest GIL
+    hold it took.
+
+    The same rule as _all_types: every pass is one ``list(...)`` call over C-level iterators
+    (``map``, ``compress``, ``chain``), so no Python code runs and no other thread runs while
+    the object list exists; the two copies of one list that ``compress`` needs (the objects
+    and their selectors) come from the same ``gc.get_objects()`` call. First the lengths of
+    all containers (ints only), then (length, id, type) of those at least as long as the N-th
+    longest.
+    """
+    now = time.perf_counter
+    started = now()
+    lengths = list(map(len, _containers(_copies(2))))
+    hold = now() - started
+    if not lengths:
+        return [], hold
+    floor = heapq.nlargest(largest, lengths)[-1]
+    ties = sum(map(floor.__eq__, lengths))
+    del lengths
+    # With many ties at the N-th length (empty lists, say) only the longer ones are taken.
+    keep = floor.__le__ if ties <= 4 * largest else floor.__lt__
+    _yield_gil()
+    started = now()
+    lists = _copies(4)
+    selectors = map(keep, map(len, _containers(lists)))
+    # compress stops at the end of its data and leaves its selectors one step short; the
+    # object list holds every iterator made before it, so an unfinished one would keep the
+    # list alive in a cycle. deque(..., maxlen=0) runs them out in the same C-level call
+    # (an empty deque is falsy: filter yields nothing of it).
+    drain = filter(None, map(deque, [selectors], [0]))
+    long_ones: list[Sized] = list(chain(compress(_containers(lists), selectors), drain))
+    del lists, selectors, drain
+    # A handful of builtin lists, dicts, sets and deques (no tuple, whose builder needs to
+    # be its only holder) are held for these few lines.
+    rows = [(len(c), id(c), type(c)) for c in long_ones]
+    del long_ones
+    hold = max(hold, now() - started)
+    return heapq.nlargest(largest, rows, key=lambda row: (row[0], -row[1])), hold
 
 
 def _take_census(track: Iterable[type], chunk_size: int, largest: int) -> CensusResult:
     now = time.perf_counter
     chunk_size = max(1, int(chunk_size))
     started = now()
-    objects = gc.get_objects()
+    types = _all_types()
     get_objects_s = now() - started
+    total = len(types)
+    max_hold = get_objects_s
     counter: Counter[type] = Counter()
-    # Heap of (length, object_id, type) for the ``largest`` longest containers: keeps
-    # ids and types only, never the containers themselves.
-    top: list[tuple[int, int, type]] = []
-    is_container = CONTAINER_TYPES.__contains__
     chunks = 0
-    total = len(objects)
-    max_hold = now() - started
-    # Two iterators walk the list in step (one for types, one for the objects) rather
-    # than slicing it: a slice would incref and later decref every object, two extra
-    # passes over a million objects' memory.
-    types_of = map(type, objects)
-    walker = iter(objects)
-    try:
+    top: list[tuple[int, int, type]] = []
+    _yield_gil()
+    for begin in range(0, total, chunk_size):
+        # Types only from here on: holding them is safe while other threads run.
+        hold_start = now()
+        counter.update(types[begin : begin + chunk_size])
+        chunks += 1
+        max_hold = max(max_hold, now() - hold_start)
         _yield_gil()
-        for begin in range(0, total, chunk_size):
-            hold_start = now()
-            if largest > 0:
-                types = list(islice(types_of, chunk_size))
-                counter.update(types)
-                lengths = list(
-                    map(len, compress(islice(walker, chunk_size), map(is_container, types)))
-                )
-                if lengths and max(lengths) > (top[0][0] if len(top) >= largest else -1):
-                    # Rare once the heap is full: only then fetch the containers themselves.
-                    chunk = objects[begin : begin + chunk_size]
-                    found = list(compress(chunk, map(is_container, types)))
-                    del chunk
-                    _offer(top, largest, lengths, found)
-                    del found
-                del types, lengths
-            else:
-                counter.update(islice(types_of, chunk_size))
-            chunks += 1
-            held = now() - hold_start
-            if held > max_hold:
-                max_hold = held
-            _yield_gil()
-    finally:
-        # The iterators hold the list too: drop all three so no object outlives the census.
-        del objects, types_of, walker
+    del types
+    if largest > 0:
+        _yield_gil()
+        top, hold = _longest_containers(largest)
+        max_hold = max(max_hold, hold)
     tail_start = now()
     tracked_types = tuple(track)
     tracked = {t: counter.get(t, 0) for t in tracked_types}
@@ -183,7 +205,7 @@ def _take_census(track: Iterable[type], chunk_size: int, largest: int) -> Census
         counts[name] = counts.get(name, 0) + n
     biggest = tuple(
         ContainerInfo(type_name=type_name(t), length=length, object_id=oid)
-        for length, oid, t in sorted(top, key=lambda item: (-item[0], item[1]))
+        for length, oid, t in top
     )
     finished = now()
     return CensusResult(
