@@ -12,7 +12,8 @@ Configurations: ``bare`` (B is bare too: the noise floor), ``run-off`` (``memtui
 10,000 s: the sampler, GC callback, socket and frames, recording), ``run-off-census`` (census
 back at its default), ``run-off-summary`` (heap summaries back), ``run-default`` (memtui run's
 defaults: watch mode, census, heap summaries), ``gc``, ``sampler``, ``census@S``, ``watch@S``,
-``summary@S`` (the part alone, every S s).
+``summary@S`` (the part alone, every S s), ``run-census@3``, ``run-watch@1.5``,
+``run-summary@5`` (under memtui run, that part alone at ten times or more its rate).
 
 Usage: ``python benchmarks/soak/cost.py --seconds 60 bare run-off run-default watch@1.5``.
 """
@@ -43,6 +44,21 @@ RUN_ENV: dict[str, dict[str, str]] = {
         "MEMTUI_CENSUS_INTERVAL": "10000",
     },
     "run-off-census": {"MEMTUI_TRACE": "off", "MEMTUI_HEAP_SUMMARY": "0"},
+    "run-census@3": {
+        "MEMTUI_TRACE": "off",
+        "MEMTUI_HEAP_SUMMARY": "0",
+        "MEMTUI_CENSUS_INTERVAL": "3",
+    },
+    "run-watch@1.5": {
+        "MEMTUI_HEAP_SUMMARY": "0",
+        "MEMTUI_CENSUS_INTERVAL": "10000",
+        "MEMTUI_WATCH_PERIOD": "1.5",
+    },
+    "run-summary@5": {
+        "MEMTUI_TRACE": "off",
+        "MEMTUI_CENSUS_INTERVAL": "10000",
+        "MEMTUI_HEAP_SUMMARY_INTERVAL": "5",
+    },
     "run-off-summary": {"MEMTUI_TRACE": "off", "MEMTUI_CENSUS_INTERVAL": "10000"},
     "run-off-all": {"MEMTUI_TRACE": "off"},
     "run-default": {},
