@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stores import load
@@ -41,9 +42,15 @@ def rss() -> int:
         return int(f.read().split()[1]) * 4096
 
 
-def reading(t0: float) -> dict[str, float]:
+def reading(t0: float, agent: Any = None) -> dict[str, Any]:
     m = LIBC.mallinfo2()
+    extra: dict[str, Any] = {}
+    if agent is not None:
+        tracer = agent.tracer
+        extra = {"windows": len(tracer._windows), "stopped": bool(tracer.windows_stopped()),
+                 "leak_estimate_mb": round(tracer.leaked_bytes / 1e6, 2)}  # fmt: skip
     return {
+        **extra,
         "t": round(time.monotonic() - t0, 1),
         "rss_mb": round(rss() / 1e6, 2),
         "blocks": sys.getallocatedblocks(),
@@ -79,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     t0 = time.monotonic()
     while time.monotonic() - t0 < args.seconds:
-        print(json.dumps(reading(t0)), flush=True)
+        print(json.dumps(reading(t0, ag)), flush=True)
         time.sleep(args.every)
     stop.set()
     time.sleep(0.5)
