@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", default="watch", help="off, watch or continuous")
     parser.add_argument("--census-s", type=float, default=10.0)
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--leak-budget-mb", type=float, default=0.0, help="0: the default")
     args = parser.parse_args(argv)
     from memtui.probe import agent as agent_mod
 
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             record_path=None if args.no_record else f"{tmp}/m.db",
             sock_dir=tmp,
         )
+        if args.leak_budget_mb:
+            ag.tracer.leak_budget_bytes = int(args.leak_budget_mb * 2**20)
     t0 = time.monotonic()
     while time.monotonic() - t0 < args.seconds:
         print(json.dumps(reading(t0, ag)), flush=True)
