@@ -141,7 +141,7 @@ class Load:
         with self._lock:
             return dict(self.ok)
 
-    def latencies(self) -> dict[int, array.array[float]]:
+    def latencies(self, since: float = 0.0) -> dict[int, array.array[float]]:
         return {}
 
 
@@ -154,6 +154,7 @@ class OpenLoad(Load):
         super().__init__(ports, threads)
         self.rate = rate
         self._lat: dict[int, array.array[float]] = {p: array.array("d") for p in ports}
+        self._due: dict[int, array.array[float]] = {p: array.array("d") for p in ports}
         self._threads = [
             threading.Thread(target=self._run_open, args=(p, k, threads), daemon=True)
             for p in ports
@@ -178,13 +179,18 @@ class OpenLoad(Load):
                 if good:
                     self.ok[port] += 1
                     self._lat[port].append(lat)
+                    self._due[port].append(due)
                 else:
                     self.failed[port] += 1
             due += step
 
-    def latencies(self) -> dict[int, array.array[float]]:
+    def latencies(self, since: float = 0.0) -> dict[int, array.array[float]]:
+        """Latencies of the requests scheduled from ``since`` (monotonic time) on."""
         with self._lock:
-            return {p: array.array("d", a) for p, a in self._lat.items()}
+            return {
+                p: array.array("d", (x for x, d in zip(a, self._due[p], strict=True) if d >= since))
+                for p, a in self._lat.items()
+            }
 
 
 def cpu_s(proc: psutil.Process) -> float:
@@ -311,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                 f.write(json.dumps(row) + "\n")
         watched_s = time.monotonic() - t0
         lat = load.latencies()
+        lat_tail = load.latencies(time.monotonic() - args.tail_min * 60.0)
     finally:
         load.stop()
         with contextlib.suppress(ProcessLookupError):
@@ -378,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         "latency_ms": {
             "control": percentiles_ms(lat.get(port_a, array.array("d"))),
             "watched": percentiles_ms(lat.get(port_b, array.array("d"))),
+            "tail_control": percentiles_ms(lat_tail.get(port_a, array.array("d"))),
+            "tail_watched": percentiles_ms(lat_tail.get(port_b, array.array("d"))),
         },
         "tail_slope_mb_per_h": {
             "minutes": round((tts[-1] - tts[0]) / 60.0, 1) if tts else 0.0,
