@@ -127,3 +127,24 @@ def test_coarse_buckets_add_only_older_samples() -> None:
     assert sum(p.count for p in points) == 30
     assert [p.count for p in points[-3:]] == [1, 1, 1]
     assert all(a.t_end < b.t_start for a, b in itertools.pairwise(points))
+
+
+def test_closed_buckets_are_packed_not_objects() -> None:
+    """A bucket of four fields costs its 20 doubles (160 bytes), not ~630 bytes of tuples and
+    floats: a week at 1 Hz is 3.6 MB, in the agent and in the monitor."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        h = History(("a", "b", "c", "d"), tiers=((1.0, 5000),))
+        for i in range(6000):
+            h.append(float(i), (float(i), 2.0, 3.0, 4.0 + i))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(h) == 5000
+    assert held < 5000 * 200, held
+    points = h.points()
+    assert points[0].t_start == 1000.0 and points[-1].last == (5999.0, 2.0, 3.0, 6003.0)
+    assert sum(p.count for p in points) == 5000

@@ -131,3 +131,34 @@ def test_continuous_on_and_off(no_tracing: None) -> None:
     finally:
         controller.stop()
     assert not tracemalloc.is_tracing()
+
+
+def test_windows_stop_once_the_leak_budget_is_spent(no_tracing: None) -> None:
+    """CPython < 3.13 leaks each window's tracebacks in tracemalloc: windows are budgeted."""
+    kept: list[bytearray] = []
+    controller = TraceController("watch", window_s=0.05, period_s=60.0, first_window_s=60.0)
+    controller.start()
+    try:
+        controller.leak_budget_bytes = 1  # any window spends it (0 would mean no budget)
+        stop = threading.Event()
+
+        def alloc() -> None:
+            while not stop.is_set():
+                kept.append(bytearray(100))
+                time.sleep(0.0005)
+
+        thread = threading.Thread(target=alloc)
+        thread.start()
+        try:
+            assert controller.run_window() is not None
+            assert controller.leaked_bytes > 0
+            state = controller.state()
+            assert "CPython" in state["windows_stopped"] and state["leaked_bytes"] > 0
+            assert controller.run_window() is None  # no more windows
+            assert controller.sites()  # the ranking of the windows kept stays
+            assert not tracemalloc.is_tracing()
+        finally:
+            stop.set()
+            thread.join()
+    finally:
+        controller.stop()

@@ -17,13 +17,20 @@ worker's recording and prints one JSON object of figures:
   of B's allocated blocks from the recording;
 - ``samples``: rows in the worker's recording against the seconds watched, and the largest gap.
 
+With ``--rate R`` the client is open loop instead: R requests/s per service on a fixed
+schedule (``--threads`` senders each), so both services do the same work and the cost shows as
+the worker's CPU seconds per request (watched / control) and as latency (p50, p99, measured
+from each request's scheduled time, so a stalled worker's queue counts), not as throughput.
+The slopes are also given over the last ``--tail-min`` minutes, after the bounded buffers fill.
+
 Usage: ``python benchmarks/soak/soak.py --minutes 30 --out /tmp/soak`` (bounded: it stops by
-itself; every request goes to 127.0.0.1).
+itself; every request goes to 127.0.0.1); ``--minutes 75 --rate 120`` for the open loop.
 """
 
 from __future__ import annotations
 
 import argparse
+import array
 import contextlib
 import http.client
 import itertools
@@ -134,6 +141,74 @@ class Load:
         with self._lock:
             return dict(self.ok)
 
+    def latencies(self, since: float = 0.0) -> dict[int, array.array[float]]:
+        return {}
+
+
+class OpenLoad(Load):
+    """Open-loop clients: ``rate`` requests/s per port on a fixed schedule, ``threads`` senders
+    per port each taking every ``threads``-th slot. A request's latency runs from its scheduled
+    time, so time spent queued behind a stalled worker is counted (no coordinated omission)."""
+
+    def __init__(self, ports: list[int], threads: int, rate: float) -> None:
+        super().__init__(ports, threads)
+        self.rate = rate
+        self._lat: dict[int, array.array[float]] = {p: array.array("d") for p in ports}
+        self._due: dict[int, array.array[float]] = {p: array.array("d") for p in ports}
+        self._threads = [
+            threading.Thread(target=self._run_open, args=(p, k, threads), daemon=True)
+            for p in ports
+            for k in range(threads)
+        ]
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.monotonic() + 0.5
+        super().start()
+
+    def _run_open(self, port: int, k: int, n: int) -> None:
+        step = n / self.rate
+        due = self._t0 + k / self.rate
+        while not self._stop.is_set():
+            wait = due - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                return
+            good = request(port)
+            lat = time.monotonic() - due
+            with self._lock:
+                if good:
+                    self.ok[port] += 1
+                    self._lat[port].append(lat)
+                    self._due[port].append(due)
+                else:
+                    self.failed[port] += 1
+            due += step
+
+    def latencies(self, since: float = 0.0) -> dict[int, array.array[float]]:
+        """Latencies of the requests scheduled from ``since`` (monotonic time) on."""
+        with self._lock:
+            return {
+                p: array.array("d", (x for x, d in zip(a, self._due[p], strict=True) if d >= since))
+                for p, a in self._lat.items()
+            }
+
+
+def cpu_s(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+def percentiles_ms(values: array.array[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    q = np.percentile(np.frombuffer(values, dtype=float), [50, 99, 99.9]) * 1000.0
+    return {
+        "p50": round(float(q[0]), 2),
+        "p99": round(float(q[1]), 2),
+        "p99.9": round(float(q[2]), 2),
+        "max": round(max(values) * 1000.0, 1),
+    }
+
 
 def slope_mb_per_h(t_s: list[float], values: list[float]) -> float | None:
     if len(t_s) < 3:
@@ -171,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="client threads per service")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between readings")
     parser.add_argument("--out", default="/tmp/memtui-soak", help="directory for the results")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="open loop: requests/s per service (0: closed)"
+    )
+    parser.add_argument("--tail-min", type=float, default=20.0, help="minutes of the tail slopes")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -195,7 +274,11 @@ def main(argv: list[str] | None = None) -> int:
         start_new_session=True,
     )  # fmt: skip
     timeline: list[dict[str, Any]] = []
-    load = Load([port_a, port_b], args.threads)
+    load = (
+        OpenLoad([port_a, port_b], args.threads, args.rate)
+        if args.rate > 0
+        else Load([port_a, port_b], args.threads)
+    )
     try:
         wait_serving(port_a, control)
         wait_serving(port_b, watched)
@@ -203,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_a, worker_b = worker_of(control.pid), worker_of(watched.pid)
         if worker_a is None or worker_b is None:
             raise SystemExit("soak: could not find the gunicorn workers")
+        master_b = worker_b.parent() or monitor  # the gunicorn master (the agent is in it too)
         load.start()
         t0 = time.monotonic()
         end = t0 + args.minutes * 60.0
@@ -221,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
                 row["rss_b"] = worker_b.memory_info().rss
                 row["threads_b"] = worker_b.num_threads()
                 row["fds_b"] = worker_b.num_fds()
+                row["cpu_a"] = cpu_s(worker_a)
+                row["cpu_b"] = cpu_s(worker_b)
+                row["cpu_master_b"] = cpu_s(master_b)
+                row["cpu_monitor"] = cpu_s(monitor)
                 row["rss_monitor"] = monitor.memory_info().rss
                 row["threads_monitor"] = monitor.num_threads()
                 row["fds_monitor"] = monitor.num_fds()
@@ -228,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
             with open(out / "timeline.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
         watched_s = time.monotonic() - t0
+        lat = load.latencies()
+        lat_tail = load.latencies(time.monotonic() - args.tail_min * 60.0)
     finally:
         load.stop()
         with contextlib.suppress(ProcessLookupError):
@@ -265,8 +355,46 @@ def main(argv: list[str] | None = None) -> int:
         if len(keep) > 2
         else None
     )
+    tail = [r for r in steady if r["t"] >= last["t"] - args.tail_min * 60.0]
+    tts = [r["t"] for r in tail]
+
+    def cpu_per_req(rows: list[dict[str, Any]], cpu: str, req: str) -> float | None:
+        d_req = rows[-1][req] - rows[0][req]
+        return (rows[-1][cpu] - rows[0][cpu]) / d_req if d_req > 0 else None
+
+    cpu_a, cpu_b = cpu_per_req(steady, "cpu_a", "req_a"), cpu_per_req(steady, "cpu_b", "req_b")
+    cpu_ratio_per_10min = []
+    for i in range(0, len(steady) - 1, max(1, int(600 / args.every))):
+        j = min(len(steady) - 1, i + int(600 / args.every))
+        ca = cpu_per_req(steady[i : j + 1], "cpu_a", "req_a")
+        cb = cpu_per_req(steady[i : j + 1], "cpu_b", "req_b")
+        if ca and cb and j > i:
+            cpu_ratio_per_10min.append(round(cb / ca, 3))
     figures = {
         "minutes": round(watched_s / 60.0, 1),
+        "rate_per_service": args.rate or None,
+        "cpu_ms_per_request": {
+            "control_worker": round(cpu_a * 1000, 3) if cpu_a else None,
+            "watched_worker": round(cpu_b * 1000, 3) if cpu_b else None,
+            "ratio": round(cpu_b / cpu_a, 3) if cpu_a and cpu_b else None,
+            "ratio_per_10min": cpu_ratio_per_10min,
+            "watched_master_s": round(last["cpu_master_b"] - first["cpu_master_b"], 1),
+            "monitor_s": round(last["cpu_monitor"] - first["cpu_monitor"], 1),
+            "span_s": round(span, 1),
+        },
+        "latency_ms": {
+            "control": percentiles_ms(lat.get(port_a, array.array("d"))),
+            "watched": percentiles_ms(lat.get(port_b, array.array("d"))),
+            "tail_control": percentiles_ms(lat_tail.get(port_a, array.array("d"))),
+            "tail_watched": percentiles_ms(lat_tail.get(port_b, array.array("d"))),
+        },
+        "tail_slope_mb_per_h": {
+            "minutes": round((tts[-1] - tts[0]) / 60.0, 1) if tts else 0.0,
+            "monitor_rss": slope_mb_per_h(tts, [r["rss_monitor"] for r in tail]),
+            "watched_worker_rss": slope_mb_per_h(tts, [r["rss_b"] for r in tail]),
+            "control_worker_rss": slope_mb_per_h(tts, [r["rss_a"] for r in tail]),
+            "memtui_in_target": slope_mb_per_h(tts, [r["rss_b"] - r["rss_a"] for r in tail]),
+        },
         "memtui_exit": memtui_code,
         "requests": {"control": last["req_a"], "watched": last["req_b"]},
         "failed": {"control": last["failed_a"], "watched": last["failed_b"]},

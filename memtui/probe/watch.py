@@ -31,6 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memtui.probe.clock import Clock, SystemClock
+from memtui.probe.leak_budget import (
+    LEAK_BUDGET_BYTES,
+    LEAK_FACTOR,
+    LEAKY_STOP,
+    leak_bytes,
+    stopped_note,
+)
 from memtui.probe.tracing import (
     TraceKey,
     aggregate_raw_traces,
@@ -249,6 +256,9 @@ class TraceController:
         self._started_wall = self.clock.time()
         self.traced_s = 0.0
         self.cost_s = 0.0
+        self.leak_budget_bytes = LEAK_BUDGET_BYTES if LEAKY_STOP else 0  # 0: no budget
+        self.leaked_bytes = 0
+        """Estimated bytes the windows left in CPython's tracemalloc (LEAKY_STOP)."""
         self.errors = 0
         self.last_error = ""
 
@@ -346,9 +356,15 @@ class TraceController:
             "traced_bytes": traced if self._mode in ("continuous", "external") else 0,
             "peak_traced_bytes": peak if self._mode in ("continuous", "external") else 0,
             "continuous_cost": CONTINUOUS_COST_NOTE,
+            "leaked_bytes": self.leaked_bytes,
+            "windows_stopped": self.windows_stopped(),
             "errors": self.errors,
             "last_error": self.last_error,
         }
+
+    def windows_stopped(self) -> str:
+        """Why no more windows are run ('' while they are)."""
+        return stopped_note(self.leaked_bytes, self.leak_budget_bytes)
 
     def sites(self, limit: int = 50) -> list[dict[str, Any]] | None:
         """The current ranking: windows in watch mode, live totals with full traces (cached)."""
@@ -434,6 +450,8 @@ class TraceController:
             self.refresh_full()
             return max(FULL_INTERVAL_S, self._full_last_cost_s / FULL_BUDGET)
         if mode == "watch":
+            if self.windows_stopped():
+                return 60.0  # the mode may still change (continuous on request, external)
             self.run_window()
             return self._next_delay()
         return 1.0
@@ -446,7 +464,7 @@ class TraceController:
         aggregation's own allocations are no longer traced and the program runs at full speed.
         """
         with self._lock:
-            if self._mode != "watch" or tracemalloc.is_tracing():
+            if self._mode != "watch" or tracemalloc.is_tracing() or self.windows_stopped():
                 return None
             # Deeper than asked, so that the agent's own allocations (json, threading) can be
             # told apart from the program's, and a site is the program's own line even when
@@ -474,8 +492,10 @@ class TraceController:
                     self._release_tracing()
                     t_stop = time.perf_counter()
                     self.traced_s += t_stop - t0
-        mid_sites, mid_stacks = _aggregate(mid)
-        end_sites, stacks = _aggregate(end)
+        mid_sites, mid_stacks, _ = _aggregate(mid)
+        end_sites, stacks, leak = _aggregate(end)
+        if self.leak_budget_bytes:
+            self.leaked_bytes += int(leak * LEAK_FACTOR)
         del mid, end
         sites = window_sites(mid_sites, end_sites)
         stacks = {k: stacks.get(k) or mid_stacks[k] for k in sites}
@@ -507,12 +527,18 @@ WATCH_FRAMES: int = 8
 work and to find the program's line above a few library frames."""
 
 
-def _aggregate(snapshot: tracemalloc.Snapshot) -> tuple[Totals, dict[TraceKey, TraceKey]]:
+def _aggregate(
+    snapshot: tracemalloc.Snapshot,
+) -> tuple[Totals, dict[TraceKey, TraceKey], int]:
     """Per-site totals of a window snapshot (the agent's own allocations left out), with each
-    site's heaviest full traceback.
+    site's heaviest full traceback, and the bytes its distinct tracebacks take in tracemalloc
+    (what a stop leaks where LEAKY_STOP).
 
     Runs after tracing stopped, so its own allocations are not traced (about 0.4 µs per
     block here; a Counter over (traceback, size) pairs measured slower, as it hashes more).
     """
     raw = snapshot.traces._traces  # type: ignore[attr-defined]  # raw tuples: no Trace objects
-    return group_by_site(visible_totals(aggregate_raw_traces(raw)))
+    by_traceback = aggregate_raw_traces(raw)
+    leak = leak_bytes(by_traceback)
+    totals, stacks = group_by_site(visible_totals(by_traceback))
+    return totals, stacks, leak
