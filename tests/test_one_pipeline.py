@@ -25,7 +25,7 @@ LEAK: list[Any] = []
 
 
 async def _leak_while_profiled(profiler: MemoryProfiler, frames: list[AgentFrame]) -> None:
-    """Leak until the profiler has seen enough (at least 4 s, 3 censuses, 2 heap summaries;
+    """Leak until the profiler has seen enough (at least 4 s, 3 censuses, 3 heap summaries;
     a loaded machine makes the forked summaries slow, so no fixed duration)."""
     await profiler.start()
     start = time.monotonic()
@@ -37,7 +37,7 @@ async def _leak_while_profiled(profiler: MemoryProfiler, frames: list[AgentFrame
         await asyncio.sleep(0.01)
         censuses = sum(f.census is not None for f in frames)
         summaries = sum(f.heap_summary is not None for f in frames)
-        if time.monotonic() - start >= 4.0 and censuses >= 3 and summaries >= 2:
+        if time.monotonic() - start >= 4.0 and censuses >= 3 and summaries >= 3:
             break
     await profiler.stop()
 
@@ -79,7 +79,7 @@ def test_the_same_frames_make_the_same_analysis(
     assert isinstance(profiler._collector, Collector)  # the probe's collection loop
     assert sum(len(f.samples) for f in frames) >= 32
     assert sum(f.census is not None for f in frames) >= 3
-    assert sum(f.heap_summary is not None for f in frames) >= 2
+    assert sum(f.heap_summary is not None for f in frames) >= 3
 
     session = agent_session
     session.culprits.start_t = profiler.culprits.start_t
@@ -91,8 +91,9 @@ def test_the_same_frames_make_the_same_analysis(
     assert session.detector.final_verdict() == profiler.detector.final_verdict()
     assert profiler.detector.final_verdict().rate_mb_per_hour > 0  # it grows (not trivial)
     assert session.culprits.to_report() == profiler.culprits.to_report()
-    named = [s.name for s in profiler.culprits.suspects()]
-    assert any("LEAK" in name for name in named), named
+    # Not trivial: the heap summaries that both analysed name the leaking list by its path.
+    paths = [c["path"] for c in profiler.culprits.to_report()["heap"]["largest_containers"]]
+    assert any(p.endswith(".LEAK") for p in paths), paths[:5]
 
 
 def test_the_agent_runs_the_same_collector(tmp_path: Path) -> None:

@@ -129,6 +129,8 @@ class FrameIntake(AnalysedProcess):
                 self.markers.append(
                     {"timestamp": m.timestamp_s, "label": m.label, "source": m.source}
                 )
+        if len(self._marker_keys) > 2 * MAX_MARKERS:  # bounded like the markers kept
+            self._marker_keys = {(m["timestamp"], m["label"]) for m in self.markers}
         self.new_events.extend(events)
         return events
 

@@ -399,11 +399,13 @@ class Collector:
         census: dict[str, Any] | None = None,
         sites: list[dict[str, Any]] | None = None,
         gc_state: dict[str, Any] | None = None,
+        include_sites: bool = True,
     ) -> dict[str, Any]:
         """What is new since sample ``since``: the agent protocol's ``frame`` reply (the
         owner adds its own keys). ``census``, ``sites`` and ``gc_state`` replace the latest
         census, the tracer's ranking (the agent shows them against its baseline) and the GC
-        state (``{}``: left out, for an owner that reads the GC monitor itself)."""
+        state (``{}``: left out, for an owner that reads the GC monitor itself);
+        ``include_sites=False`` leaves the ranking out (the viewer has it: keep the last)."""
         samples, older = self.samples_since(since, FRAME_HISTORY_POINTS)
         tracer = self.tracer
         reply: dict[str, Any] = {
@@ -412,7 +414,9 @@ class Collector:
             "samples": samples,
             "gc": gc_state if gc_state is not None else self.gc_state(),
             "census": census if census is not None else self.latest_census,
-            "sites": sites if sites is not None else (tracer.sites() if tracer else None),
+            "sites": (sites if sites is not None else (tracer.sites() if tracer else None))
+            if include_sites
+            else None,
             "tracing": tracer.state() if tracer is not None else {"mode": "off"},
             "uptime_s": self.uptime_s(),
             "markers": self.recent_markers(),

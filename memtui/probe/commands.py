@@ -130,15 +130,22 @@ class AgentCommands:
         }
 
     def cmd_frame(self, message: dict[str, Any]) -> Reply:
+        """What is new since sample ``since``. The site ranking (most of a frame's bytes) is
+        sent only when it changed since the viewer's ``sites_version``."""
         since = _int_arg(message, "since", 0, -(2**62), 2**62)
         collector = self.collector
+        base_at = self._baseline["at"] if self._baseline else None
+        version = f"{self.tracer.version}:{base_at}"
+        fresh = message.get("sites_version") != version
         reply = collector.frame(
             since,
             message.get("summary_seq", 0),
             census=self._census_view(collector.latest_census),
-            sites=self._sites(),
+            sites=self._sites() if fresh else None,
+            include_sites=fresh,
         )
-        reply["baseline"] = {"at": self._baseline["at"]} if self._baseline else None
+        reply["sites_version"] = version
+        reply["baseline"] = {"at": base_at} if base_at is not None else None
         reply["agent"] = self._agent_stats()
         return reply
 

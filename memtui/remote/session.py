@@ -73,6 +73,8 @@ class AgentSession(FrameIntake):
         self.notices: list[str] = []
         """One-line notices for the user (the recording stopped or resumed writing)."""
         self._recording_health = RecordingHealth()
+        self.sites_version: str | None = None
+        """The agent's site ranking this session holds (sent again only when it changes)."""
 
     def poll(self) -> bool:
         """Pull what is new; False once the agent is gone (the target exited or detached).
@@ -85,7 +87,12 @@ class AgentSession(FrameIntake):
         if self.not_answering and not self._reconnect():
             return not self.ended
         try:
-            frame = self.client.request("frame", since=self.seq, summary_seq=self.summary_seq)
+            frame = self.client.request(
+                "frame",
+                since=self.seq,
+                summary_seq=self.summary_seq,
+                sites_version=self.sites_version,
+            )
         except AgentUnavailable as exc:
             return self._lost_agent(str(exc))
         self.apply_frame(frame)
@@ -139,6 +146,9 @@ class AgentSession(FrameIntake):
         after what the agent's recording or history holds from before we came."""
         frame = decode_frame(raw)
         self.last_poll_wall = time.time()
+        version = raw.get("sites_version")
+        if isinstance(version, str) and frame.sites is not None:
+            self.sites_version = version  # the ranking we hold; the agent resends on change
         if self.seq == 0 and not self._replay_recording():
             self._replay_history(frame.history)
         self.observe_frame(frame)
