@@ -21,8 +21,6 @@ costly), and sites are ranked by live size. Standard library only.
 from __future__ import annotations
 
 import math
-import random
-import statistics
 import threading
 import time
 import tracemalloc
@@ -143,6 +141,8 @@ def rank_windows(
     first window). Code runs slower while traced, so for CPU-bound code these underestimate.
     ``suspect``: the site grew in so many windows that chance is unlikely (sign test, p≤5%).
     """
+    import statistics  # here, not at import: every program start pays for the agent's
+
     if not windows:
         return []
     n = len(windows)
@@ -437,6 +437,8 @@ class TraceController:
                 delay = self.period_s
 
     def _next_delay(self) -> float:
+        import random  # here, not at import (the agent's start)
+
         return self.period_s * random.uniform(1.0 - JITTER, 1.0 + JITTER)
 
     def _step(self) -> float:
