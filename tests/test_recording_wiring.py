@@ -22,6 +22,7 @@ from memtui.engine.profiler import MemoryProfiler
 from memtui.engine.report.json_report import build_report
 from memtui.engine.report.recording import Recording
 from memtui.engine.report.replay import build_report_input_from_recording
+from memtui.errors import ReportError
 from memtui.probe.clock import FakeClock
 
 DAY = 86400
@@ -148,12 +149,16 @@ def test_report_of_a_run_whose_target_was_killed(tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 20
-        while not (tmp_path / "RUN.db").exists() and time.monotonic() < deadline:
+        target_pid = 0
+        while not target_pid and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert (tmp_path / "RUN.db").exists(), "the agent did not start recording"
+            try:  # the file exists a moment before its first transaction is in
+                with Recording(tmp_path / "RUN.db") as rec:
+                    target_pid = int(rec.meta["pid"])
+            except ReportError:
+                continue
+        assert target_pid, "the agent did not start recording"
         started = time.monotonic()
-        with Recording(tmp_path / "RUN.db") as rec:
-            target_pid = int(rec.meta["pid"])
         time.sleep(max(0.0, 5.5 - (time.monotonic() - started)))
         os.kill(target_pid, signal.SIGKILL)
         monitor.communicate(timeout=30)

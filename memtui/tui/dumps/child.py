@@ -29,6 +29,13 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     return analyze_heap_dump(args.file, args.type_name, None, args.top)
 
 
+def _out_of_address_space(exc: BaseException) -> bool:
+    """A lazy import or a helper thread that the address-space bound refused (the loader
+    says "failed to map segment", threads "can't start new thread")."""
+    text = str(exc).lower()
+    return any(s in text for s in ("memory", "failed to map segment", "can't start new thread"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="memtui.tui.dumps.child")
     parser.add_argument("--limit-mb", type=int, required=True)
@@ -52,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, HeapDumpError):
             print(str(exc), file=sys.stderr)
             return EXIT_BAD_DUMP
-        if isinstance(exc, ImportError) and "memory" in str(exc).lower():
+        if isinstance(exc, ImportError | RuntimeError) and _out_of_address_space(exc):
             print(f"the analysis needs more than {args.limit_mb} MiB", file=sys.stderr)
             return EXIT_BOUND
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
