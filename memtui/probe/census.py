@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import os
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict, deque
@@ -54,6 +55,16 @@ CONTAINER_TYPE_IDS: frozenset[int] = frozenset(map(id, CONTAINER_TYPES))
 
 _census_lock = threading.Lock()
 """One census at a time: a second would see (and count) the first one's object list."""
+
+
+def _new_lock_in_child() -> None:
+    """A fork during a census (another thread's) must not leave the child's lock held."""
+    global _census_lock
+    _census_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def type_name(t: type) -> str:
