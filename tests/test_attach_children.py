@@ -104,7 +104,9 @@ def test_attach_children_covers_the_tree_and_later_forks(
     followed = later & set(by_pid)
     assert followed, (later, list(by_pid))  # forked after attach: started their own agent
     assert all(by_pid[p]["role"] == "worker" for p in followed)
-    assert all(by_pid[p]["summary"]["samples"] > 0 for p in followed), {p: by_pid[p]["summary"] for p in followed}
+    assert all(by_pid[p]["summary"]["samples"] > 0 for p in followed), {
+        p: by_pid[p]["summary"] for p in followed
+    }
     time.sleep(0.5)
     for pid in long_lived:
         assert find_socket(pid) is not None  # the agents stay (the tree runs on)
