@@ -216,8 +216,12 @@ def summary_line(report: dict[str, Any], who: str, where: str) -> str:
     top = report.get("top_allocators") or []
     if suspects:
         line += f"; suspect: {suspects[0]['detail']}"
-    elif top:
-        line += f"; top allocator {top[0]['file']}:{top[0]['line']} in {top[0]['function']}"
+    if top:
+        first = top[0]
+        line += f"; top allocator {first['file']}:{first['line']} in {first['function']}"
+        rate = first.get("growth_mb_per_hour")
+        if rate:  # the line's own growth, the figure that says it is the one that leaks
+            line += f" ({first.get('growth_mb') or 0:+.1f} MB, {rate:+.1f} MB/h)"
     return line + ("" if where == "-" else f"; report: {where}")
 
 

@@ -113,17 +113,21 @@ class AllocationStat:
             "file": self.file,
             "line": self.line,
             "function": self.function,
-            "size_mb": round(self.size_mb, 6),
-            "count": self.count,
-            "size_kind": self.size_kind,
-            "growth_mb": None if self.growth_bytes is None else round(self.growth_bytes / MIB, 6),
+            # Growth first: what a leak hunter reads (size_mb is a window figure in watch mode).
             "growth_mb_per_hour": None
             if self.growth_mb_per_hour is None
             else round(self.growth_mb_per_hour, 4),
+            "growth_mb": None if self.growth_bytes is None else round(self.growth_bytes / MIB, 6),
+            "size_mb": round(self.size_mb, 6),
+            "count": self.count,
+            "size_kind": self.size_kind,
             "user_code": self.user_code,
         }
 
     def __str__(self) -> str:
+        if self.growth_mb_per_hour is not None:
+            grown = (self.growth_bytes or 0) / MIB
+            return f"{self.location}: +{grown:.2f} MiB, {self.growth_mb_per_hour:+.1f} MB/h"
         return f"{self.location}: {self.size_mb:.2f} MiB in {self.count:,} blocks"
 
 
