@@ -9,6 +9,7 @@ imports before the program starts.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -20,70 +21,23 @@ __all__ = ["EXIT_INCONCLUSIVE", "EXIT_LEAK", "EXIT_TARGET_ENDED", "main"]
 Command = Callable[[Sequence[str]], int]
 
 
-def _exporter() -> Command:
-    from memtui.cli.exporter import cmd_exporter
-
-    return cmd_exporter
-
-
-def _analyze() -> Command:
-    from memtui.cli.analyze import cmd_analyze
-
-    return cmd_analyze
-
-
-def _demo() -> Command:
-    from memtui.cli.run import cmd_demo
-
-    return cmd_demo
-
-
-def _run() -> Command:
-    from memtui.cli.run import cmd_run
-
-    return cmd_run
-
-
-def _attach() -> Command:
-    from memtui.cli.attach import cmd_attach
-
-    return cmd_attach
-
-
-def _detach() -> Command:
-    from memtui.cli.attach import cmd_detach
-
-    return cmd_detach
-
-
-def _heapdump() -> Command:
-    from memtui.cli.heapdump import cmd_heapdump
-
-    return cmd_heapdump
-
-
-def _report() -> Command:
-    from memtui.cli.report import cmd_report
-
-    return cmd_report
-
-
-def _profile() -> Command:
-    from memtui.cli.profile import cmd_profile
-
-    return cmd_profile
-
-
-_SUBCOMMANDS: dict[str, Callable[[], Command]] = {
-    "exporter": _exporter,
-    "analyze": _analyze,
-    "demo": _demo,
-    "run": _run,
-    "attach": _attach,
-    "detach": _detach,
-    "heapdump": _heapdump,
-    "report": _report,
+_SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "exporter": ("memtui.cli.exporter", "cmd_exporter"),
+    "analyze": ("memtui.cli.analyze", "cmd_analyze"),
+    "demo": ("memtui.cli.run", "cmd_demo"),
+    "run": ("memtui.cli.run", "cmd_run"),
+    "attach": ("memtui.cli.attach", "cmd_attach"),
+    "detach": ("memtui.cli.attach", "cmd_detach"),
+    "heapdump": ("memtui.cli.heapdump", "cmd_heapdump"),
+    "report": ("memtui.cli.report", "cmd_report"),
 }
+"""Subcommand -> (module, function): only the module of the command run is imported."""
+
+
+def _command(name: str) -> Command:
+    module, function = _SUBCOMMANDS.get(name, ("memtui.cli.profile", "cmd_profile"))
+    command: Command = getattr(importlib.import_module(module), function)
+    return command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,8 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] in _SUBCOMMANDS:
-            return _SUBCOMMANDS[args[0]]()(args[1:])
-        return _profile()(args)
+            return _command(args[0])(args[1:])
+        return _command("profile")(args)
     except MemtuiError as exc:
         print(f"memtui: {exc}", file=sys.stderr)
         return exc.exit_code
