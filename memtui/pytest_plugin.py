@@ -32,6 +32,8 @@ from typing import Any
 
 import pytest
 
+from memtui.probe.raw_domain import start_tracemalloc
+
 MARKER = "memtui_no_leak"
 DEFAULT_BYTES = 1024
 DEFAULT_OBJECTS = 0
@@ -237,7 +239,7 @@ def check_no_leak(call: Callable[[], None], limits: LeakLimits, name: str = "tes
     if froze:
         gc.freeze()  # no full collection first: older garbage frozen too is simply not seen
     if started:
-        tracemalloc.start(TRACE_FRAMES)
+        start_tracemalloc(TRACE_FRAMES)
     try:
         _repeat(call, max(limits.warmup - 1, 0))
         first, size0, count0 = _measure()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import tracemalloc
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -56,3 +57,12 @@ def synthetic(fake_clock: FakeClock) -> Callable[..., SyntheticMemory]:
         return SyntheticMemory(fake_clock, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def no_tracing() -> Iterator[None]:
+    """tracemalloc is off before the test and stopped after it."""
+    assert not tracemalloc.is_tracing()
+    yield
+    if tracemalloc.is_tracing():
+        tracemalloc.stop()

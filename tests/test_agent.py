@@ -437,3 +437,23 @@ def test_agent_runs_under_other_pythons(python: str) -> None:
         assert not os.path.exists(t.sock_path) and t.proc.poll() is None
     finally:
         t.kill()
+
+
+def test_an_agent_that_is_stopping_says_so_and_counts_as_gone(tmp_path: Path) -> None:
+    """A program that ends as memtui connects (``memtui run -- python -c ...``): its agent is
+    stopping; it used to answer "too many viewers (8)", which the launcher took for an error."""
+    from memtui.probe.server import AgentServer
+    from memtui.remote.client import AgentClient, AgentUnavailable
+
+    sock_dir = tmp_path / "s"
+    sock_dir.mkdir(mode=0o700)
+    server = AgentServer(str(sock_dir / "agent-1.sock"), lambda cmd, msg: ({"ok": True}, None),
+                         lambda exc: None)  # fmt: skip
+    server.start()
+    try:
+        server._stopped = True  # the instant between stop()'s flag and its listener closing
+        with pytest.raises(AgentUnavailable, match="stopping"):
+            AgentClient(server.sock_path, timeout_s=5.0)
+    finally:
+        server._stopped = False
+        server.stop()

@@ -96,9 +96,9 @@ def test_attach_hello_frame_reuse_detach(version: str, spawn: object) -> None:
     assert again.socket_path == result.socket_path
     assert detach(proc.pid) is True
     assert not os.path.exists(result.socket_path)
-    left = [p.name for p in Path(result.socket_path).parent.iterdir()]
-    if not any(name.endswith(".sock") for name in left):  # the zip stays while others use it
-        assert not any(name.endswith(".zip") for name in left)
+    # the zip stays for the next attach (another memtui may be attaching with it right now)
+    directory = Path(result.socket_path).parent
+    assert any(p.name.startswith("memtui-probe-") for p in directory.iterdir())
     time.sleep(0.2)
     assert proc.poll() is None
     assert detach(proc.pid) is False
@@ -167,3 +167,26 @@ def test_other_user_refused_quickly(spawn: object) -> None:
     assert "ptrace" in text and "uid 0" in text, message
     assert float(seconds) < 1.0
     assert proc.poll() is None
+
+
+def test_detach_keeps_the_probe_zip_for_a_day(spawn: object) -> None:
+    """Two memtuis attach and detach different pids at once: a detach never removes the zip the
+    other's target is about to import (that failed the other attach with FileNotFoundError).
+    Only zips nobody attached with for a day go, once no agent runs."""
+    proc = spawn(sys.executable, BUSY)  # type: ignore[operator]
+    result = attach(proc.pid, timeout_s=20)
+    directory = Path(result.socket_path).parent
+    used = [p for p in directory.iterdir() if p.name.startswith("memtui-probe-")]
+    stale = directory / "memtui-probe-0.0.0-000000000000.zip"
+    stale.write_bytes(b"PK\x05\x06" + bytes(18))
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(stale, (two_days_ago, two_days_ago))
+    assert detach(proc.pid) is True
+    assert used and all(p.exists() for p in used)
+    live = [
+        n
+        for n in os.listdir(directory)
+        if n.startswith("agent-") and n.endswith(".sock") and os.path.exists(f"/proc/{n[6:-5]}")
+    ]
+    assert stale.exists() == bool(live)  # another agent still running keeps every zip
+    stale.unlink(missing_ok=True)

@@ -249,7 +249,7 @@ def test_demo_headless_report_names_the_leak(
 ) -> None:
     out_file = tmp_path / "demo.json"
     code, _, err = _run(
-        ["demo", "--headless", "--duration", "6", "--output", str(out_file)], capsys
+        ["demo", "--headless", "--duration", "10", "--output", str(out_file)], capsys
     )
     assert code == 0, err
     report = json.loads(out_file.read_text())

@@ -224,3 +224,33 @@ async def test_threshold_crossings_dump_once_each_with_a_cooldown(tmp_path: Path
 def test_write_heap_dump_round_trip_in_this_process(tmp_path: Path) -> None:
     result = write_heap_dump(str(tmp_path / "me.mtdump"))
     assert result.writer in ("fork", "inplace") and os.path.getsize(result.path) == result.bytes
+
+
+def test_type_chains_of_a_long_linked_list_share_one_elided_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every node of a 3,000-node list has its own chain length: listed whole, the chains
+    took quadratic time (56 s) and made 3,000 one-member groups."""
+    dump = tmp_path / "chain.mtdump"
+    program = textwrap.dedent(
+        f"""
+        from memtui.probe.heap.dump import write_heap_dump
+
+        class Node:
+            def __init__(self, nxt):
+                self.next = nxt
+
+        HEAD = None
+        for _ in range(3000):
+            HEAD = Node(HEAD)
+        write_heap_dump({str(dump)!r})
+        """
+    )
+    subprocess.run([sys.executable, "-c", program], check=True, timeout=120, cwd=ROOT)
+    assert main(["heapdump", "analyze", str(dump), "--type", "Node", "--json"]) == 0
+    chains = json.loads(capsys.readouterr().out)["chains"]
+    top = chains["chains"][0]
+    assert chains["instances"] == 3000
+    assert top["count"] >= 3000 - 24 - 1  # all but the first CHAIN_HEAD + CHAIN_TAIL nodes
+    assert " → … → " in top["chain"] and top["chain"].startswith("module __main__ → ")
+    assert "more …" in top["example"] and top["example"].endswith("Node")

@@ -121,7 +121,7 @@ def test_a_program_that_breaks_fork_keeps_running(tmp_path: Path) -> None:
 
             os.fork = forbidden
             job = start_heap_summary(0.0)
-            summaries = HeapSummaries(first_after_s=0.0)
+            summaries = HeapSummaries(first_after_s=0.0, budget_share=None)
             assert summaries.tick() is None
             print(json.dumps({"error": job.error, "state": summaries.state()}))
             """

@@ -218,3 +218,50 @@ def test_a_directory_gets_a_file_named_after_pid_and_time(tmp_path: Path) -> Non
     assert name.startswith(f"heapdump-{os.getpid()}-") and name.endswith(".mtdump")
     assert result.writer == "fork" and result.objects > 1000 and result.bytes > 0
     assert load_dump(result.path).meta["writer"] == "fork"
+
+
+def test_an_inplace_dump_never_breaks_a_tuple_being_built_nor_stalls(tmp_path: Path) -> None:
+    """The in-place writer held gc.get_objects()'s list while the program's threads ran:
+    ``tuple(genexpr)`` in another thread raised SystemError (9 in 11 dumps), and its huge
+    switch interval once left the dumping thread waiting for minutes."""
+    program = textwrap.dedent(
+        f"""
+        import json, os, threading, time
+        from memtui.probe.heap.dump import write_heap_dump
+
+        stop = threading.Event()
+        errors, built = [], [0]
+
+        def builder():
+            while not stop.is_set():
+                try:
+                    tuple(x for x in range(200))  # grows past its first guess: a resize
+                    built[0] += 1
+                except SystemError as exc:
+                    errors.append(repr(exc))
+
+        t = threading.Thread(target=builder)
+        t.start()
+        dumps, start = 0, time.monotonic()
+        try:
+            while time.monotonic() - start < 4.0 or dumps < 5:
+                if dumps:  # dumps never overwrite a file: keep only the last
+                    os.unlink(path)
+                path = os.path.join({str(tmp_path)!r}, "d.mtdump")
+                write_heap_dump(path, writer="inplace")
+                dumps += 1
+        finally:
+            stop.set()
+            t.join()
+        print(json.dumps({{"dumps": dumps, "built": built[0], "errors": errors[:3]}}))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=True
+    )
+    row = json.loads(out.stdout.splitlines()[-1])
+    assert row["dumps"] >= 5 and row["built"] > 1000, row
+    assert row["errors"] == [], row
+    dump = load_dump(str(tmp_path / "d.mtdump"))
+    names = set(dump.type_names)
+    assert "tuple" in names and "dict" in names  # tuples are still in the dump

@@ -59,11 +59,11 @@ def test_largest_containers_find_untracked_leaks() -> None:
     # Dicts holding only atomic values are untracked by CPython: only the list shows.
     leak = [{"n": i} for i in range(200_000)]
     other = deque(range(50_000))
-    result = take_census(largest=5)
-    assert len(result.largest_containers) == 5
-    top = result.largest_containers[0]
-    assert (top.type_name, top.length, top.object_id) == ("list", 200_000, id(leak))
+    result = take_census(largest=20)
+    assert len(result.largest_containers) == 20
+    # By id, not as the very first: the test process may hold a bigger one (the whole suite)
     ids = {c.object_id: c for c in result.largest_containers}
+    assert (ids[id(leak)].type_name, ids[id(leak)].length) == ("list", 200_000)
     assert ids[id(other)].type_name == "collections.deque"
     assert ids[id(other)].length == 50_000
     lengths = [c.length for c in result.largest_containers]
@@ -122,9 +122,12 @@ def test_other_threads_run_during_census() -> None:
     gaps = [b - a for a, b in itertools.pairwise(inside)]
     assert result.chunks >= 20
     assert inside, "the other thread never ran during the census"
-    # The other thread ran throughout, not only before and after.
-    assert inside[-1] - inside[0] > 0.5 * (end - start)
-    assert max(gaps) < max(0.1, 3 * result.max_hold_s)
+    # The other thread ran throughout, not only before and after: near both ends, and never
+    # stalled for much more than the longest hold (the first, the types pass, is one
+    # unsplittable hold; on a busy CI machine it can be half the census).
+    bound = max(0.1, 3 * result.max_hold_s)
+    assert inside[0] - start < bound and end - inside[-1] < bound
+    assert max(gaps) < bound
     assert result.max_hold_s < 0.2
     del keep
     gc.collect()

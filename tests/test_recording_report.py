@@ -103,6 +103,22 @@ def test_windows_choose_part_of_the_run(tmp_path: Path) -> None:
         build_report_input_from_recording(path, since="2024-01-01T00:00:00")
 
 
+def test_markers_just_outside_the_samples_reach_a_whole_run_report(tmp_path: Path) -> None:
+    # The script's first line can mark before the collector's first sample, its last line
+    # after the last one; a window the user bounded keeps to its bounds.
+    path = tmp_path / "run.db"
+    with Recorder(path, {"role": "agent", "pid": 5}) as rec:
+        rec.add_marker(T0 - 0.2, "start work")
+        for s in range(10):
+            rec.add_sample(T0 + s, (100 + s) * MIB)
+        rec.add_marker(T0 + 9.5, "deploy 42")
+    whole = build_report(build_report_input_from_recording(path))
+    assert [m["label"] for m in whole["markers"]] == ["start work", "deploy 42"]
+    assert whole["markers"][0]["at_seconds"] == -0.2
+    bounded = build_report(build_report_input_from_recording(path, since=2.0, until=8.0))
+    assert bounded["markers"] == []
+
+
 def test_parse_bound() -> None:
     assert parse_bound(None, 100.0, 200.0) is None
     assert parse_bound(10, 100.0, 200.0) == 110.0

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "soak"))
-from churn import Target, run_churn
+from churn import Target, TargetDied, run_churn
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("gdb") is None, reason="attach needs gdb"),
@@ -25,6 +25,8 @@ def test_churn_and_eight_viewers_return_to_baseline(tmp_path: Path) -> None:
     try:
         first = run_churn(target, cycles=50, viewers=8, viewer_s=1.0, measure_s=0.0)
         second = run_churn(target, cycles=50, viewers=8, viewer_s=1.0, measure_s=0.0)
+    except TargetDied as exc:
+        pytest.fail(f"{exc}: {target.death()}")
     finally:
         target.stop()
     for round_ in (first, second):

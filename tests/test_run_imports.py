@@ -96,3 +96,40 @@ def test_the_program_starts_before_the_engine_is_imported(tmp_path: Path) -> Non
         assert not _imported(seen, name), err
     assert events["spawn"] < events["numpy"]
     assert events["spawn"] < events["memtui.remote.session"]
+
+
+# What the agent must not load at a program's start: dataclasses (with inspect, ~10 ms of
+# every run), SQLite without a recording, the heap walk and dump code before a summary or a
+# dump runs. The program prints the modules its interpreter holds as its first line runs.
+_AGENT_MUST_NOT_LOAD = (
+    "dataclasses",
+    "inspect",
+    "sqlite3",
+    "memtui.probe.heap.walk",
+    "memtui.probe.heap.paths",
+    "memtui.probe.heap.dump",
+)
+_PRINT_MODULES = "import json, sys; print(json.dumps(sorted(sys.modules)))"
+
+
+def _program_modules(tmp_path: Path, *flags: str) -> list[str]:
+    command = [sys.executable, "-c", _PRINT_MODULES]
+    proc = subprocess.run(
+        [sys.executable, "-m", "memtui", "run", "--headless", *flags, "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    modules: list[str] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "memtui.probe.agent" in modules, proc.stderr  # the agent did start
+    return modules
+
+
+def test_the_agent_starts_without_dataclasses_sqlite_or_the_heap_walk(tmp_path: Path) -> None:
+    modules = _program_modules(tmp_path)
+    assert [m for m in _AGENT_MUST_NOT_LOAD if m in modules] == []
+    # A recording needs SQLite, and gets it.
+    recorded = _program_modules(tmp_path, "--record", str(tmp_path / "run.db"))
+    assert "sqlite3" in recorded

@@ -25,7 +25,7 @@ from memtui.probe.tracing import (
     is_user_file,
     site_index,
 )
-from memtui.probe.watch import Window, rank_windows, sign_test_p
+from memtui.probe.window_rank import Window, rank_windows, sign_test_p
 
 JSON_DIR = os.path.dirname(json.__file__)
 DECODER = (os.path.join(JSON_DIR, "decoder.py"), 353)
@@ -247,3 +247,17 @@ def test_a_site_that_appears_after_the_first_snapshot_leaks_by_the_third() -> No
     (leak,) = tracker.leaking()
     assert leak.key == DECODE_STACK and leak.snapshots == 3
     assert leak.growth_mb_per_hour == pytest.approx(1_000_000 * 60 / 2**20)
+
+
+def test_a_site_whose_blocks_the_interpreter_does_not_keep_is_turnover() -> None:
+    """A deque(maxlen=...) or TTL cache turning over slower than a window grows in every
+    window like a leak; the interpreter's allocated blocks tell: kept blocks add up."""
+    rows = decode_site_rows(_rows())
+    assert rows[0].blocks_per_s == 8.0  # one block per 0.125-s half window
+    rate = float(rows[0].rate_mb_per_hour or 0)
+    kept = window_leaks(rows, True, rate, process_blocks_per_s=8.0)
+    assert [(s.stat.file, s.stat.line) for s in kept] == [(APP, 20)]
+    slower = window_leaks(rows, True, rate, process_blocks_per_s=2.5)  # traced code runs slower
+    assert len(slower) == 1
+    assert window_leaks(rows, True, rate, process_blocks_per_s=0.5) == []  # freed as made
+    assert window_leaks(rows, True, rate, process_blocks_per_s=None) != []  # not measured

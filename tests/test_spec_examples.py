@@ -252,7 +252,7 @@ def test_report_structure(block: Block) -> None:
 
 def _sleeper(tmp: Path) -> subprocess.Popen[bytes]:
     prog = tmp / "service.py"
-    prog.write_text("import time\nKEEP = []\nwhile True:\n    KEEP.append(bytes(10**5))\n"
+    prog.write_text("import time\nKEEP = []\nwhile True:\n    KEEP.append(b\"x\" * 10**5)\n"
                     "    time.sleep(0.05)\n")  # fmt: skip
     return subprocess.Popen([sys.executable, str(prog)])
 

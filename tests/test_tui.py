@@ -23,6 +23,7 @@ from memtui.tui.units import (
     format_bytes_delta,
     format_count,
     format_count_delta,
+    format_count_rate,
     format_duration,
     format_elapsed_tick,
     format_percent,
@@ -68,6 +69,12 @@ def test_signed_and_rate_formats() -> None:
     assert format_count(1234567) == "1,234,567"
     assert format_count_delta(-5) == "-5"
     assert format_count_delta(52000.0) == "+52,000"
+    # Rates fit the object table's 11-cell column: the demo's dicts grow ~5.8M/h.
+    assert format_count_rate(52000.0) == "+52,000/h"
+    assert format_count_rate(5_847_318) == "+5.85M/h"
+    assert format_count_rate(-585_318) == "-585.3k/h"
+    assert format_count_rate(None) == "-"
+    assert all(len(format_count_rate(10.0**k)) <= 11 for k in range(13))
     assert format_percent(0.94) == "94%"
     assert format_percent(0.005) == "0.5%"
 

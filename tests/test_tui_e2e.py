@@ -126,6 +126,13 @@ def test_run_monitor_keys_and_quit(monitor: Tmux, workdir: Path) -> None:
     small = monitor.wait_for(lambda s: "Memory" in s and "Quit" in s, 10, "the 80x24 layout")
     assert "pid" in small
     monitor.resize(160, 45)
+    # The wide layout is back before the next keys (on a loaded machine the resize can land
+    # after them: the dump explorer then opened mid-resize, its columns cut to their headers).
+    monitor.wait_for(
+        lambda s: "Object counts" in s and max(map(len, s.splitlines()), default=0) > 120,
+        15,
+        "the 160x45 layout again",
+    )
 
     # e: export the report (path notified), then q: leave, y: stop the program too.
     monitor.keys("e")

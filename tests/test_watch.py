@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
 
 import pytest
 
 from memtui.probe.tracing import TraceKey
-from memtui.probe.watch import TraceController, Window, rank_windows, window_sites
+from memtui.probe.watch import TraceController
+from memtui.probe.window_rank import Window, rank_windows, window_sites
 
 LEAK: TraceKey = (("app.py", 10),)
 BUFFER: TraceKey = (("app.py", 20),)
@@ -64,14 +64,6 @@ def test_steady_leak_outranks_a_big_temporary_buffer() -> None:
 
 def test_rank_of_no_windows_is_empty() -> None:
     assert rank_windows([]) == []
-
-
-@pytest.fixture
-def no_tracing() -> Iterator[None]:
-    assert not tracemalloc.is_tracing()
-    yield
-    if tracemalloc.is_tracing():
-        tracemalloc.stop()
 
 
 def test_a_window_finds_a_leak_in_this_process(no_tracing: None) -> None:

@@ -27,19 +27,19 @@ from memtui.remote.attach import attach, detach
 from memtui.remote.client import AgentClient, AgentUnavailable
 
 TARGET = """\
-import sys, time
+import os, sys, time
 path = sys.argv[1]
+parent = os.getppid()
 n = 0
 last = time.monotonic()
 print("ready", flush=True)
-while True:
+while os.getppid() == parent:  # a scenario that died leaves no busy target behind
     sum(i * i for i in range(200))
     n += 1
     now = time.monotonic()
     if now - last >= 0.2:
         with open(path + ".tmp", "w") as f:
             f.write(f"{now} {n}")
-        import os
         os.replace(path + ".tmp", path)
         last = now
 """
@@ -77,9 +77,15 @@ class ChurnFigures:
         return round(base / rate, 3) if rate else float("inf")
 
 
+class TargetDied(RuntimeError):
+    """The target exited during the scenario: memtui must never make that happen."""
+
+
 def read(pid: int) -> Reading:
     with open(f"/proc/{pid}/status") as f:
         status = dict(line.split(":", 1) for line in f if ":" in line)
+    if "VmRSS" not in status:  # a zombie: the process has exited, its memory is gone
+        raise TargetDied(f"pid {pid} exited ({status.get('State', '?').strip()})")
     return Reading(
         threads=int(status["Threads"]),
         fds=len(os.listdir(f"/proc/{pid}/fd")),
@@ -92,13 +98,16 @@ class Target:
 
     def __init__(self, directory: Path) -> None:
         self.counter = directory / "count"
+        self.stderr_path = directory / "churn_target.err"
         script = directory / "churn_target.py"
         script.write_text(TARGET)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(script), str(self.counter)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        with self.stderr_path.open("w") as err:  # faulthandler: a crash leaves its traceback
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-X", "faulthandler", str(script), str(self.counter)],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
         assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
         while not self.counter.exists():
             time.sleep(0.05)
@@ -106,6 +115,14 @@ class Target:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def death(self) -> str:
+        """How the target ended and the end of its stderr ('' while it runs)."""
+        if self.proc.poll() is None:
+            return ""
+        err = self.stderr_path.read_text(errors="replace")
+        shown = err if len(err) < 6000 else f"{err[:4000]}\n...\n{err[-2000:]}"
+        return f"the target exited with status {self.proc.returncode}; its stderr:\n{shown}"
 
     def count(self) -> tuple[float, int]:
         t, n = self.counter.read_text().split()
@@ -120,6 +137,8 @@ class Target:
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
     def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
         detach(self.pid)
         self.proc.kill()
         self.proc.wait(10)

@@ -68,7 +68,7 @@ def post_fork(server: Any, worker: Any) -> None:
     elif part == "summary":
         from memtui.probe.heap.summary import HeapSummaries
 
-        summaries = HeapSummaries(first_after_s=1.0, min_interval_s=every)
+        summaries = HeapSummaries(first_after_s=1.0, min_interval_s=every, budget_share=None)
         summaries.fixed = True
         _every(0.5, summaries.tick)
         _KEEP.append(summaries)

@@ -208,6 +208,8 @@ def summary_line(report: dict[str, Any], who: str, where: str) -> str:
         if v["leak_detected"]
         else "inconclusive (too little data for a verdict)"
         if v.get("state") == "insufficient_data"
+        else "leak suspected"
+        if v.get("state") == "suspected"
         else "no leak"
     )
     line = f"memtui: {who}: {verdict}; peak {s['peak_memory_mb']:.1f} MiB over "
@@ -216,6 +218,10 @@ def summary_line(report: dict[str, Any], who: str, where: str) -> str:
     top = report.get("top_allocators") or []
     if suspects:
         line += f"; suspect: {suspects[0]['detail']}"
+    lines = [*(v.get("leaking_allocators") or []), *(report.get("top_allocators") or [])]
+    filler = next((e for e in lines if e.get("fills")), None)
+    if filler is not None:  # the line whose source names the growing container
+        line += f"; filled at {filler['file']}:{filler['line']} in {filler['function']}"
     if top:
         first = top[0]
         line += f"; top allocator {first['file']}:{first['line']} in {first['function']}"

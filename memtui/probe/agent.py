@@ -24,6 +24,7 @@ from memtui.probe.commands import COMMANDS, AgentCommands, CommandError, Reply
 from memtui.probe.follow import child_record_path, follow_forks
 from memtui.probe.heap.headroom import is_memtui_fork
 from memtui.probe.heap.summary import summaries_from_env
+from memtui.probe.overhead import process_age_s
 from memtui.probe.recorder import (
     Recorder,
     RecorderError,
@@ -32,7 +33,7 @@ from memtui.probe.recorder import (
     remove_marker_sink,
 )
 from memtui.probe.server import AgentError, AgentServer
-from memtui.probe.watch import DEFAULT_PERIOD_S, DEFAULT_WINDOW_S, TraceController
+from memtui.probe.watch import DEFAULT_PERIOD_S, DEFAULT_WINDOW_S, WINDOW_SHARE, TraceController
 
 CENSUS_BUDGET: float = 0.01
 """Census time is kept under this share of wall time by spacing censuses further apart."""
@@ -63,9 +64,10 @@ class Agent(AgentCommands):
         trace_frames: int = 1,
         sock_dir: str | None = None,
         window_s: float = DEFAULT_WINDOW_S,
-        period_s: float = DEFAULT_PERIOD_S,
+        period_s: float | None = None,
         clock: Clock | None = None,
         record_path: str | None = None,
+        attached: bool = False,
     ) -> None:
         if not sample_interval_s > 0 or not census_interval_s > 0:
             raise AgentError("memtui: sample and census intervals must be positive")
@@ -79,7 +81,18 @@ class Agent(AgentCommands):
             clock=self.clock,
             sample_interval_s=self.sample_interval_s,
             census=CensusBudget(self.census_interval_s, CENSUS_BUDGET),
-            tracer=TraceController(trace_mode, trace_frames, window_s, period_s, self.clock),
+            tracer=TraceController(
+                trace_mode,
+                trace_frames,
+                window_s,
+                DEFAULT_PERIOD_S if period_s is None else period_s,
+                self.clock,
+                # The default period is stretched by the windows' cost; an asked one is kept.
+                budget_share=WINDOW_SHARE if period_s is None else None,
+                run_age_s=process_age_s() if self.clock.realtime else 0.0,
+                # Attached on request: the user wants to look now (gdb stopped it longer).
+                first_unbudgeted=attached,
+            ),
             summaries=summaries_from_env(self.clock.time),
         )
         """What is collected (samples, censuses, heap summaries, tracing, markers)."""
@@ -220,9 +233,10 @@ def start_agent(
     trace_frames: int = 1,
     sock_dir: str | None = None,
     window_s: float = DEFAULT_WINDOW_S,
-    period_s: float = DEFAULT_PERIOD_S,
+    period_s: float | None = None,
     clock: Clock | None = None,
     record_path: str | None = None,
+    attached: bool = False,
 ) -> Agent:
     """Start this process's agent, or return the one already running.
 
@@ -244,6 +258,7 @@ def start_agent(
                 period_s=period_s,
                 clock=clock,
                 record_path=record_path,
+                attached=attached,
             )
         except ValueError as exc:
             raise AgentError(f"memtui: {exc}") from None
@@ -289,7 +304,7 @@ def start_agent_from_env() -> Agent:
         trace_frames=int(_env_number("MEMTUI_TRACE_FRAMES", 1, int)),
         sock_dir=os.environ.get("MEMTUI_SOCKET_DIR") or None,
         window_s=_env_number("MEMTUI_WATCH_WINDOW", DEFAULT_WINDOW_S),
-        period_s=_env_number("MEMTUI_WATCH_PERIOD", DEFAULT_PERIOD_S),
+        period_s=_env_number("MEMTUI_WATCH_PERIOD", 0.0) or None,
         record_path=record,
     )
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class AllocatorReading:
+class AllocatorReading(NamedTuple):
     """What the allocators say; malloc fields are None where mallinfo2 is unavailable."""
 
     allocated_blocks: int

@@ -9,14 +9,13 @@ import threading
 import time
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Iterable, Iterator, Sized
-from dataclasses import dataclass, field
 from functools import partial
-from itertools import chain, compress, repeat
-from typing import Any, cast
+from itertools import chain, compress, count, repeat
+from operator import is_, not_
+from typing import Any, NamedTuple, cast
 
 
-@dataclass(frozen=True, slots=True)
-class ContainerInfo:
+class ContainerInfo(NamedTuple):
     """One of the largest containers seen by the census (lists, dicts, sets, deques)."""
 
     type_name: str
@@ -24,8 +23,7 @@ class ContainerInfo:
     object_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class CensusResult:
+class CensusResult(NamedTuple):
     """Counts of live objects by type name ('module.Qualname', builtins bare: 'dict')."""
 
     counts: dict[str, int]
@@ -36,7 +34,7 @@ class CensusResult:
     """Longest stretch the census ran without releasing the GIL (the get_objects call
     included). Wall time between its own releases, so an upper bound: a switch forced by
     the interpreter or the OS inside a stretch counts as held."""
-    tracked: dict[type, int] = field(default_factory=dict)
+    tracked: dict[type, int] = {}  # noqa: RUF012  (shared, never mutated)
     """Counts of exactly the types passed in ``track`` (subclasses not included)."""
     largest_containers: tuple[ContainerInfo, ...] = ()
     get_objects_s: float = 0.0
@@ -142,6 +140,30 @@ def _containers(lists: Iterator[list[Any]]) -> Iterator[Sized]:
     types_of = map(partial(map, type), lists)
     selectors = map(partial(map, CONTAINER_TYPES.__contains__), types_of)
     return cast("Iterator[Sized]", chain.from_iterable(map(compress, lists, selectors)))
+
+
+def objects_but(excluded: frozenset[type]) -> list[Any]:
+    """Every gc-tracked object whose exact type is not in ``excluded``, taken in one C-level
+    call like the census passes (the list of all of them never exists while Python code runs).
+
+    For walks that must hold what they take while the program's threads run (the in-place
+    heap dump): without tuples, whose builder must be their only holder (see _all_types);
+    tuples the heap refers to are reached through their referrers.
+    """
+    lists = _copies(2)
+    drop = map(partial(map, excluded.__contains__), map(partial(map, type), lists))
+    selectors = map(partial(map, not_), drop)
+    kept = chain.from_iterable(map(compress, lists, selectors))
+    # As in _longest_containers: run the selectors out in the same call (no cycle keeps the
+    # list alive).
+    drain = filter(None, map(deque, map(chain.from_iterable, [selectors]), [0]))
+    objects = list(chain(kept, drain))
+    # list() made its result before gc.get_objects() ran, so the result holds itself: a cycle
+    # that would keep every object alive until a collection. Found by identity, not ==.
+    for i in compress(count(), map(is_, objects, repeat(objects))):
+        del objects[i]
+        break
+    return objects
 
 
 def _longest_containers(largest: int) -> tuple[list[tuple[int, int, type]], float]:

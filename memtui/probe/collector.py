@@ -13,7 +13,6 @@ only: it runs inside the target.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import os
 import sys
@@ -22,7 +21,7 @@ import time
 import tracemalloc
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from memtui.probe.allocator import read_allocator
 from memtui.probe.census import CensusResult, take_census
@@ -48,8 +47,7 @@ Row = tuple[int, float, int, int, int, int, int | None]
 """A raw sample: seq, wall time, RSS, VMS, traced bytes, allocated blocks, malloc free bytes."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class CensusBudget:
+class CensusBudget(NamedTuple):
     """How far apart censuses are: at least ``interval_s``, and further when one costs more
     than ``share`` of wall time (``early_share`` in the first ``early_s`` seconds, so a short
     run still gets a few)."""
@@ -79,8 +77,11 @@ def census_summary(result: CensusResult, taken_at: float) -> dict[str, Any]:
         "types": len(result.counts),
         "duration_s": round(result.duration_s, 6),
         "max_hold_s": round(result.max_hold_s, 6),
-        "largest_containers": [dataclasses.asdict(c) for c in result.largest_containers],
+        "largest_containers": [c._asdict() for c in result.largest_containers],
     }
+
+
+DEFAULT_CENSUS_BUDGET = CensusBudget(30.0, 0.01)
 
 
 def history_point(p: HistoryPoint) -> dict[str, Any]:
@@ -118,7 +119,7 @@ class Collector:
         *,
         clock: Clock | None = None,
         sample_interval_s: float = 1.0,
-        census: CensusBudget | None = CensusBudget(30.0, 0.01),
+        census: CensusBudget | None = DEFAULT_CENSUS_BUDGET,
         tracer: TraceController | None = None,
         read_memory: Callable[[], MemoryReading] | None = None,
         pid: int | None = None,
@@ -320,7 +321,7 @@ class Collector:
         self.last_census_cpu_s = cpu
         self.census_cost_s += time.perf_counter() - t0
         self.censuses += 1
-        budget = self.census_budget or CensusBudget(30.0, 0.01)
+        budget = self.census_budget or DEFAULT_CENSUS_BUDGET
         cost = cpu if budget.by_cpu or result is None else result.duration_s
         self.census_gap_s = budget.spacing_s(cost, self.elapsed_s())
         self.next_census_s = self.clock.monotonic() + self.census_gap_s
@@ -335,7 +336,7 @@ class Collector:
                 self.first_census = summary
         rec = self.recorder
         if rec is not None:
-            gcd = dataclasses.asdict(self.gc_monitor.read()) if self.gc_monitor else {}
+            gcd = self.gc_monitor.read()._asdict() if self.gc_monitor else {}
             rec.add_snapshot(
                 summary["taken_at"],
                 {
@@ -382,7 +383,7 @@ class Collector:
     def gc_state(self) -> dict[str, Any]:
         if self.gc_monitor is None:
             return {}
-        return {**dataclasses.asdict(self.gc_monitor.read()), "enabled": gc.isenabled()}
+        return {**self.gc_monitor.read()._asdict(), "enabled": gc.isenabled()}
 
     def recent_markers(self) -> list[list[Any]]:
         with self.lock:

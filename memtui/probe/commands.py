@@ -20,7 +20,6 @@ from memtui.probe import protocol
 from memtui.probe.census import take_census
 from memtui.probe.clock import Clock
 from memtui.probe.collector import HISTORY_FIELDS, Collector, history_point
-from memtui.probe.heap.dump import SUFFIX, WRITERS, HeapDumpFailed, start_heap_dump, unique_path
 from memtui.probe.heap.summary import HeapSummaries
 from memtui.probe.recorder import Recorder, emit_marker
 from memtui.probe.server import AgentServer
@@ -35,6 +34,8 @@ class CommandError(Exception):
 
 
 def _dump_target(message: dict[str, Any], pid: int) -> str:
+    from memtui.probe.heap.dump import SUFFIX, unique_path  # loaded by the first dump only
+
     path, out_dir = message.get("path"), message.get("out_dir")
     for name, value in (("path", path), ("out_dir", out_dir)):
         if value is not None and (not isinstance(value, str) or not value or "\0" in value):
@@ -150,8 +151,10 @@ class AgentCommands:
         return reply
 
     def cmd_heap_summary(self, message: dict[str, Any]) -> Reply:
-        """Take a heap summary soon (the monitor's detector suspects a leak)."""
+        """Take a heap summary soon, and a tracing window (the monitor's detector suspects a
+        leak)."""
         self.summaries.request_now()
+        self.tracer.leak_suspected()
         return {"requested": True, "seq": self.summaries.seq, **self.summaries.state()}
 
     def cmd_mark(self, message: dict[str, Any]) -> Reply:
@@ -222,6 +225,8 @@ class AgentCommands:
         """Dump the heap to ``path`` (a file) or a new file under ``out_dir`` (relative paths:
         the target's working directory). ``writer``: auto|fork|inplace. Waits up to ``wait_s``
         (default 8, under the client's timeout) for the file; later replies say pending."""
+        from memtui.probe.heap.dump import WRITERS, HeapDumpFailed, start_heap_dump
+
         target = _dump_target(message, self.pid)
         writer = message.get("writer")
         if writer is not None and writer not in WRITERS:

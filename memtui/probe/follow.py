@@ -86,7 +86,7 @@ def restart_in_child(parent: Agent) -> None:
             trace_frames=parent.tracer.frames,
             sock_dir=parent.sock_dir,
             window_s=parent.tracer.window_s,
-            period_s=parent.tracer.period_s,
+            period_s=None if parent.tracer.budget is not None else parent.tracer.period_s,
             clock=parent.clock,
             record_path=child_record_path(record, os.getpid()) if record else None,
         )

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class GcReading:
+class GcReading(NamedTuple):
     """Cumulative GC activity since the monitor was installed (per generation 0, 1, 2)."""
 
     collections: tuple[int, int, int]

@@ -5,21 +5,43 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass
 from operator import add
 
 
-@dataclass(frozen=True, slots=True)
 class HistoryPoint:
-    """One bucket of samples: time span and per-field min/max/mean/last."""
+    """One bucket of samples: time span and per-field min/max/mean/last.
 
-    t_start: float
-    t_end: float
-    count: int
-    minimum: tuple[float, ...]
-    maximum: tuple[float, ...]
-    mean: tuple[float, ...]
-    last: tuple[float, ...]
+    A plain slotted class (its ``count`` would shadow ``tuple.count`` in a NamedTuple; a
+    dataclass costs every target ~2 ms to define at import).
+    """
+
+    __slots__ = ("count", "last", "maximum", "mean", "minimum", "t_end", "t_start")
+
+    def __init__(
+        self,
+        t_start: float,
+        t_end: float,
+        count: int,
+        minimum: tuple[float, ...],
+        maximum: tuple[float, ...],
+        mean: tuple[float, ...],
+        last: tuple[float, ...],
+    ) -> None:
+        self.t_start = t_start
+        self.t_end = t_end
+        self.count = count
+        self.minimum = minimum
+        self.maximum = maximum
+        self.mean = mean
+        self.last = last
+
+    def __repr__(self) -> str:
+        return f"HistoryPoint(t_start={self.t_start!r}, t_end={self.t_end!r}, count={self.count!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HistoryPoint):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
 
 
 DEFAULT_TIERS: tuple[tuple[float, int], ...] = ((1.0, 3600), (10.0, 8640), (60.0, 10080))

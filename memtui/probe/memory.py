@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from dataclasses import dataclass
 from types import TracebackType
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryReading:
+class MemoryReading(NamedTuple):
     """One reading of a process's memory, in bytes."""
 
     rss_bytes: int

@@ -19,14 +19,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sqlite3
 import sys
 import threading
 import time
 import weakref
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite3
 
 FORMAT_NAME = "memtui-recording"
 SCHEMA_VERSION = 1
@@ -76,8 +78,17 @@ ON CONFLICT(width_s, t_ms) DO UPDATE SET
   traced_max = max(traced_max, excluded.traced_max),
   t_last_ms = max(t_last_ms, excluded.t_last_ms), n = n + excluded.n
 """
-if sqlite3.sqlite_version_info < (3, 24, 0):  # pragma: no cover - very old SQLite
-    _UPSERT = _UPSERT.split("ON CONFLICT")[0].replace("INSERT INTO", "INSERT OR REPLACE INTO")
+
+
+def _upsert_sql() -> str:
+    """_UPSERT, or its older form on an SQLite without ON CONFLICT (before 3.24)."""
+    import sqlite3
+
+    if sqlite3.sqlite_version_info < (3, 24, 0):  # pragma: no cover - very old SQLite
+        return _UPSERT.split("ON CONFLICT")[0].replace("INSERT INTO", "INSERT OR REPLACE INTO")
+    return _UPSERT
+
+
 _FROM_SAMPLES = """
 SELECT (t_ms / {ms}) * {ms} AS g, count(*) AS n, max(t_ms) AS tl, min(rss) AS rmin,
   max(rss) AS rmax, round(avg(rss)) AS rmean, round(avg(vms)) AS vmean, round(avg(traced)) AS tmean,
@@ -183,6 +194,8 @@ class Recorder:
 
     # -- opening ----------------------------------------------------------------------------
     def _open(self, meta: Mapping[str, Any]) -> sqlite3.Connection:
+        import sqlite3  # loaded by the first recording, not by every `import memtui`
+
         exists = os.path.exists(self.path) and os.path.getsize(self.path) > 0
         if exists:
             with open(self.path, "rb") as f:
@@ -345,6 +358,8 @@ class Recorder:
         Never raises: a failure (disk full, file removed) is counted in ``errors`` and the rows
         stay buffered for the next try.
         """
+        import sqlite3  # loaded by the first recording, not by every `import memtui`
+
         if self.closed or os.getpid() != self._pid:
             return False
         with self._db_lock:
@@ -388,11 +403,11 @@ class Recorder:
         cut_ms -= cut_ms % ms  # whole buckets only: no bucket is ever split
         if src is None:
             select = _FROM_SAMPLES.format(ms=ms)
-            db.execute(_UPSERT.format(width=width, select=select), (cut_ms,))
+            db.execute(_upsert_sql().format(width=width, select=select), (cut_ms,))
             db.execute("DELETE FROM samples WHERE t_ms < ?", (cut_ms,))
         else:
             select = _FROM_BUCKETS.format(ms=ms, src=src)
-            db.execute(_UPSERT.format(width=width, select=select), (cut_ms,))
+            db.execute(_upsert_sql().format(width=width, select=select), (cut_ms,))
             db.execute("DELETE FROM buckets WHERE width_s = ? AND t_ms < ?", (src, cut_ms))
 
     def _prune(self, db: sqlite3.Connection) -> None:
@@ -438,6 +453,8 @@ class Recorder:
     # -- closing --------------------------------------------------------------------------------
     def close(self, ended_at: float | None = None) -> None:
         """Flush, note a clean end, checkpoint and close; idempotent, never raises."""
+        import sqlite3  # loaded by the first recording, not by every `import memtui`
+
         if self.closed:
             return
         if os.getpid() == self._pid:

@@ -21,6 +21,7 @@ from typing import Any
 from memtui.probe import protocol
 
 MAX_VIEWERS: int = 8
+STOPPING_ERROR = "the agent is stopping (its program is exiting)"
 IDLE_TIMEOUT_S: float = 30.0
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
@@ -168,13 +169,18 @@ class AgentServer:
             conn.close()
             return
         with self._lock:
-            full = len(self._conns) >= MAX_VIEWERS or self._stopped
-            if not full:
+            stopping = self._stopped
+            full = len(self._conns) >= MAX_VIEWERS
+            if not (full or stopping):
                 self._conns.add(conn)
-        if full:
+        if full or stopping:
             conn.settimeout(1.0)
-            error = f"too many viewers ({MAX_VIEWERS}) are connected; try again later"
-            _send_quietly(conn, {"id": None, "ok": False, "error": error})
+            if stopping:  # the program is exiting: "gone" tells the client it is not busy
+                refusal = {"id": None, "ok": False, "gone": True, "error": STOPPING_ERROR}
+            else:
+                error = f"too many viewers ({MAX_VIEWERS}) are connected; try again later"
+                refusal = {"id": None, "ok": False, "error": error}
+            _send_quietly(conn, refusal)
             conn.close()
             return
         thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)

@@ -11,10 +11,9 @@ import types
 from bisect import bisect_right
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
 from itertools import accumulate, chain, compress, islice, repeat
 from operator import is_, methodcaller
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from memtui.probe.census import CONTAINER_TYPES, type_name
 
@@ -52,8 +51,7 @@ _NO_DESCENT: frozenset[type] = frozenset({
 # fmt: on
 
 
-@dataclass(frozen=True, slots=True)
-class NamedContainer:
+class NamedContainer(NamedTuple):
     """A large container reachable from a module global (or one attribute below it)."""
 
     name: str
@@ -69,8 +67,7 @@ class NamedContainer:
     """Sampled items that are bound methods or functions (an event-listener signature)."""
 
 
-@dataclass(frozen=True, slots=True)
-class LruCacheInfo:
+class LruCacheInfo(NamedTuple):
     """A functools.lru_cache / functools.cache wrapper found in module globals or class dicts."""
 
     name: str
@@ -81,8 +78,7 @@ class LruCacheInfo:
     misses: int
 
 
-@dataclass(frozen=True, slots=True)
-class LeakSignals:
+class LeakSignals(NamedTuple):
     """One reading of the signals; JSON-friendly through to_dict() / from_dict()."""
 
     taken_at: float
@@ -109,12 +105,15 @@ class LeakSignals:
     """gc.get_count(): tracked allocations pending per generation (grows when gc is off)."""
     scanned: int = 0
     """Module globals and attributes looked at."""
-    errors: tuple[str, ...] = field(default=())
+    errors: tuple[str, ...] = ()
     """Sections that failed ('section: ExcType'); the rest of the reading is still valid."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dicts, tuples, str and numbers only (json.dumps-able)."""
-        return asdict(self)
+        out = self._asdict()
+        out["containers"] = [c._asdict() for c in self.containers]
+        out["lru_caches"] = [c._asdict() for c in self.lru_caches]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LeakSignals:
@@ -136,7 +135,7 @@ class LeakSignals:
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {
-    t: tuple(f.name for f in fields(t)) for t in (NamedContainer, LruCacheInfo, LeakSignals)
+    t: t._fields for t in (NamedContainer, LruCacheInfo, LeakSignals)
 }
 
 

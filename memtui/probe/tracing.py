@@ -18,7 +18,7 @@ import re
 import sys
 import tracemalloc
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 Frame = tuple[str, int]
 """(filename, lineno) of one frame."""
@@ -30,8 +30,7 @@ IN_PROCESS_MAX_TRACES: int = 50_000
 AGGREGATE_TIMEOUT_S: float = 120.0
 
 
-@dataclass(frozen=True, slots=True)
-class SiteTotals:
+class SiteTotals(NamedTuple):
     """Bytes and blocks still allocated, per allocation traceback, at one instant."""
 
     by_traceback: dict[TraceKey, tuple[int, int]]
@@ -49,10 +48,9 @@ def is_tracing() -> bool:
 
 def start_tracing(frames: int = 1) -> bool:
     """Start tracemalloc with ``frames`` frames; False when it was already tracing (left as is)."""
-    if tracemalloc.is_tracing():
-        return False
-    tracemalloc.start(max(1, int(frames)))
-    return True
+    from memtui.probe.raw_domain import start_tracemalloc  # here: the script runs without memtui
+
+    return start_tracemalloc(max(1, int(frames)))
 
 
 def stop_tracing() -> None:

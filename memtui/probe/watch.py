@@ -1,17 +1,19 @@
-"""Provides watch mode: allocation sites found by tracing in short windows, ranked across windows.
+"""Provides watch mode: allocation sites found by tracing in short windows.
 
 Continuous tracemalloc slows allocation-heavy code 2.5x-12.8x (1 frame). Watch mode traces
-only a short window (``window_s``, default 0.25 s) every ``period_s`` (default 15 s, with
-±20% jitter so windows do not lock onto a periodic program): a 1.7% duty cycle, so even a
-12.8x slowdown inside the windows costs the program about 1.6% overall.
+only a short window (``window_s``, default 0.25 s) at most every ``period_s`` (default 15 s,
+with ±20% jitter so windows do not lock onto a periodic program), and with the default period
+only while the windows' cost stays within WINDOW_SHARE of the program's run
+(memtui.probe.overhead): the first comes after ~13 s, a 3-s program is never traced.
 
 Each window takes two site totals of what was allocated since the window started and is
-still alive: one half-way (``mid``) and one at the end. For a leaking site the end holds
-twice what the middle did (``end - mid`` ≈ rate x window/2, every window); a site whose
-objects live briefly holds about the same at both instants, so its growth is zero on average
-and its median over windows is ~0 even when a big temporary object happens to be alive at
-one of them. Sites are ranked by the median growth per window across the last
-``MAX_WINDOWS`` windows, so one site that is busy by chance never tops the list.
+still alive: one half-way (``mid``) and one at the end; memtui.probe.window_rank ranks them.
+For a leaking site the end holds twice what the middle did (``end - mid`` ≈ rate x window/2,
+every window); a site whose objects live briefly holds about the same at both instants, so
+its growth is zero on average and its median over windows is ~0 even when a big temporary
+object happens to be alive at one of them. Sites are ranked by the median growth per window
+across the last ``MAX_WINDOWS`` windows, so one site that is busy by chance never tops the
+list.
 
 When tracemalloc is already tracing (the program uses it, or continuous mode), windows are
 not run: the full traces are aggregated every ``FULL_INTERVAL_S`` (more rarely when that is
@@ -20,12 +22,10 @@ costly), and sites are ranked by live size. Standard library only.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 import tracemalloc
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 from memtui.probe.clock import Clock, SystemClock
@@ -36,23 +36,40 @@ from memtui.probe.leak_budget import (
     leak_bytes,
     stopped_note,
 )
+from memtui.probe.overhead import RunBudget
+from memtui.probe.raw_domain import start_tracemalloc
 from memtui.probe.tracing import (
     TraceKey,
     aggregate_raw_traces,
     group_by_site,
-    is_user_file,
-    site_frame,
     take_site_totals,
     visible_totals,
+)
+from memtui.probe.window_rank import (
+    MAX_SITES,
+    Totals,
+    Window,
+    rank_totals,
+    rank_windows,
+    window_sites,
 )
 
 DEFAULT_WINDOW_S: float = 0.25
 DEFAULT_PERIOD_S: float = 15.0
 FIRST_WINDOW_S: float = 2.0
-"""Delay of the first window after start, so a leak is named within the first minute."""
+"""Earliest first window after start (the budget below usually puts it later)."""
+WINDOW_SHARE: float = 0.02
+"""With the default period, windows cost the program at most this share of the time watched
+(memtui.probe.overhead.RunBudget): the first one comes after ~13 s, not in a 3-s program."""
+TRACED_LOSS: float = 0.85
+"""The share of each traced second the program loses: code that allocates runs 5-7x slower
+under tracemalloc with 8 frames (benchmarks/soak/cost.py: a Flask request costs 6.8x its CPU
+while traced). Charged to the window budget with the window's own snapshot and ranking time."""
+SUSPECT_WINDOW_SHARE: float = 0.035
+"""The share the next window may bring the total to once the monitor suspects a leak."""
+FIRST_WINDOW_COST_S: float = 0.05
+"""The snapshot and ranking cost assumed for the first window, before one was measured."""
 JITTER: float = 0.2
-MAX_SITES: int = 200
-"""Sites kept per window (half by growth, half by size) and in the full-trace ranking."""
 MAX_WINDOWS: int = 64
 FULL_INTERVAL_S: float = 10.0
 FULL_BUDGET: float = 0.02
@@ -61,150 +78,6 @@ CONTINUOUS_COST_NOTE: str = (
     "continuous tracemalloc slows allocation-heavy code 2.5x-12.8x (1 frame), more with frames"
 )
 MODES: tuple[str, ...] = ("off", "watch", "continuous", "external")
-SUSPECT_P: float = 0.05
-"""A site is a suspect when growing in that many windows has at most this chance (sign test)."""
-MIB: float = 1024.0 * 1024.0
-
-Totals = dict[TraceKey, tuple[int, int]]
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """What one tracing window found, per site: (end bytes, end blocks, growth bytes, growth
-    blocks), growth being end minus mid-window. Sites are ``(site_frame,)`` keys (see
-    memtui.probe.tracing.site_index); ``stacks`` holds each one's heaviest full traceback."""
-
-    t_end: float
-    traced_s: float
-    """Wall time tracemalloc was on for this window."""
-    half_s: float
-    """Wall time between the mid and end snapshots (growth is over this span)."""
-    cost_s: float
-    """Time spent taking and aggregating the two snapshots."""
-    sites: dict[TraceKey, tuple[int, int, int, int]]
-    stacks: dict[TraceKey, TraceKey] = field(default_factory=dict)
-
-
-def window_sites(
-    mid: Totals, end: Totals, keep: int = MAX_SITES
-) -> dict[TraceKey, tuple[int, int, int, int]]:
-    """Per site (end bytes, end blocks, growth bytes, growth blocks), bounded to ``keep`` sites."""
-    rows: dict[TraceKey, tuple[int, int, int, int]] = {}
-    for key in end.keys() | mid.keys():
-        end_size, end_count = end.get(key, (0, 0))
-        mid_size, mid_count = mid.get(key, (0, 0))
-        rows[key] = (end_size, end_count, end_size - mid_size, end_count - mid_count)
-    if len(rows) <= keep:
-        return rows
-    # Keep the sites that moved most (either way: churn must average out) and the biggest.
-    chosen = dict.fromkeys(sorted(rows, key=lambda k: -abs(rows[k][2]))[: keep // 2])
-    for key in sorted(rows, key=lambda k: -rows[k][0]):
-        if len(chosen) >= keep:
-            break
-        chosen.setdefault(key)
-    return {k: rows[k] for k in chosen}
-
-
-def _site_row(key: TraceKey, size: int, count: int, stack: TraceKey | None) -> dict[str, Any]:
-    """One ranked site: ``file``/``line`` are the site (the program's own line), ``frames`` the
-    full traceback (most recent call first) and ``site`` the site's index in it."""
-    frames = stack or key
-    file, line = site_frame(key) if key else ("<unknown>", 0)
-    index = frames.index((file, line)) if (file, line) in frames else 0
-    return {
-        "file": file,
-        "line": line,
-        "frames": [[f, n] for f, n in frames],
-        "site": index,
-        "user_code": is_user_file(file),
-        "size_bytes": size,
-        "count": count,
-    }
-
-
-def sign_test_p(positive: int, n: int) -> float:
-    """One-sided sign test: chance of ``positive`` or more rises in ``n`` coin flips."""
-    return sum(math.comb(n, k) for k in range(positive, n + 1)) / 2.0**n if n else 1.0
-
-
-def rank_windows(
-    windows: list[Window], limit: int = 50, started_at: float | None = None
-) -> list[dict[str, Any]]:
-    """Sites ranked by median growth per window (absent = 0), the biggest first.
-
-    ``size_bytes``/``count`` (``size_kind`` 'window') are the median over windows of what the
-    site allocated during a window and still held at its end: a window figure, not what it
-    holds (tracing is off between windows, so older objects are not seen).
-    ``growth_bytes_per_s`` is the median rate at which the site's live bytes grew while
-    traced; from the second window on, ``rate_mb_per_hour`` is that rate and
-    ``growth_bytes`` that rate times the time watched (since ``started_at``, else since the
-    first window). Code runs slower while traced, so for CPU-bound code these underestimate.
-    ``suspect``: the site grew in so many windows that chance is unlikely (sign test, p≤5%).
-    """
-    import statistics  # here, not at import: every program start pays for the agent's
-
-    if not windows:
-        return []
-    n = len(windows)
-    keys: set[TraceKey] = set()
-    stacks: dict[TraceKey, TraceKey] = {}
-    for w in windows:
-        keys.update(w.sites)
-        stacks.update(w.stacks)  # the latest window's traceback wins
-    span = windows[-1].t_end - (started_at if started_at is not None else windows[0].t_end)
-    rows: list[tuple[float, int, dict[str, Any]]] = []
-    for key in keys:
-        cells = [w.sites.get(key, (0, 0, 0, 0)) for w in windows]
-        growth = [c[2] for c in cells]
-        median_growth = statistics.median(growth)
-        rate = statistics.median(c[2] / w.half_s for c, w in zip(cells, windows, strict=True))
-        block_rate = statistics.median(c[3] / w.half_s for c, w in zip(cells, windows, strict=True))
-        survived = sum(c[0] for c in cells)
-        positive = sum(1 for g in growth if g > 0)
-        size = int(statistics.median(c[0] for c in cells))
-        count = int(statistics.median(c[1] for c in cells))
-        row = _site_row(key, size, count, stacks.get(key))
-        filled = n >= 2
-        row.update(
-            size_kind="window",
-            survived_bytes=survived,
-            growth_bytes_per_s=round(rate, 1),
-            growth_blocks_per_s=round(block_rate, 2),
-            rate_mb_per_hour=round(rate * 3600.0 / MIB, 4) if filled else None,
-            growth_bytes=int(rate * max(0.0, span)) if filled else None,
-            windows=positive,
-            of_windows=n,
-            suspect=median_growth > 0 and sign_test_p(positive, n) <= SUSPECT_P,
-        )
-        rows.append((max(0.0, median_growth), survived, row))
-    rows.sort(key=lambda r: (-r[0], -r[1]))
-    return [r[2] for r in rows[:limit]]
-
-
-def rank_totals(
-    totals: Totals,
-    previous: Totals | None,
-    dt_s: float,
-    limit: int = 50,
-    stacks: dict[TraceKey, TraceKey] | None = None,
-    first: Totals | None = None,
-    since_first_s: float = 0.0,
-) -> list[dict[str, Any]]:
-    """Sites of full traces ranked by live size (``size_kind`` 'held'), with the rate since
-    the previous totals and the growth (and its rate) since the first totals."""
-    ranked = sorted(totals.items(), key=lambda kv: -kv[1][0])[:limit]
-    out = []
-    for key, (size, count) in ranked:
-        row = _site_row(key, size, count, (stacks or {}).get(key))
-        row["size_kind"] = "held"
-        if previous is not None and dt_s > 0:
-            row["growth_bytes_per_s"] = round((size - previous.get(key, (0, 0))[0]) / dt_s, 1)
-        if first is not None and since_first_s > 0:
-            growth = size - first.get(key, (0, 0))[0]
-            row["growth_bytes"] = growth
-            row["rate_mb_per_hour"] = round(growth / MIB / (since_first_s / 3600.0), 4)
-        out.append(row)
-    return out
 
 
 class TraceController:
@@ -223,6 +96,9 @@ class TraceController:
         period_s: float = DEFAULT_PERIOD_S,
         clock: Clock | None = None,
         first_window_s: float = FIRST_WINDOW_S,
+        budget_share: float | None = None,
+        run_age_s: float = 0.0,
+        first_unbudgeted: bool = False,
     ) -> None:
         if mode not in ("off", "watch", "continuous"):
             raise ValueError(f"unknown trace mode {mode!r}; use off, watch or continuous")
@@ -254,6 +130,15 @@ class TraceController:
         self._ranked: tuple[tuple[str, int, int], list[dict[str, Any]] | None] | None = None
         self._started_mono = self.clock.monotonic()
         self._started_wall = self.clock.time()
+        self.budget = (
+            RunBudget(budget_share, self._started_mono - run_age_s) if budget_share else None
+        )
+        """Spaces the windows by their cost over the program's run so far (``run_age_s``
+        before the controller started); None: every ``period_s``, as asked."""
+        self._suspected = False
+        self.first_unbudgeted = first_unbudgeted
+        """The first window after ``first_window_s`` whatever the budget (charged all the
+        same): an attach, where the user asked to look now."""
         self.traced_s = 0.0
         self.cost_s = 0.0
         self.leak_budget_bytes = LEAK_BUDGET_BYTES if LEAKY_STOP else 0  # 0: no budget
@@ -273,7 +158,7 @@ class TraceController:
             if tracemalloc.is_tracing():
                 self._mode = "external"
             elif self.base_mode == "continuous":
-                tracemalloc.start(self.frames)
+                start_tracemalloc(self.frames)
                 self._owned = True
                 self._mode = "continuous"
             else:
@@ -306,6 +191,8 @@ class TraceController:
             tracemalloc.stop()
         self._owned = False
         self._mode = "off"
+        if self.budget is not None:
+            self.budget.restart(self.clock.monotonic())
 
     def _release_tracing(self) -> None:
         if self._owned and tracemalloc.is_tracing():
@@ -328,7 +215,7 @@ class TraceController:
                 wanted = max(1, int(frames or self.frames))
                 if self._mode != "continuous" or tracemalloc.get_traceback_limit() != wanted:
                     self._release_tracing()
-                    tracemalloc.start(wanted)
+                    start_tracemalloc(wanted)
                     self._owned = True
                     self.frames = wanted
                 self._mode = "continuous"
@@ -352,6 +239,7 @@ class TraceController:
             "period_s": self.period_s,
             "windows": len(self._windows),
             "duty_cycle": round(self.traced_s / elapsed, 5),
+            "budget_share": self.budget.share if self.budget is not None else None,
             "cost_s": round(self.cost_s + self._full_cost_s, 4),
             "traced_bytes": traced if self._mode in ("continuous", "external") else 0,
             "peak_traced_bytes": peak if self._mode in ("continuous", "external") else 0,
@@ -421,11 +309,21 @@ class TraceController:
     # -- the thread ------------------------------------------------------------------------
     def _run(self) -> None:
         delay = self.first_window_s
+        if not self.first_unbudgeted:
+            delay = self._budget_delay(delay, self.expected_cost_s())
+        due = self.clock.monotonic() + delay
         while not self._stop.is_set():
-            self._wake.clear()
-            if self.clock.wait(delay, self._stop):
+            woken = self.clock.wait(max(0.0, due - self.clock.monotonic()), self._wake)
+            if self._stop.is_set():
                 break
+            if woken:
+                self._wake.clear()
+                if self._suspected:  # one window sooner, within the suspect share
+                    soon = self._budget_delay(0.0, self.expected_cost_s(), SUSPECT_WINDOW_SHARE)
+                    due = min(due, self.clock.monotonic() + soon)
+                continue
             try:
+                self._suspected = False
                 delay = self._step()
             except Exception as exc:
                 # The thread lives inside the target: record the failure and carry on, so a
@@ -435,6 +333,14 @@ class TraceController:
                 with self._lock:
                     self._release_tracing()
                 delay = self.period_s
+            due = self.clock.monotonic() + delay
+
+    def leak_suspected(self) -> None:
+        """The monitor's detector suspects a leak: the next window comes as soon as
+        SUSPECT_WINDOW_SHARE of the run allows (naming the line is worth more now)."""
+        if self.budget is not None:
+            self._suspected = True
+            self._wake.set()
 
     def _next_delay(self) -> float:
         import random  # here, not at import (the agent's start)
@@ -454,9 +360,23 @@ class TraceController:
         if mode == "watch":
             if self.windows_stopped():
                 return 60.0  # the mode may still change (continuous on request, external)
-            self.run_window()
-            return self._next_delay()
+            window = self.run_window()
+            if window is not None and self.budget is not None:
+                self.budget.charge(window_cost_s(window))
+            return self._budget_delay(self._next_delay(), self.expected_cost_s())
         return 1.0
+
+    def expected_cost_s(self) -> float:
+        """What the next window will cost the program: the last one's cost, or a guess."""
+        if self._windows:
+            return window_cost_s(self._windows[-1])
+        return self.window_s * TRACED_LOSS + FIRST_WINDOW_COST_S
+
+    def _budget_delay(self, delay: float, expected_s: float, share: float | None = None) -> float:
+        """``delay``, or longer when a window now would spend more than the budget allows."""
+        if self.budget is None:
+            return delay
+        return max(delay, self.budget.earliest_s(expected_s, share) - self.clock.monotonic())
 
     def run_window(self) -> Window | None:
         """Trace one window now and add it to the ranking; None when it was cut short.
@@ -471,7 +391,7 @@ class TraceController:
             # Deeper than asked, so that the agent's own allocations (json, threading) can be
             # told apart from the program's, and a site is the program's own line even when
             # the allocation happened in a library it called (memtui.probe.tracing.site_index).
-            tracemalloc.start(max(self.frames, WATCH_FRAMES))
+            start_tracemalloc(max(self.frames, WATCH_FRAMES))
             self._owned = True
             self._window_open = True
             t0 = time.perf_counter()
@@ -522,6 +442,12 @@ class TraceController:
             return tracemalloc.take_snapshot()
         except RuntimeError:  # the program called tracemalloc.stop() inside our window
             return None
+
+
+def window_cost_s(window: Window) -> float:
+    """What a window cost the program: the time it ran traced (TRACED_LOSS of it lost) and
+    the snapshots and ranking, which hold the GIL."""
+    return window.traced_s * TRACED_LOSS + window.cost_s
 
 
 WATCH_FRAMES: int = 8

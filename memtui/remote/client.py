@@ -93,6 +93,8 @@ class AgentClient:
                     f"the agent at {self.path!r} stopped answering: {exc}"
                 ) from None
         if not reply.get("ok", False):
+            if reply.get("gone"):  # an agent that is stopping: as good as no agent
+                raise AgentUnavailable(f"the agent at {self.path!r}: {reply.get('error')}")
             raise TargetProcessError(
                 f"agent refused {cmd!r}: {reply.get('error', 'no reason given')}"
             )

@@ -172,6 +172,7 @@ def build_probe_zip(
     data = _zip_bytes(sources, paths, path if bytecode else None)
     with contextlib.suppress(OSError), open(path, "rb") as existing:
         if existing.read() == data:
+            os.utime(path)  # in use again: detach keeps zips used within a day
             return path
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)

@@ -21,7 +21,7 @@ from memtui.engine.facts.frames import (
 )
 from memtui.engine.facts.snapshot import AllocationStat
 from memtui.engine.intake import FrameIntake
-from memtui.engine.report.json_report import ReportInput, SourceInfo
+from memtui.engine.report.json_report import ReportInput, SourceInfo, steady_suspect
 from memtui.engine.report.recording import Recording, timeline_from_metrics
 from memtui.errors import ReportError
 from memtui.probe.allocator import AllocatorReading
@@ -35,6 +35,9 @@ RECONNECT_TIMEOUT_S: float = 2.0
 """A target that did not answer gets a short hello on each later poll (polls stay bounded)."""
 
 MIB: float = 1024.0 * 1024.0
+SUMMARY_REQUEST_EVERY_S: float = 60.0
+"""While a leak is suspected, the agent is asked again this often (it holds the suspicion
+for memtui.probe.heap.summary.SUSPECT_HOLD_S)."""
 
 
 class AgentSession(FrameIntake):
@@ -68,6 +71,7 @@ class AgentSession(FrameIntake):
         self.recording_path: str | None = rec if isinstance(rec, str) and rec else None
         """The agent's recording (memtui run --record), replayed on the first frame."""
         self._requested_state = "ok"
+        self._requested_at = 0.0
         self.not_answering = ""
         """Why the agent does not answer while its process lives ('' when it answers)."""
         self.notices: list[str] = []
@@ -134,11 +138,15 @@ class AgentSession(FrameIntake):
     def _ask_for_summary(self) -> None:
         """When the detector starts to suspect a leak, a heap summary now says what grows."""
         state = self.detector.verdict.state
-        if state != "ok" and self._requested_state == "ok" and "heap_summary" in self.capabilities:
-            try:
-                self.client.request("heap_summary")
-            except AgentUnavailable:
-                return
+        now = time.monotonic()
+        again = now - self._requested_at >= SUMMARY_REQUEST_EVERY_S
+        if state != "ok" and (self._requested_state == "ok" or again):
+            if "heap_summary" in self.capabilities:
+                try:
+                    self.client.request("heap_summary")
+                except AgentUnavailable:
+                    return
+            self._requested_at = now
         self._requested_state = state
 
     def apply_frame(self, raw: Mapping[str, Any]) -> None:
@@ -228,8 +236,10 @@ class AgentSession(FrameIntake):
         if self.size_kind() == "window":
             live = self.detector.verdict
             verdict = live if live.state != "ok" else self.detector.final_verdict()
-            leaks = verdict.state != "ok" or verdict.leak_detected
-            rows = window_leaks(self.site_rows, leaks, verdict.rate_mb_per_hour)
+            leaks = verdict.state != "ok" or verdict.leak_detected or self._suspect_corroborates()
+            blocks = self.metrics.block_rate_per_s if self.metrics.blocks_measured else None
+            rows = window_leaks(self.site_rows, leaks, verdict.rate_mb_per_hour,
+                                process_blocks_per_s=blocks)  # fmt: skip
             return rows[: self.trace_limit]
         growing = self.site_tracker.leaking()
         return [SiteLeak.from_growth(g) for g in growing[: self.trace_limit]]
@@ -287,6 +297,16 @@ class AgentSession(FrameIntake):
                 ],
             },
         )
+
+    def _suspect_corroborates(self) -> bool:
+        """The report's rule (json_report.steady_suspect): RSS still growing above the threshold
+        while a named container grows steadily makes the process a suspected leak."""
+        found = steady_suspect(
+            ((s.name, s.bytes_per_hour) for s in self.culprits.suspects()),
+            self.detector.final_verdict().rate_mb_per_hour,
+            self.growth_threshold_mb_per_hour,
+        )
+        return found is not None
 
     def _culprits_report(self) -> dict[str, Any]:
         self.culprits.start_t = self.metrics.start_t_s or self.started_wall

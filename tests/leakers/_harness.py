@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -26,7 +25,7 @@ def census_dict() -> dict[str, Any]:
     return {
         "counts": result.counts,
         "total_objects": result.total_objects,
-        "largest_containers": [dataclasses.asdict(c) for c in result.largest_containers],
+        "largest_containers": [c._asdict() for c in result.largest_containers],
     }
 
 
@@ -47,7 +46,7 @@ def run(
     while (t := time.monotonic() - t0) < SECONDS:
         step()
         record: dict[str, Any] = {"t": t, "signals": collect_signals(min_len=200).to_dict()}
-        record["gc"] = dataclasses.asdict(monitor.read())
+        record["gc"] = monitor.read()._asdict()
         if census:
             record["census"] = census_dict()
         emit(record)

@@ -5,10 +5,14 @@ In watch mode a site's figures come from short tracing windows, which cannot tel
 ever" from "kept longer than half a window" (a deque turning over, a TTL cache, the ints of
 a bounded buffer): both grow in every window. So a line is called leaking only when (1) it
 grew in so many windows that chance is unlikely (sign test), (2) its rate is at least
-``MIN_SITE_RATE_MB_PER_HOUR``, and (3) the process itself leaks: the leak detector suspects
-or confirms a leak, at a rate of at least ``PROCESS_SHARE`` of the site's. Code runs slower
-while traced, so the site's rate is a lower bound of the untraced one, and a real leak
-passes (3) with room to spare; a turnover site in a flat process never does.
+``MIN_SITE_RATE_MB_PER_HOUR``, (3) the process itself leaks: the leak detector suspects
+or confirms a leak, at a rate of at least ``PROCESS_SHARE`` of the site's, and (4) the
+interpreter's allocated blocks (``sys.getallocatedblocks()``, exact, every sample) grew over
+the run at least ``PROCESS_SHARE`` of the site's block rate: blocks kept for ever add up,
+blocks of a turning-over buffer are freed as fast as they come. Code runs slower while
+traced, so the site's rates are lower bounds of the untraced ones, and a real leak passes
+(3) and (4) with room to spare; a turnover site never passes (4), even when the process leaks
+elsewhere or its RSS creeps (the red herring (3) alone let through).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from memtui.engine.culprits.sites import MIN_SITE_RATE_MB_PER_HOUR, SiteGrowth
 from memtui.engine.facts.frames import SiteRow
 from memtui.engine.facts.snapshot import AllocationStat, AllocationTraceback, SizeKind
 from memtui.probe.tracing import TraceKey
-from memtui.probe.watch import SUSPECT_P, sign_test_p
+from memtui.probe.window_rank import SUSPECT_P, sign_test_p
 
 MIB: float = 1024.0 * 1024.0
 PROCESS_SHARE: float = 0.25
@@ -96,11 +100,13 @@ def window_leaks(
     process_leaks: bool,
     process_rate_mb_per_hour: float,
     min_rate_mb_per_hour: float = MIN_SITE_RATE_MB_PER_HOUR,
+    process_blocks_per_s: float | None = None,
 ) -> list[SiteLeak]:
     """Sites of watch-mode rows that leak (see the module docstring), fastest first.
 
     ``process_leaks``: the detector suspects or confirms a leak of the whole process, whose
-    trend is ``process_rate_mb_per_hour``.
+    trend is ``process_rate_mb_per_hour``; ``process_blocks_per_s``: the net change of its
+    allocated blocks per second over the run (None: not measured, rule (4) is not applied).
     """
     if not process_leaks:
         return []
@@ -116,6 +122,15 @@ def window_leaks(
         p = sign_test_p(positive, n)
         if p > SUSPECT_P or process_rate_mb_per_hour < PROCESS_SHARE * rate:
             continue
+        blocks = row.blocks_per_s
+        turnover = (
+            process_blocks_per_s is not None
+            and blocks is not None
+            and blocks > 0
+            and process_blocks_per_s < PROCESS_SHARE * blocks
+        )
+        if turnover:
+            continue  # its blocks are freed as fast as it makes them
         stat = stat_from_row(row, "window")
         found.append(SiteLeak(stat, rate, "windows", positive, n, round(p, 6)))
     found.sort(key=lambda s: -s.growth_mb_per_hour)

@@ -71,6 +71,8 @@ class SiteRow:
     windows: int | None = None
     """Tracing windows in which the line's kept bytes grew (watch mode)."""
     of_windows: int | None = None
+    blocks_per_s: float | None = None
+    """Median rate at which the line's live blocks grew while traced (watch mode)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +172,7 @@ def decode_site_rows(rows: Any) -> tuple[SiteRow, ...]:
                     rate_mb_per_hour=_opt_float(row.get("rate_mb_per_hour")),
                     windows=_opt_int(row.get("windows")),
                     of_windows=_opt_int(row.get("of_windows")),
+                    blocks_per_s=_opt_float(row.get("growth_blocks_per_s")),
                 )
             )
         except (TypeError, ValueError, IndexError, KeyError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import os
 from collections.abc import Iterator
@@ -293,4 +292,4 @@ def light_census(census: CensusResult | None, keep: int = 50) -> CensusResult | 
     if census is None:
         return None
     top = dict(sorted(census.counts.items(), key=lambda kv: -kv[1])[:keep])
-    return dataclasses.replace(census, counts=top, tracked={}, largest_containers=())
+    return census._replace(counts=top, tracked={}, largest_containers=())

@@ -7,13 +7,12 @@ same shapes. Tolerant by design: a missing field takes its neutral value.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
 from typing import Any
 
 from memtui.probe.census import CensusResult, ContainerInfo
 from memtui.probe.gcstats import GcReading
 
-_GC_FIELDS: frozenset[str] = frozenset(f.name for f in fields(GcReading))
+_GC_FIELDS: frozenset[str] = frozenset(GcReading._fields)
 _GC_DEFAULTS: dict[str, Any] = {
     "collections": (0, 0, 0),
     "collected": (0, 0, 0),

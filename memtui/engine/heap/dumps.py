@@ -33,7 +33,10 @@ from memtui.probe.heap.walk import own_module
 ARROW = " → "
 SAMPLE_CHAINS = 20000
 Step = tuple[str, str, int]
-"""(kind, text, list index or -1): kind is root | named | node."""
+"""(kind, text, list index or -1): kind is root | named | node | elided."""
+CHAIN_HEAD = 12
+CHAIN_TAIL = 12
+"""Objects kept at each end of a long chain in the --type listing (the middle is elided)."""
 
 
 @dataclass
@@ -50,22 +53,66 @@ class Analysis:
     own: npt.NDArray[np.bool_] | None = None
     """Nodes memtui's own objects keep alive (its modules, instances of its classes): never
     reported as the program's memory."""
+    _heads: dict[int, tuple[tuple[int, ...], int]] = field(default_factory=dict, repr=False)
 
-    def chain_steps(self, v: int) -> list[Step]:
-        """The shortest reference chain from a root to ``v`` as steps."""
-        d = self.dump
+    def chain_steps(self, v: int, elide: bool = False) -> list[Step]:
+        """The shortest reference chain from a root to ``v`` as steps; with ``elide``, a chain
+        of more than CHAIN_HEAD + CHAIN_TAIL objects keeps its ends and says how many it left
+        out, so the chains of a 100,000-node linked list take linear, not quadratic, time."""
+        head, depth = self._head(v)
+        if not elide or depth <= CHAIN_HEAD + CHAIN_TAIL:
+            path = list(head) if depth <= len(head) else self._full_path(v)
+            return self._steps(path, 0)
+        tail = [v]
+        while len(tail) < CHAIN_TAIL:
+            tail.append(int(self.tree.parent[tail[-1]]))
+        tail.reverse()
+        steps = self._steps(list(head), 0)
+        steps.append(("elided", f"… {depth - len(head) - len(tail)} more …", -1))
+        steps.extend(self._steps(tail, 1))
+        return steps
+
+    def _full_path(self, v: int) -> list[int]:
         path = [v]
-        parent = self.tree.parent
-        vroot = self.tree.vroot
+        parent, vroot = self.tree.parent, self.tree.vroot
         while parent[path[-1]] != vroot and len(path) < 10000:
             path.append(int(parent[path[-1]]))
         path.reverse()
-        r = path[0]
-        label = self.root_label.get(r)
-        if label is None:
-            why = "unreferenced" if self.tree.phase[r] == 1 else "unrooted"
-            label = f"({why}) {self._token(r)}"
-        steps: list[Step] = [("root", label, -1)]
+        return path
+
+    def _head(self, v: int) -> tuple[tuple[int, ...], int]:
+        """The first CHAIN_HEAD objects of ``v``'s root chain and its length, memoised along
+        the way up, so chains that share a prefix walk it once."""
+        memo = self._heads
+        parent, vroot = self.tree.parent, self.tree.vroot
+        climbed: list[int] = []
+        u = v
+        while u not in memo and parent[u] != vroot:
+            climbed.append(u)
+            u = int(parent[u])
+        head, depth = memo.get(u) or ((u,), 1)
+        memo[u] = (head, depth)
+        for w in reversed(climbed):
+            depth += 1
+            if len(head) < CHAIN_HEAD:
+                head = (*head, w)
+            memo[w] = (head, depth)
+        return memo[v]
+
+    def _steps(self, path: list[int], first: int) -> list[Step]:
+        """Steps for ``path``; it starts at a root unless ``first`` (the tail of an elided
+        chain, which starts with an object)."""
+        d = self.dump
+        steps: list[Step] = []
+        if first:
+            steps.append(("node", self._token(path[0]), -1))
+        else:
+            r = path[0]
+            label = self.root_label.get(r)
+            if label is None:
+                why = "unreferenced" if self.tree.phase[r] == 1 else "unrooted"
+                label = f"({why}) {self._token(r)}"
+            steps.append(("root", label, -1))
         for u, w in itertools.pairwise(path):
             name = d.named.get((u, w))
             if name is not None:
@@ -83,14 +130,17 @@ class Analysis:
         label = d.labels.get(v)
         return f"{short} {label}" if label and short in ("function", "module", "type") else short
 
-    def chain(self, v: int, shape: bool = False) -> str:
-        return render(self.chain_steps(v), shape)
+    def chain(self, v: int, shape: bool = False, elide: bool = False) -> str:
+        return render(self.chain_steps(v, elide), shape)
 
 
 def render(steps: list[Step], shape: bool = False) -> str:
-    """'module app → global CACHE → dict → list[3] → Order' (shape: indices as [*])."""
+    """'module app → global CACHE → dict → list[3] → Order' (shape: indices as [*], and an
+    elided middle without its length, so the nodes of one long chain share a shape)."""
     out = []
-    for _, text, index in steps:
+    for kind, text, index in steps:
+        if kind == "elided" and shape:
+            text = "…"
         out.append(text if index < 0 else f"{text}[{'*' if shape else index}]")
     return ARROW.join(out)
 
@@ -245,7 +295,7 @@ def chains_for_type(a: Analysis, name: str, limit: int = 10) -> dict[str, Any]:
         nodes = nodes[np.argsort(-a.retained[nodes], kind="stable")[:SAMPLE_CHAINS]]
     groups: dict[str, list[int]] = {}
     for v in nodes.tolist():
-        steps = a.chain_steps(v)
+        steps = a.chain_steps(v, elide=True)
         groups.setdefault(render(steps, shape=True), []).append(v)
     rows: list[dict[str, Any]] = []
     for shape, members in groups.items():
@@ -255,7 +305,7 @@ def chains_for_type(a: Analysis, name: str, limit: int = 10) -> dict[str, Any]:
                 "chain": shape,
                 "count": len(members),
                 "retained_size": int(a.retained[members].sum()),
-                "example": a.chain(top),
+                "example": a.chain(top, elide=True),
                 "example_address": hex(int(d.addrs[top])),
             }
         )

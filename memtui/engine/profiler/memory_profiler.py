@@ -229,9 +229,7 @@ class MemoryProfiler(ProfilerQueries, HeapDumpMethods):
         collector = self._collector
         collector.sample_interval_s = min(self._sample_interval, self._snapshot_interval)
         if collector.census_budget is not None:
-            budget = dataclasses.replace(
-                collector.census_budget, interval_s=self._snapshot_interval
-            )
+            budget = collector.census_budget._replace(interval_s=self._snapshot_interval)
             collector.census_budget = budget
             collector.census_gap_s = max(collector.census_gap_s, self._snapshot_interval)
 
@@ -492,7 +490,7 @@ class MemoryProfiler(ProfilerQueries, HeapDumpMethods):
         traced = row.traced_bytes if self._tracing else None
         rec.add_sample(row.t_s, row.rss_bytes, row.vms_bytes, traced, row.allocated_blocks or None)
         if gc_reading is not None and self.in_process:
-            rec.add_gc(row.t_s, dataclasses.asdict(gc_reading))
+            rec.add_gc(row.t_s, gc_reading._asdict())
         v = self.detector.verdict
         rec.add_verdict(row.t_s, v.state, v.rate_mb_per_hour, v.confidence, v.reason)
         self._dumps.record_new(rec)

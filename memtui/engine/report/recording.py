@@ -4,7 +4,6 @@ and the report's timeline from a series (see memtui.engine.report.replay for the
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -200,7 +199,7 @@ class Recording:
     def _window(self, table: str, cols: str, lo: float, hi: float) -> list[Any]:
         return self._rows(
             f"SELECT t_ms, {cols} FROM {table} WHERE t_ms BETWEEN ? AND ? ORDER BY t_ms",
-            (int(lo * 1000), int(hi * 1000)),
+            (_ms(lo), _ms(hi)),
         )
 
     def gc_readings(self, lo: float, hi: float) -> list[tuple[float, dict[str, Any]]]:
@@ -329,7 +328,16 @@ def snapshot_payload(
             for s in snap.get_top_stats(top_sites, "traceback")
         ]
     if snap.gc is not None:
-        out["gc"] = dataclasses.asdict(snap.gc)
+        out["gc"] = snap.gc._asdict()
     if snap.signals is not None:
         out["signals"] = snap.signals.to_dict()
     return out
+
+
+def _ms(t: float) -> int:
+    """Wall seconds as the tables' milliseconds; an infinite bound is the widest integer."""
+    if t == float("inf"):
+        return 2**62
+    if t == float("-inf"):
+        return -(2**62)
+    return int(t * 1000)

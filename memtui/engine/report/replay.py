@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 import os
@@ -48,8 +47,7 @@ def _gc_delta(first: dict[str, Any] | None, last: dict[str, Any]) -> GcReading:
     def minus(a: tuple[Any, Any, Any], b: tuple[Any, Any, Any]) -> Any:
         return tuple(max(x - y, 0) for x, y in zip(a, b, strict=False))
 
-    return dataclasses.replace(
-        reading,
+    return reading._replace(
         collections=minus(reading.collections, base.collections),
         collected=minus(reading.collected, base.collected),
         uncollectable=minus(reading.uncollectable, base.uncollectable),
@@ -104,6 +102,10 @@ def _build(
         raise ReportError(f"{rec.path}: the recording holds no samples yet")
     lo = parse_bound(since, *span)
     hi = parse_bound(until, *span)
+    # Events (markers, dumps, verdicts) of an unbounded side reach the recording's end: a
+    # marker set before the collector's first sample (the script's first line) still counts.
+    ev_lo = lo if lo is not None else float("-inf")
+    ev_hi = hi if hi is not None else float("inf")
     lo = span[0] if lo is None else max(lo, span[0])
     hi = span[1] if hi is None else min(hi, span[1])
     s = rec.series(lo, hi)
@@ -224,7 +226,7 @@ def _build(
             f"the recording ends at {_iso(span[1])} without a clean close: the writer was "
             "killed or crashed (or is still running); at most its last seconds are missing"
         )
-    markers = rec.markers(lo, hi)
+    markers = rec.markers(ev_lo, ev_hi)
     extra: dict[str, Any] = {
         "timeline": timeline(ts, s.rss, s.rss_min, s.rss_max, s.traced, t0, s.count),
         "markers": [
@@ -233,7 +235,7 @@ def _build(
         ],
         "heap_dumps": [
             {"at_seconds": round(t - t0, 1), "timestamp": _iso(t), "path": p, "summary": summary}
-            for t, p, summary in rec.dumps(lo, hi)
+            for t, p, summary in rec.dumps(ev_lo, ev_hi)
         ],
         "verdict_history": [
             {
@@ -243,7 +245,7 @@ def _build(
                 "confidence": round(c, 4),
                 "reason": why,
             }
-            for t, st, r, c, why in rec.verdicts(lo, hi)
+            for t, st, r, c, why in rec.verdicts(ev_lo, ev_hi)
         ],
         "allocator_timeline": [
             {

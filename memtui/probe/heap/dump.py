@@ -84,8 +84,6 @@ BYTES_PER_OBJECT_ON_DISK: int = 12
 """A generous estimate of file bytes per object (measured: 6-9), for the disk-space check."""
 WALK_BYTES_PER_OBJECT: int = 200
 """Memory the walk needs per object (index dict, columns), for the memory check."""
-HOLD_SWITCH_INTERVAL_S: float = 1000.0
-"""In-place walks raise the switch interval to this so that no other thread runs meanwhile."""
 _counter = itertools.count(1)
 
 
@@ -346,16 +344,13 @@ def _run_inplace(job: DumpJob, tmp: str, meta: dict[str, Any]) -> None:
     with_sites = tracemalloc.is_tracing()
     t0 = time.perf_counter()
     roots = capture_roots((globals(),))
-    old = sys.getswitchinterval()
     was_enabled = gc.isenabled()
     t_hold = time.perf_counter()
-    sys.setswitchinterval(HOLD_SWITCH_INTERVAL_S)
     gc.disable()
     try:
-        try:
-            nodes, refs = capture(roots, skip_leaves=False)
-        finally:
-            sys.setswitchinterval(old)
+        # No hold of the GIL beyond capture's C-level calls: a longer one (a huge switch
+        # interval) starved this thread for up to its length once another thread took over.
+        nodes, refs = capture(roots, skip_leaves=False)
         job.pause_s = time.perf_counter() - t_hold
         time.sleep(0)  # let the threads that waited run now
         # gc stays off until the walk ends: a full collection over the millions of objects

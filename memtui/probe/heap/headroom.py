@@ -14,7 +14,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from memtui.probe.cgroup import cgroup_free
 
@@ -22,8 +22,7 @@ _fork_lock = threading.Lock()
 _forking_thread: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Headroom:
+class Headroom(NamedTuple):
     """The verdict and the figures behind it (bytes; None where unknown)."""
 
     ok: bool

@@ -18,22 +18,21 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import math
 import os
 import signal
 import sys
 import threading
 import time
-import tracemalloc
 import warnings
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from memtui.probe.census import _census_lock
-from memtui.probe.heap.dump import child_answer
 from memtui.probe.heap.headroom import fork_headroom, memtui_fork, name_child
-from memtui.probe.heap.paths import summarize_graph
-from memtui.probe.heap.walk import capture, capture_roots, link
 from memtui.probe.memory import ProcMemoryReader
+from memtui.probe.overhead import RunBudget, cpu_weight, process_age_s
 
 CHILD_BYTES_PER_OBJECT: int = 260
 """What the child allocates per object (walk index, CSR, ownership arrays), for the headroom."""
@@ -53,6 +52,18 @@ PAUSE_BUDGET: float = 0.005
 runs) stays under 0.5% of wall time."""
 REQUEST_GAP_S: float = 5.0
 """Requested summaries (request_now) come at most this often."""
+SUMMARY_SHARE: float = 0.02
+"""Over the whole run, summaries cost the target at most this share of the time watched
+(memtui.probe.overhead.RunBudget): the pause, the copy-on-write faults and, weighted by the
+cores (overhead.cpu_weight), the child's CPU. A 3-s program gets none; a 1M-object heap gets
+its first after a few minutes on 2 cores."""
+SUSPECT_SHARE: float = 0.10
+"""The share for SUSPECT_HOLD_S after a leak is suspected (request_now): naming the culprit is
+worth more then, and a small heap's summary is cheap (a big heap's still waits: 3M objects
+take minutes of the run at this share)."""
+SUSPECT_HOLD_S: float = 120.0
+CHILD_CPU_PER_BLOCK_S: float = 2.5e-6
+"""The child's CPU per allocated block, to guess the first summary's cost before one ran."""
 
 
 class SummaryJob:
@@ -74,6 +85,13 @@ class SummaryJob:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
+
+    @classmethod
+    def refused(cls, taken_at: float, error: str) -> SummaryJob:
+        """A job that never started: ``error`` says why."""
+        job = cls(taken_at)
+        job.finish(None, error)
+        return job
 
     def finish(self, result: dict[str, Any] | None, error: str = "") -> None:
         self.result, self.error = result, error
@@ -107,6 +125,14 @@ def _own_thread_ids() -> list[int]:
     return [id(t) for t in threading.enumerate() if t.name.startswith("memtui")]
 
 
+def summary_refusal() -> str:
+    """Why a summary's fork would be refused now ('' when it would not): too little memory
+    for the child's copy-on-write pages and its walk, cgroup limits included."""
+    blocks = sys.getallocatedblocks()
+    room = fork_headroom(_rss(), blocks * CHILD_BYTES_PER_OBJECT)
+    return "" if room.ok else f"fork refused: {room.reason}"
+
+
 def start_heap_summary(taken_at: float, timeout_s: float | None = None) -> SummaryJob:
     """Fork a child that summarises the heap; the job finishes with the summary or an error
     (refused fork: ``error`` says why and ``result`` stays None)."""
@@ -114,17 +140,24 @@ def start_heap_summary(taken_at: float, timeout_s: float | None = None) -> Summa
     if not hasattr(os, "fork") or not sys.platform.startswith("linux"):
         job.finish(None, f"no fork-based heap summary on {sys.platform}")
         return job
-    blocks = sys.getallocatedblocks()
-    room = fork_headroom(_rss(), blocks * CHILD_BYTES_PER_OBJECT)
-    if not room.ok:
-        job.finish(None, f"fork refused: {room.reason}")
+    refusal = summary_refusal()
+    if refusal:
+        job.finish(None, refusal)
         return job
+    # The walk's modules load here, in the parent, the first time a summary runs: not at
+    # every program's start (~10 ms of its fixed cost), and never in the child (an import
+    # there could wait forever on a lock another thread held at the fork).
+    import tracemalloc
+
+    from memtui.probe.heap import paths, walk
+
+    blocks = sys.getallocatedblocks()
     if timeout_s is None:
         timeout_s = 30.0 + 20.0 * blocks / 1e6
     r, w = os.pipe()
     try:
         with _census_lock, memtui_fork():  # no census list of ours alive in the copy
-            roots = capture_roots()
+            roots = walk.capture_roots()
             blocked = _own_thread_ids()
             t0 = time.perf_counter()
             with warnings.catch_warnings():
@@ -133,7 +166,7 @@ def start_heap_summary(taken_at: float, timeout_s: float | None = None) -> Summa
                 warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
             if pid == 0:  # pragma: no cover - the child; its answer comes through the pipe
-                _child(r, w, roots, blocked, t0)
+                _child(r, w, roots, blocked, t0, walk, paths, tracemalloc)
             job.pause_s = time.perf_counter() - t0
     except Exception as exc:  # os.fork failed or was replaced by the program: fall back
         os.close(r)
@@ -158,7 +191,16 @@ def _exit_if_orphaned(parent: int) -> None:  # pragma: no cover - in the child
         os._exit(1)
 
 
-def _child(r: int, w: int, roots: Any, blocked: list[int], t0: float) -> None:  # pragma: no cover
+def _child(  # pragma: no cover - in the child
+    r: int,
+    w: int,
+    roots: Any,
+    blocked: list[int],
+    t0: float,
+    walk: ModuleType,
+    paths: ModuleType,
+    tracemalloc: ModuleType,
+) -> None:
     code = 1
     parent = os.getppid()
     try:
@@ -171,13 +213,13 @@ def _child(r: int, w: int, roots: Any, blocked: list[int], t0: float) -> None:  
         with contextlib.suppress(OSError):
             os.nice(5)  # the target keeps the CPU when both want it
         cpu0 = time.process_time()
-        nodes, refs = capture(roots, skip_leaves=True)
+        nodes, refs = walk.capture(roots, skip_leaves=True)
         _exit_if_orphaned(parent)
-        graph = link(nodes, refs, roots, t0)
+        graph = walk.link(nodes, refs, roots, t0)
         del nodes, refs
         _exit_if_orphaned(parent)
         walked = time.perf_counter()
-        summary = summarize_graph(graph, roots, blocked, lambda: _exit_if_orphaned(parent))
+        summary = paths.summarize_graph(graph, roots, blocked, lambda: _exit_if_orphaned(parent))
         summary.update(
             ok=True,
             pause_s=round(pause, 6),
@@ -199,6 +241,8 @@ def _child(r: int, w: int, roots: Any, blocked: list[int], t0: float) -> None:  
 
 
 def _reap(job: SummaryJob, pid: int, r: int, deadline: float) -> None:
+    from memtui.probe.heap.dump import child_answer
+
     message, error = child_answer(pid, r, deadline, "heap summary")
     if error:
         job.finish(None, error)
@@ -261,6 +305,7 @@ class HeapSummaries:
         first_after_s: float = FIRST_AFTER_S,
         min_interval_s: float = MIN_INTERVAL_S,
         max_interval_s: float = MAX_INTERVAL_S,
+        budget_share: float | None = SUMMARY_SHARE,
     ) -> None:
         self.wall = wall
         self.enabled = enabled
@@ -283,13 +328,37 @@ class HeapSummaries:
         """Fork pauses plus copy-on-write faults, estimated (FAULT_COST_S each)."""
         self.interval_s = min_interval_s
         self.fixed = False
+        """An asked-for interval: neither the run's age, the cost nor the budget stretches it."""
+        # The program's run so far counts: attached to a long-running service, one comes soon.
+        self.budget = RunBudget(budget_share or SUMMARY_SHARE, self._started - process_age_s())
+        self.budgeted = budget_share is not None
+        self._last_cost_s: float | None = None
+        self._suspect_until = 0.0
+        self._refusal_checked_at = -math.inf
 
     def request_now(self) -> None:
-        """Take one soon (at most every REQUEST_GAP_S): the detector suspects a leak."""
+        """Take one soon (at most every REQUEST_GAP_S), and for SUSPECT_HOLD_S let summaries
+        spend SUSPECT_SHARE of the run: the detector suspects a leak."""
         now = time.monotonic()
+        self._suspect_until = now + SUSPECT_HOLD_S
         if now - self._last_request >= REQUEST_GAP_S:
             self._last_request = now
             self._next = min(self._next, now)
+
+    def expected_cost_s(self) -> float:
+        """What the next summary will cost the target: the last one's cost, or a guess from
+        the heap's size."""
+        if self._last_cost_s is not None:
+            return self._last_cost_s
+        return sys.getallocatedblocks() * CHILD_CPU_PER_BLOCK_S * cpu_weight()
+
+    def due_s(self) -> float:
+        """The monotonic time the next summary may start."""
+        if self.fixed or not self.budgeted:
+            return self._next
+        suspected = time.monotonic() < self._suspect_until
+        share = SUSPECT_SHARE if suspected else self.budget.share
+        return max(self._next, self.budget.earliest_s(self.expected_cost_s(), share))
 
     def tick(self) -> dict[str, Any] | None:
         """Start or collect; the new summary when one just finished, else None."""
@@ -301,11 +370,23 @@ class HeapSummaries:
                 return None
             self.job = None
             return self._collect(job)
-        if time.monotonic() >= self._next:
-            self.job = start_heap_summary(self.wall())
-            if self.job.done:  # refused or failed at once
-                job, self.job = self.job, None
-                return self._collect(job)
+        now = time.monotonic()
+        if now < self._next:
+            return None
+        if now < self.due_s():
+            # The budget says wait; a refusal can be told now, at little cost (read at most
+            # every min_interval_s), so that the reports say why no summary comes (a tight
+            # cgroup) from the first minute.
+            if now - self._refusal_checked_at >= self.min_interval_s:
+                self._refusal_checked_at = now
+                refusal = summary_refusal()
+                if refusal:
+                    self._collect(SummaryJob.refused(self.wall(), refusal))
+            return None
+        self.job = start_heap_summary(self.wall())
+        if self.job.done:  # refused or failed at once
+            job, self.job = self.job, None
+            return self._collect(job)
         return None
 
     def _collect(self, job: SummaryJob) -> dict[str, Any] | None:
@@ -328,12 +409,15 @@ class HeapSummaries:
         faults = max(0, _minor_faults() - job.faults_at_start)
         cost = job.pause_s + faults * FAULT_COST_S
         result["parent_faults"] = faults
+        busy_s = float(result.get("child_cpu_s", child_s) or child_s)
+        charged = cost + busy_s * cpu_weight()
+        self.budget.charge(charged)
+        self._last_cost_s = charged
         self.cost_s_total += cost
         self.child_s_total += child_s
         self.pause_s_total += job.pause_s
         self.max_pause_s = max(self.max_pause_s, job.pause_s)
         if not self.fixed:
-            busy_s = float(result.get("child_cpu_s", child_s) or child_s)
             interval = max(interval, COST_FACTOR * busy_s, cost / PAUSE_BUDGET)
         self.interval_s = interval
         self._next = now + interval
@@ -357,6 +441,8 @@ class HeapSummaries:
             "pause_s_total": round(self.pause_s_total, 6),
             "max_pause_s": round(self.max_pause_s, 6),
             "target_cost_s_total": round(self.cost_s_total, 6),
+            "budget_share": self.budget.share if self.budgeted and not self.fixed else None,
+            "charged_s_total": round(self.budget.spent_s, 4),
             "source": "fork"
             if self.taken
             else ("none: " + self.last_error if self.last_error else "none yet"),
@@ -375,3 +461,6 @@ class HeapSummaries:
         self.latest = None
         self._started = time.monotonic()
         self._next = self._started + FIRST_AFTER_S
+        self.budget.restart(self._started)
+        self._last_cost_s = None
+        self._suspect_until = 0.0

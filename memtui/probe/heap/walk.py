@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from types import FrameType, FunctionType, ModuleType
 from typing import Any
 
+from memtui.probe.census import objects_but
+
+TUPLES: frozenset[type] = frozenset({tuple})
 BIG_DICT: int = 16
 """Dicts at least this long also get edges to their str keys (CPython does not traverse the
 keys of str-keyed dicts); smaller ones are mostly instance dicts whose keys are shared."""
@@ -152,13 +155,16 @@ class Graph:
 
 
 def capture(roots: Roots, skip_leaves: bool) -> tuple[list[Any], list[list[Any]]]:
-    """Every gc-tracked object and its referents: the only part that needs the world held.
+    """Every gc-tracked object but tuples, and their referents, each list in one C-level call.
 
-    The referent lists hold everything they name alive, so the rest of the walk can run while
-    the target runs. ``skip_leaves``: never traverse the frames that were executing (required
-    in a forked child, where their thread stacks are gone).
+    These lists hold what they name alive, so the rest of the walk can run while the target
+    runs. No tuple is held from the object list: one a thread is building (``tuple(genexpr)``,
+    ``PyTuple_SetItem``) must have no other holder, or CPython raises SystemError in that
+    thread; tuples the heap refers to are reached from their referrers (as untracked objects
+    are). ``skip_leaves``: never traverse the frames that were executing (required in a forked
+    child, where their thread stacks are gone).
     """
-    nodes: list[Any] = gc.get_objects()
+    nodes: list[Any] = objects_but(TUPLES)
     level = nodes
     if skip_leaves:
         level = nodes[:]
@@ -255,7 +261,8 @@ def _add_dict_keys(level: list[Any], refs: list[list[Any]]) -> None:
     for i in itertools.compress(itertools.count(), map(is_dict, map(type, level))):
         d = level[i]
         if dict.__len__(d) >= BIG_DICT:
-            refs[i].extend([k for k in dict.keys(d) if type(k) is str])
+            # One C-level copy: the program's threads may change the dict meanwhile.
+            refs[i].extend([k for k in list(dict.keys(d)) if type(k) is str])
 
 
 def _names(

@@ -191,8 +191,14 @@ def detach(pid: int) -> bool:
     return stopped
 
 
+PROBE_ZIP_IDLE_S: float = 86400.0
+"""A probe zip beside the sockets is removed once no agent is running and nobody attached with it
+for a day. Never sooner: another memtui may be attaching with it right now (its target imports it
+before its socket exists), and a running agent imports from it later (heap summaries)."""
+
+
 def _cleanup(directory: str, inner_pid: int) -> None:
-    """Remove our attach files, and the probe zips once no other agent socket remains."""
+    """Remove our attach files, and probe zips unused for a day once no agent socket remains."""
     with contextlib.suppress(OSError):
         os.unlink(os.path.join(directory, f"attach-{inner_pid}.err"))
     try:
@@ -210,7 +216,10 @@ def _cleanup(directory: str, inner_pid: int) -> None:
     ]  # a dead pid's socket is stale
     if live:
         return
+    now = time.time()
     for name in names:
         if name.startswith(ZIP_PREFIX) and name.endswith(".zip"):
+            path = os.path.join(directory, name)
             with contextlib.suppress(OSError):
-                os.unlink(os.path.join(directory, name))
+                if now - os.lstat(path).st_mtime > PROBE_ZIP_IDLE_S:
+                    os.unlink(path)

@@ -230,7 +230,7 @@ def boot_source(
         "        if zip_path not in sys.path:\n"
         "            sys.path.insert(0, zip_path)\n"
         "        import memtui.probe.agent as agent\n"
-        "        agent.start_agent()\n"
+        "        agent.start_agent(attached=True)\n"
         f"{follow}"
         "    except BaseException as exc:\n"
         "        try:\n"

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from memtui.engine.monitor.frame import ObjectRow
-from memtui.tui.units import format_count, format_count_delta
+from memtui.tui.units import format_count, format_count_delta, format_count_rate
 from memtui.tui.widgets.sortable_table import Column, SortableTable
 
 
 def _per_hour(row: ObjectRow) -> str:
-    return "-" if row.per_hour is None else f"{format_count_delta(row.per_hour)}/h"
+    return "-" if row.per_hour is None else format_count_rate(row.per_hour)
 
 
 TYPE_WIDTH = 26
