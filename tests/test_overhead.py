@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from memtui.probe.clock import FakeClock
+from memtui.probe.collector import CensusBudget, Collector
 from memtui.probe.heap.summary import SUMMARY_SHARE, SUSPECT_SHARE, HeapSummaries
 from memtui.probe.overhead import MIN_CPU_WEIGHT, RunBudget, cpu_weight
 from memtui.probe.watch import (
@@ -164,3 +165,23 @@ def test_a_three_second_program_pays_for_no_window_and_little_heap_summary(tmp_p
     collection = data["leak_detection"]["heap"]["collection"]
     assert collection["budget_share"] == SUMMARY_SHARE
     assert collection["charged_s_total"] <= SUSPECT_SHARE * 4.0
+
+
+def test_one_slow_census_does_not_put_off_the_next_ones() -> None:
+    """A census slowed once (a loaded machine, a fork, a collection in the program) spaces the
+    next by the median of the last costs; censuses that stay costly space them out."""
+    burns = iter([0.0, 0.5, 0.0, 0.0, 0.5, 0.5])
+
+    def extra() -> None:
+        end = time.thread_time() + next(burns)
+        while time.thread_time() < end:
+            pass
+
+    collector = Collector(census=CensusBudget(0.01, 0.05, by_cpu=True))
+    collector.census_extra = extra
+    gaps = []
+    for _ in range(6):
+        collector.census()
+        gaps.append(collector.census_gap_s)
+    assert max(gaps[:5]) < 5.0, gaps  # one slow census among the last two or three
+    assert gaps[5] >= 9.9, gaps  # two of the last three costly: 0.5 s at 5%

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 import tracemalloc
@@ -87,6 +88,46 @@ def test_a_window_finds_a_leak_in_this_process(no_tracing: None) -> None:
             top = controller.sites()
             assert top and (top[0]["file"], top[0]["line"]) == (__file__, leak_line)
             assert controller.state()["windows"] == 1
+        finally:
+            controller.stop()
+    finally:
+        stop.set()
+        thread.join()
+
+
+@pytest.mark.parametrize("bounded", [False, True], ids=["kept", "deque"])
+def test_a_window_measures_what_the_process_keeps(no_tracing: None, bounded: bool) -> None:
+    """A list that keeps its items and a full deque(maxlen) both grow in every window; only the
+    list's blocks add up in the process (the deque frees its oldest, made before the window)."""
+    kept: collections.deque[bytes] = collections.deque(maxlen=20_000 if bounded else None)
+    kept.extend(b"%d-x" % i * 4 for i in range(20_000))  # the deque is full before the windows
+    stop = threading.Event()
+
+    def fill() -> None:
+        i = 0
+        while not stop.is_set():
+            for _ in range(50):
+                kept.append(b"%d-x" % i * 4)  # the line
+                i += 1
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=fill)
+    thread.start()
+    try:
+        controller = TraceController("watch", window_s=0.2, period_s=60.0, first_window_s=60.0)
+        controller.start()
+        try:
+            for _ in range(5):
+                assert controller.run_window() is not None
+            top = controller.sites()
+            assert top and top[0]["growth_blocks_per_s"] > 5000  # the line grows either way
+            line_rate = float(top[0]["growth_blocks_per_s"])
+            process_rate = controller.state()["process_blocks_per_s"]
+            assert isinstance(process_rate, float)
+            if bounded:
+                assert abs(process_rate) < 0.2 * line_rate, (process_rate, line_rate)
+            else:
+                assert process_rate > 0.7 * line_rate, (process_rate, line_rate)
         finally:
             controller.stop()
     finally:

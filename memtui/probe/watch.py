@@ -22,6 +22,7 @@ costly), and sites are ranked by live size. Standard library only.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import tracemalloc
@@ -49,6 +50,7 @@ from memtui.probe.window_rank import (
     MAX_SITES,
     Totals,
     Window,
+    process_block_rate,
     rank_totals,
     rank_windows,
     window_sites,
@@ -116,6 +118,8 @@ class TraceController:
         self._owned = False  # True while tracemalloc runs because we started it
         self._window_open = False
         self._windows: deque[Window] = deque(maxlen=MAX_WINDOWS)
+        self._process_blocks_per_s: float | None = None
+        """Median growth of the interpreter's allocated blocks in the windows' second halves."""
         self._full: Totals | None = None
         self._full_prev: Totals | None = None
         self._full_first: Totals | None = None
@@ -238,6 +242,7 @@ class TraceController:
             "window_s": self.window_s,
             "period_s": self.period_s,
             "windows": len(self._windows),
+            "process_blocks_per_s": self._process_blocks_per_s,
             "duty_cycle": round(self.traced_s / elapsed, 5),
             "budget_share": self.budget.share if self.budget is not None else None,
             "cost_s": round(self.cost_s + self._full_cost_s, 4),
@@ -401,10 +406,12 @@ class TraceController:
                 return None
             t_mid = time.perf_counter()
             mid = self._snapshot_if_open()
+            mid_blocks = sys.getallocatedblocks()  # the mid snapshot alive in both readings
             mid_cost = time.perf_counter() - t_mid
             if mid is None or self._stop.wait(max(0.0, self.window_s / 2 - mid_cost)):
                 return None
             t_end = time.perf_counter()
+            end_blocks = sys.getallocatedblocks()
             end = self._snapshot_if_open()
             if end is None:
                 return None
@@ -430,8 +437,10 @@ class TraceController:
             cost_s=cost,
             sites=sites,
             stacks=stacks,
+            process_blocks=end_blocks - mid_blocks,
         )
         self._windows.append(window)
+        self._process_blocks_per_s = process_block_rate(list(self._windows))
         self.version += 1
         return window
 

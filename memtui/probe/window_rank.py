@@ -36,6 +36,10 @@ class Window(NamedTuple):
     """Time spent taking and aggregating the two snapshots."""
     sites: dict[TraceKey, tuple[int, int, int, int]]
     stacks: dict[TraceKey, TraceKey] = {}  # noqa: RUF012  (shared, never mutated)
+    process_blocks: int | None = None
+    """Net change of the interpreter's allocated blocks (``sys.getallocatedblocks()``) over the
+    same half window, read outside the snapshots: what the whole process kept, old objects'
+    frees included. None: not measured."""
 
 
 def window_sites(
@@ -78,6 +82,21 @@ def _site_row(key: TraceKey, size: int, count: int, stack: TraceKey | None) -> d
 def sign_test_p(positive: int, n: int) -> float:
     """One-sided sign test: chance of ``positive`` or more rises in ``n`` coin flips."""
     return sum(math.comb(n, k) for k in range(positive, n + 1)) / 2.0**n if n else 1.0
+
+
+def process_block_rate(windows: list[Window]) -> float | None:
+    """Median rate at which the process's allocated blocks grew over the windows' second
+    halves (None before a window measured it).
+
+    Measured in the very spans where the sites' growth is, so the two compare directly: a
+    leaking line's blocks are kept and add to the process's; a turning-over buffer's new
+    blocks are matched by the frees of its oldest, which tracing does not see. The median
+    leaves out a window in which another thread freed or built something big.
+    """
+    import statistics
+
+    rates = [w.process_blocks / w.half_s for w in windows if w.process_blocks is not None]
+    return round(statistics.median(rates), 2) if rates else None
 
 
 def rank_windows(

@@ -237,7 +237,9 @@ class AgentSession(FrameIntake):
             live = self.detector.verdict
             verdict = live if live.state != "ok" else self.detector.final_verdict()
             leaks = verdict.state != "ok" or verdict.leak_detected or self._suspect_corroborates()
-            blocks = self.metrics.block_rate_per_s if self.metrics.blocks_measured else None
+            blocks = self.tracing.get("process_blocks_per_s")  # measured in the windows
+            if not isinstance(blocks, (int, float)) or isinstance(blocks, bool):
+                blocks = None
             rows = window_leaks(self.site_rows, leaks, verdict.rate_mb_per_hour,
                                 process_blocks_per_s=blocks)  # fmt: skip
             return rows[: self.trace_limit]

@@ -7,12 +7,16 @@ a bounded buffer): both grow in every window. So a line is called leaking only w
 grew in so many windows that chance is unlikely (sign test), (2) its rate is at least
 ``MIN_SITE_RATE_MB_PER_HOUR``, (3) the process itself leaks: the leak detector suspects
 or confirms a leak, at a rate of at least ``PROCESS_SHARE`` of the site's, and (4) the
-interpreter's allocated blocks (``sys.getallocatedblocks()``, exact, every sample) grew over
-the run at least ``PROCESS_SHARE`` of the site's block rate: blocks kept for ever add up,
-blocks of a turning-over buffer are freed as fast as they come. Code runs slower while
-traced, so the site's rates are lower bounds of the untraced ones, and a real leak passes
-(3) and (4) with room to spare; a turnover site never passes (4), even when the process leaks
-elsewhere or its RSS creeps (the red herring (3) alone let through).
+interpreter's allocated blocks (``sys.getallocatedblocks()``, exact) grew in the windows'
+second halves at least ``BLOCK_SHARE`` of the site's block rate there
+(memtui.probe.window_rank.process_block_rate): blocks kept for ever add up, blocks of a
+turning-over buffer are matched by the frees of its oldest, which tracing does not see. Both
+block rates come from the same spans, so a leak's line and the process agree within noise;
+the program's imports, its warm-up and the agent's own buffers filling (which a whole-run
+rate counted) are outside them. Code runs slower while traced, so the site's rates are lower
+bounds of the untraced ones, and a real leak passes (3) with room to spare; a turnover site
+never passes (4), even when its RSS creeps (the red herring (3) alone let through). A busy
+buffer in a process that leaks elsewhere can still pass (4): the other leak's blocks count.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from memtui.probe.window_rank import SUSPECT_P, sign_test_p
 MIB: float = 1024.0 * 1024.0
 PROCESS_SHARE: float = 0.25
 """The process must grow at this share of a site's rate for the site to be called leaking."""
+BLOCK_SHARE: float = 0.5
+"""The process's blocks must grow at this share of a site's block rate in the same windows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +111,9 @@ def window_leaks(
     """Sites of watch-mode rows that leak (see the module docstring), fastest first.
 
     ``process_leaks``: the detector suspects or confirms a leak of the whole process, whose
-    trend is ``process_rate_mb_per_hour``; ``process_blocks_per_s``: the net change of its
-    allocated blocks per second over the run (None: not measured, rule (4) is not applied).
+    trend is ``process_rate_mb_per_hour``; ``process_blocks_per_s``: the median net change of
+    its allocated blocks per second in the windows' second halves (None: not measured, rule
+    (4) is not applied).
     """
     if not process_leaks:
         return []
@@ -127,7 +134,7 @@ def window_leaks(
             process_blocks_per_s is not None
             and blocks is not None
             and blocks > 0
-            and process_blocks_per_s < PROCESS_SHARE * blocks
+            and process_blocks_per_s < BLOCK_SHARE * blocks
         )
         if turnover:
             continue  # its blocks are freed as fast as it makes them

@@ -136,11 +136,6 @@ class MemoryMetrics:
         return (self.current_bytes - self.start_bytes) / MIB / (self.duration_s / 3600.0)
 
     @property
-    def blocks_measured(self) -> bool:
-        """Allocated blocks were read (an agent or profiler sample; not an RSS-only source)."""
-        return self._first_blocks is not None and self.duration_s > 0
-
-    @property
     def block_rate_per_s(self) -> float:
         """Net change of Python's allocated blocks per second (allocations minus frees)."""
         if self._first_blocks is None or self.duration_s <= 0:
