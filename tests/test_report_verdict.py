@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from memtui.engine.report.json_report import corroborate
@@ -58,3 +59,30 @@ def test_the_line_that_names_the_growing_container_leads_the_leaking_lines(tmp_p
     link_lines_to_suspects(leak, [recent, sessions])
     assert [e["line"] for e in leak["leaking_allocators"]] == [2, 1, 3]
     assert sessions["fills"] == "shop.SESSIONS" and "fills" not in recent and "fills" not in seen
+
+
+def test_the_monitor_lifts_its_live_verdict_by_the_same_rule() -> None:
+    """The header and the leak pane show SUSPECTED where the report will say "suspected"."""
+    from memtui.engine.culprits.signatures import Suspect
+    from memtui.engine.detect.events import LeakVerdict
+    from memtui.engine.report.json_report import lifted_verdict
+
+    reason = "levelling off: floor growth slowed to +274.5 MB/h (warm-up)"
+    live = LeakVerdict("ok", False, 0.4, 397.9, 0.9, None, None, None, reason)
+    sessions = Suspect(
+        "unbounded_collection", "shop.SESSIONS", "dict `shop.SESSIONS` grew", 409, 6239,
+        5830.0, 0.9, path="shop.SESSIONS", bytes_per_hour=145.0 * MIB,
+    )  # fmt: skip
+    shown = lifted_verdict(live, [sessions], 10.0)
+    assert shown.state == "suspected" and not shown.leak_detected
+    assert (
+        shown.reason.startswith("levelling off") and "shop.SESSIONS grows steadily" in shown.reason
+    )
+    slow = dataclasses.replace(sessions, bytes_per_hour=2.0 * MIB)
+    assert lifted_verdict(live, [slow], 10.0) is live
+    assert (
+        lifted_verdict(dataclasses.replace(live, rate_mb_per_hour=3.0), [sessions], 10.0).state
+        == "ok"
+    )
+    leak = dataclasses.replace(live, state="leak", leak_detected=True)
+    assert lifted_verdict(leak, [sessions], 10.0) is leak

@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from memtui.engine.analysis import ProcessAnalysis
+from memtui.engine.culprits.signatures import Suspect
 from memtui.engine.culprits.site_rows import SiteLeak, stats_from_rows, window_leaks
+from memtui.engine.detect.events import LeakVerdict
 from memtui.engine.detect.memlimit import detect_memory_limit
 from memtui.engine.facts.frames import (
     HeapSummary,
@@ -21,7 +23,12 @@ from memtui.engine.facts.frames import (
 )
 from memtui.engine.facts.snapshot import AllocationStat
 from memtui.engine.intake import FrameIntake
-from memtui.engine.report.json_report import ReportInput, SourceInfo, steady_suspect
+from memtui.engine.report.json_report import (
+    ReportInput,
+    SourceInfo,
+    lifted_verdict,
+    steady_suspect,
+)
 from memtui.engine.report.recording import Recording, timeline_from_metrics
 from memtui.errors import ReportError
 from memtui.probe.allocator import AllocatorReading
@@ -309,6 +316,11 @@ class AgentSession(FrameIntake):
             self.growth_threshold_mb_per_hour,
         )
         return found is not None
+
+    def shown_verdict(self, suspects: Sequence[Suspect]) -> LeakVerdict:
+        """The live verdict as the monitor shows it (json_report.lifted_verdict): the header
+        never says OK beside a container the suspects pane shows growing steadily."""
+        return lifted_verdict(self.detector.verdict, suspects, self.growth_threshold_mb_per_hour)
 
     def _culprits_report(self) -> dict[str, Any]:
         self.culprits.start_t = self.metrics.start_t_s or self.started_wall

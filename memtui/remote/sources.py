@@ -126,10 +126,11 @@ class AgentSource:
         s.culprits.start_t = m.start_t_s or s.started_wall
         named = s.culprits.suspects(5)
         suspects = [sus.detail for sus in named[:3]]
-        if s.detector.verdict.state != "ok":
+        shown = s.shown_verdict(named)
+        if shown.state != "ok":
             suspects += [_allocator_suspect(r) for r in allocators[:3]]
         verdict = verdict_view(
-            s.detector.verdict,
+            shown,
             suspects,
             s.memory_limit.source,
             m.current_bytes,

@@ -18,11 +18,13 @@ of ``of_windows`` grew, sign-test ``p_value``; 'snapshots': ``r_squared`` over `
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from memtui.engine.culprits.signatures import Suspect
 from memtui.engine.culprits.site_rows import SiteLeak
 from memtui.engine.culprits.sites import SiteGrowth
 from memtui.engine.detect.detector import LeakEvent, LeakVerdict
@@ -274,10 +276,30 @@ def corroborate(leak: dict[str, Any], threshold_mb_per_hour: float) -> None:
     )
     if found is not None:
         leak["state"] = "suspected"
-        leak["reason"] = (
-            f"{leak.get('reason')}; but {found[0]} grows steadily ({found[1]:+.1f} MB/h): "
-            "leak suspected"
-        )
+        leak["reason"] = suspected_reason(str(leak.get("reason")), *found)
+
+
+def lifted_verdict(
+    verdict: LeakVerdict, suspects: Iterable[Suspect], threshold_mb_per_hour: float
+) -> LeakVerdict:
+    """A live verdict by the report's rule (``corroborate``): an "ok" whose RSS still grows
+    above the threshold beside a suspect container growing steadily as fast is "suspected"."""
+    if verdict.state != "ok":
+        return verdict
+    found = steady_suspect(
+        ((s.name, s.bytes_per_hour) for s in suspects),
+        verdict.rate_mb_per_hour,
+        threshold_mb_per_hour,
+    )
+    if found is None:
+        return verdict
+    reason = suspected_reason(verdict.reason, *found)
+    return dataclasses.replace(verdict, state="suspected", reason=reason)
+
+
+def suspected_reason(reason: str, name: str, per_hour: float) -> str:
+    """The reason of a verdict lifted to "suspected" (the report's and the monitor's)."""
+    return f"{reason}; but {name} grows steadily ({per_hour:+.1f} MB/h): leak suspected"
 
 
 def link_lines_to_suspects(leak: dict[str, Any], top: list[dict[str, Any]]) -> None:
