@@ -74,8 +74,11 @@ def _top(report: dict[str, object]) -> tuple[str, int]:
 
 
 def test_run_names_the_leaking_line_and_passes_the_exit_code(
-    script: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    script: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A suspect needs 6 censuses; each is spaced by its cost (1% of wall time), which a loaded
+    # CI machine stretches to 2-3 s: a census a second asked for, and 20 s, leave room.
+    monkeypatch.setenv("MEMTUI_CENSUS_INTERVAL", "1")
     out = tmp_path / "run.json"
     code = main(
         [
@@ -88,7 +91,7 @@ def test_run_names_the_leaking_line_and_passes_the_exit_code(
             "--",
             sys.executable,
             str(script),
-            "16",
+            "20",
             "7",
         ]
     )
