@@ -170,7 +170,7 @@ def test_a_three_second_program_pays_for_no_window_and_little_heap_summary(tmp_p
 def test_one_slow_census_does_not_put_off_the_next_ones() -> None:
     """A census slowed once (a loaded machine, a fork, a collection in the program) spaces the
     next by the median of the last costs; censuses that stay costly space them out."""
-    burns = iter([0.0, 0.5, 0.0, 0.0, 0.5, 0.5])
+    burns = iter([0.0, 1.0, 0.0, 0.0, 1.0, 1.0])
 
     def extra() -> None:
         end = time.thread_time() + next(burns)
@@ -183,5 +183,6 @@ def test_one_slow_census_does_not_put_off_the_next_ones() -> None:
     for _ in range(6):
         collector.census()
         gaps.append(collector.census_gap_s)
-    assert max(gaps[:5]) < 5.0, gaps  # one slow census among the last two or three
-    assert gaps[5] >= 9.9, gaps  # two of the last three costly: 0.5 s at 5%
+    # (A census here walks the test process's own heap: its usual cost is not small.)
+    assert gaps[5] >= 19.9, gaps  # two of the last three costly: 1 s at 5%
+    assert max(gaps[:5]) < 0.5 * gaps[5], gaps  # one slow census among the last two or three
