@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from memtui.engine.report.json_report import corroborate
+from memtui.engine.culprits.signatures import Suspect
+from memtui.engine.detect.events import LeakVerdict
+from memtui.engine.report.json_report import corroborate, lifted_verdict
 
 MIB = 1024 * 1024
 
@@ -63,10 +65,6 @@ def test_the_line_that_names_the_growing_container_leads_the_leaking_lines(tmp_p
 
 def test_the_monitor_lifts_its_live_verdict_by_the_same_rule() -> None:
     """The header and the leak pane show SUSPECTED where the report will say "suspected"."""
-    from memtui.engine.culprits.signatures import Suspect
-    from memtui.engine.detect.events import LeakVerdict
-    from memtui.engine.report.json_report import lifted_verdict
-
     reason = "levelling off: floor growth slowed to +274.5 MB/h (warm-up)"
     live = LeakVerdict("ok", False, 0.4, 397.9, 0.9, None, None, None, reason)
     sessions = Suspect(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
 import tracemalloc
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -67,6 +69,24 @@ def test_rank_of_no_windows_is_empty() -> None:
     assert rank_windows([]) == []
 
 
+@contextlib.contextmanager
+def _watching(work: Callable[[], None], stop: threading.Event) -> Iterator[TraceController]:
+    """``work`` in a thread of this process (until ``stop``) under a watch-mode controller whose
+    windows the test runs itself."""
+    thread = threading.Thread(target=work)
+    thread.start()
+    try:
+        controller = TraceController("watch", window_s=0.2, period_s=60.0, first_window_s=60.0)
+        controller.start()
+        try:
+            yield controller
+        finally:
+            controller.stop()
+    finally:
+        stop.set()
+        thread.join()
+
+
 def test_a_window_finds_a_leak_in_this_process(no_tracing: None) -> None:
     kept: list[bytearray] = []
     stop = threading.Event()
@@ -77,22 +97,12 @@ def test_a_window_finds_a_leak_in_this_process(no_tracing: None) -> None:
             time.sleep(0.0005)
 
     leak_line = leak.__code__.co_firstlineno + 2
-    thread = threading.Thread(target=leak)
-    thread.start()
-    try:
-        controller = TraceController("watch", window_s=0.2, period_s=60.0, first_window_s=60.0)
-        controller.start()
-        try:
-            window = controller.run_window()
-            assert window is not None and not tracemalloc.is_tracing()
-            top = controller.sites()
-            assert top and (top[0]["file"], top[0]["line"]) == (__file__, leak_line)
-            assert controller.state()["windows"] == 1
-        finally:
-            controller.stop()
-    finally:
-        stop.set()
-        thread.join()
+    with _watching(leak, stop) as controller:
+        window = controller.run_window()
+        assert window is not None and not tracemalloc.is_tracing()
+        top = controller.sites()
+        assert top and (top[0]["file"], top[0]["line"]) == (__file__, leak_line)
+        assert controller.state()["windows"] == 1
 
 
 @pytest.mark.parametrize("bounded", [False, True], ids=["kept", "deque"])
@@ -111,28 +121,18 @@ def test_a_window_measures_what_the_process_keeps(no_tracing: None, bounded: boo
                 i += 1
             time.sleep(0.001)
 
-    thread = threading.Thread(target=fill)
-    thread.start()
-    try:
-        controller = TraceController("watch", window_s=0.2, period_s=60.0, first_window_s=60.0)
-        controller.start()
-        try:
-            for _ in range(5):
-                assert controller.run_window() is not None
-            top = controller.sites()
-            assert top and top[0]["growth_blocks_per_s"] > 5000  # the line grows either way
-            line_rate = float(top[0]["growth_blocks_per_s"])
-            process_rate = controller.state()["process_blocks_per_s"]
-            assert isinstance(process_rate, float)
-            if bounded:
-                assert abs(process_rate) < 0.2 * line_rate, (process_rate, line_rate)
-            else:
-                assert process_rate > 0.7 * line_rate, (process_rate, line_rate)
-        finally:
-            controller.stop()
-    finally:
-        stop.set()
-        thread.join()
+    with _watching(fill, stop) as controller:
+        for _ in range(5):
+            assert controller.run_window() is not None
+        top = controller.sites()
+        assert top and top[0]["growth_blocks_per_s"] > 5000  # the line grows either way
+        line_rate = float(top[0]["growth_blocks_per_s"])
+        process_rate = controller.state()["process_blocks_per_s"]
+        assert isinstance(process_rate, float)
+        if bounded:
+            assert abs(process_rate) < 0.2 * line_rate, (process_rate, line_rate)
+        else:
+            assert process_rate > 0.7 * line_rate, (process_rate, line_rate)
 
 
 def test_program_tracing_is_left_alone(no_tracing: None) -> None:

@@ -27,7 +27,6 @@ from memtui.engine.report.json_report import (
     ReportInput,
     SourceInfo,
     lifted_verdict,
-    steady_suspect,
 )
 from memtui.engine.report.recording import Recording, timeline_from_metrics
 from memtui.errors import ReportError
@@ -243,7 +242,11 @@ class AgentSession(FrameIntake):
         if self.size_kind() == "window":
             live = self.detector.verdict
             verdict = live if live.state != "ok" else self.detector.final_verdict()
-            leaks = verdict.state != "ok" or verdict.leak_detected or self._suspect_corroborates()
+            if verdict.state == "ok" and not verdict.leak_detected:  # the report's rule
+                verdict = lifted_verdict(
+                    verdict, self.culprits.suspects(), self.growth_threshold_mb_per_hour
+                )
+            leaks = verdict.state != "ok" or verdict.leak_detected
             blocks = self.tracing.get("process_blocks_per_s")  # measured in the windows
             if not isinstance(blocks, (int, float)) or isinstance(blocks, bool):
                 blocks = None
@@ -306,16 +309,6 @@ class AgentSession(FrameIntake):
                 ],
             },
         )
-
-    def _suspect_corroborates(self) -> bool:
-        """The report's rule (json_report.steady_suspect): RSS still growing above the threshold
-        while a named container grows steadily makes the process a suspected leak."""
-        found = steady_suspect(
-            ((s.name, s.bytes_per_hour) for s in self.culprits.suspects()),
-            self.detector.final_verdict().rate_mb_per_hour,
-            self.growth_threshold_mb_per_hour,
-        )
-        return found is not None
 
     def shown_verdict(self, suspects: Sequence[Suspect]) -> LeakVerdict:
         """The live verdict as the monitor shows it (json_report.lifted_verdict): the header
